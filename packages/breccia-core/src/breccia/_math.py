@@ -1,0 +1,230 @@
+"""The recipe math, written once (DESIGN.md §3, §5, §6).
+
+Every function takes an :class:`~breccia._ops.ArrayOps` and arrays of that backend, and uses only fp32/int32
+arithmetic with Python operators plus ``ops`` primitives. The numpy reference, torch, jax and mlx all run *this*
+code, which is why their bytes agree. Arrays here are in *split* form: each blocked axis ``i`` of the logical tensor
+is split into ``(n_i / b_i, b_i)`` and the ``b_i`` axes are the reduction axes; scale grids keep those axes as 1.
+
+Element encoding (:func:`encode_float`) is integer arithmetic on the fp32 bit pattern: round-to-nearest-even into
+the target's mantissa for normal values, and for subnormals the classic "add a power of two whose ulp is the
+target's subnormal step" trick (the FPU does the RNE). Inputs are pre-clamped to ±fmax, so it never overflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._formats import ElementFormat, get_format
+from ._ops import ArrayOps
+from ._recipes import (
+    DelayedScaling,
+    Float8BlockScaling,
+    Float8CurrentScaling,
+    INT4Scaling,
+    INT8Scaling,
+    MXFP4BlockScaling,
+    MXFP6BlockScaling,
+    MXFP8BlockScaling,
+    NVFP4BlockScaling,
+    Recipe,
+    scale_kind,
+)
+
+__all__ = ["Scales", "compute_scales", "dequant_values", "encode", "encode_float", "pow2_ceil_exponent"]
+
+Array = Any
+_E4M3 = get_format("E4M3")
+_TWO_M127_BITS = 0x00400000  # fp32 bit pattern of 2^-127 (a subnormal)
+
+
+def encode_float(ops: ArrayOps, v: Array, fmt: ElementFormat) -> Array:
+    """RNE-encode fp32 ``v`` (already clamped to ±fmax) into int32 codes of float format ``fmt``.
+
+    NaN inputs produce an unspecified code; callers that let NaN through patch them (:func:`encode`).
+    """
+    m, bias = fmt.mbits, fmt.bias
+    b = ops.bits(v)
+    sign = (b >> 31) & 1
+    a_bits = b & 0x7FFFFFFF
+    shift = 23 - m
+    normal = ((a_bits + ((1 << (shift - 1)) - 1) + ((a_bits >> shift) & 1)) >> shift) - ((127 - bias) << m)
+    magic = float(2.0 ** (24 - bias - m))  # its ulp is the target's subnormal step 2^(1-bias-m)
+    magic_bits = (127 + 24 - bias - m) << 23
+    sub = ops.bits(ops.from_bits(a_bits) + magic) - magic_bits
+    code = ops.where(a_bits < ((127 + 1 - bias) << 23), sub, normal)
+    return code | (sign << (fmt.ebits + m))
+
+
+def decode_codes(ops: ArrayOps, code: Array, fmt: ElementFormat) -> Array:
+    """Exact fp32 value of int32 float codes (small arrays: scale grids). NaN codes give NaN."""
+    m, bias = fmt.mbits, fmt.bias
+    sign = (code >> (fmt.ebits + m)) & 1
+    mag = code & ((1 << (fmt.ebits + m)) - 1)
+    e = mag >> m
+    mant = mag & ((1 << m) - 1)
+    normal = ops.from_bits(((e + (127 - bias)) << 23) | (mant << (23 - m)))
+    sub = ops.f32(mant) * float(2.0 ** (1 - bias - m))
+    val = ops.where(e == 0, sub, normal)
+    val = ops.where(sign == 1, -val, val)
+    if fmt.nan_code is not None:
+        val = ops.where(mag == (fmt.nan_code & ((1 << (fmt.ebits + m)) - 1)), float("nan"), val)
+    return val
+
+
+def pow2_ceil_exponent(ops: ArrayOps, q: Array) -> Array:
+    """int32 ``e`` with ``2^e`` the smallest power of two ≥ ``q`` (``q`` ≥ 0 finite; ``q`` ≤ 2^-127 → −127)."""
+    b = ops.bits(q)
+    e = ((b + 0x7FFFFF) >> 23) - 127
+    return ops.where(b <= _TWO_M127_BITS, -127, e)
+
+
+def floor_exponent(ops: ArrayOps, a: Array) -> Array:
+    """int32 ``floor(log2(a))`` for normal ``a`` ≥ 0 (zero and subnormals give −127)."""
+    return ((ops.bits(a) & 0x7FFFFFFF) >> 23) - 127
+
+
+def pow2(ops: ArrayOps, e: Array) -> Array:
+    """Exact fp32 ``2^e`` for int32 ``e`` in [−127, 127]."""
+    return ops.where(e <= -127, ops.from_bits(e * 0 + _TWO_M127_BITS), ops.from_bits((e + 127) << 23))
+
+
+@dataclass
+class Scales:
+    """What :func:`compute_scales` returns, all on the keepdims block grid.
+
+    ``stored``: the scale as the ScaledTensor holds it, before the backend's storage cast (fp32 values, or int32
+    E8M0 biased exponents, or int32 E4M3 codes). ``divisor``: fp32 per block, what elements are divided by
+    (0 where the block quantizes to zeros). ``zero_point``: int32 or None. ``global_scale``: fp32 0-d or None.
+    """
+
+    stored: Array
+    divisor: Array
+    zero_point: Array | None = None
+    global_scale: Array | None = None
+
+
+def _fp8_scale(ops: ArrayOps, amax: Array, fmax: float, pow2_scales: bool) -> Array:
+    s = amax / fmax
+    if pow2_scales:
+        finite = ops.isfinite(s)
+        p = pow2(ops, ops.minimum(pow2_ceil_exponent(ops, ops.where(finite, s, 0.0)), 127))
+        s = ops.where(finite, p, s)
+    return ops.where(amax == 0, 1.0, s)
+
+
+def compute_scales(
+    ops: ArrayOps,
+    recipe: Recipe,
+    amax: Array,
+    *,
+    vmin: Array | None = None,
+    vmax: Array | None = None,
+    global_amax: Array | None = None,
+    history_amax: Array | None = None,
+) -> Scales:
+    """Per-block scales from per-block statistics (``amax``; ``vmin``/``vmax`` for asymmetric integers)."""
+    fmt = recipe.element
+    if isinstance(recipe, (Float8CurrentScaling, Float8BlockScaling)):
+        a = amax
+        if isinstance(recipe, Float8CurrentScaling) and recipe.amax_epsilon > 0:
+            a = ops.maximum(a, float(recipe.amax_epsilon))
+        s = _fp8_scale(ops, a, fmt.fmax, recipe.power_of_2_scales)
+        return Scales(s, s)
+    if isinstance(recipe, DelayedScaling):
+        a = amax if history_amax is None else history_amax
+        s = ops.where(a == 0, 1.0, (a / fmt.fmax) * float(2.0**recipe.margin))
+        return Scales(s, s)
+    if isinstance(recipe, (MXFP8BlockScaling, MXFP4BlockScaling, MXFP6BlockScaling)):
+        finite = ops.where(ops.isfinite(amax), amax, 0.0)
+        if recipe.scale_rounding == "rceil":
+            e = pow2_ceil_exponent(ops, finite / fmt.fmax)
+        else:
+            e = floor_exponent(ops, finite) - fmt.emax
+        byte = ops.minimum(ops.maximum(e + 127, 0), 254)
+        byte = ops.where(amax == float("inf"), 254, byte)  # saturate, as TE does
+        byte = ops.where(ops.isnan(amax), 255, byte)
+        div = pow2(ops, ops.minimum(byte, 254) - 127)
+        div = ops.where(byte == 255, float("nan"), div)
+        return Scales(byte, div)
+    if isinstance(recipe, NVFP4BlockScaling):
+        if recipe.per_tensor_scale:
+            ga = ops.maximum(amax, 0.0) if global_amax is None else global_amax
+            g = ops.where(ga == 0, 1.0, ga / 2688.0)
+            sbf = (amax / 6.0) / g
+        else:
+            g = None
+            sbf = amax / 6.0
+        code = encode_float(ops, ops.minimum(sbf, 448.0), _E4M3)
+        code = ops.where(ops.isnan(sbf), 0x7F, code)
+        sb = decode_codes(ops, code, _E4M3)
+        div = sb if g is None else sb * g
+        return Scales(code, div, global_scale=g)
+    if isinstance(recipe, (INT4Scaling, INT8Scaling)):
+        kind = scale_kind(recipe)
+        if recipe.symmetric:
+            denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
+            s = ops.where(amax == 0, 1.0, amax / float(denom))
+            zp = None
+        else:
+            assert vmin is not None and vmax is not None
+            lo = ops.minimum(vmin, 0.0)
+            hi = ops.maximum(vmax, 0.0)
+            s = (hi - lo) / float(fmt.qmax - fmt.qmin)
+            s = ops.where(s == 0, 1.0, s)
+        s = ops.load_float(ops.store_float(s, kind))
+        tiny = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}[kind]
+        s = ops.where(s == 0, tiny, s)
+        if not recipe.symmetric:
+            zp = ops.i32(ops.clip(float(fmt.qmin) - ops.rint(lo / s), fmt.qmin, fmt.qmax))
+        return Scales(s, s, zero_point=zp)
+    raise NotImplementedError(f"no math for recipe {recipe!r}")
+
+
+def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool) -> Array:
+    """int32 codes of split-form fp32 ``x`` given its block scales (broadcast from the keepdims grid)."""
+    fmt = recipe.element
+    if fmt.kind == "int":
+        q = ops.rint(x / sc.divisor)
+        if sc.zero_point is not None:
+            q = q + ops.f32(sc.zero_point)
+        q = ops.clip(q, fmt.qmin, fmt.qmax)
+        if has_nan:
+            q = ops.where(ops.isnan(q), 0.0, q)
+        return ops.i32(q) & ((1 << fmt.bits) - 1) if fmt.storage == "packed4" else ops.i32(q)
+    # NVFP4 blocks whose scale rounded to zero quantize to zeros: dividing by +inf gives ±0.
+    div = ops.where(sc.divisor == 0, float("inf"), sc.divisor) if isinstance(recipe, NVFP4BlockScaling) else sc.divisor
+    v = ops.clip(x / div, -fmt.fmax, fmt.fmax)
+    code = encode_float(ops, v, fmt)
+    if has_nan:
+        code = ops.where(ops.isnan(v), fmt.nan_code if fmt.nan_code is not None else 0, code)
+    return code
+
+
+def dequant_values(ops: ArrayOps, recipe: Recipe, values: Array, scale: Array, zero_point: Array | None) -> Array:
+    """``decode(q) · scale`` (``(q − zp) · scale`` for asymmetric integers); ``scale`` is the fp32 block scale."""
+    if zero_point is not None:
+        values = values - ops.f32(zero_point)
+    return values * scale
+
+
+def stored_scale_to_f32(ops: ArrayOps, recipe: Recipe, scale: Array, global_scale: Array | None) -> Array:
+    """The fp32 dequantization multiplier per block, from the stored scale (and global scale)."""
+    kind = scale_kind(recipe)
+    if kind == "e8m0":
+        b = ops.load_e8m0(scale)
+        return ops.where(b == 255, float("nan"), pow2(ops, ops.minimum(b, 254) - 127))
+    if kind == "e4m3":
+        s = ops.decode(scale, _E4M3, 0)
+        return s if global_scale is None else s * ops.f32(global_scale)
+    return ops.load_float(scale)
+
+
+def store_scale(ops: ArrayOps, recipe: Recipe, stored: Array) -> Array:
+    """Backend storage of :attr:`Scales.stored` (fp32/fp16/bf16 floats, E8M0, E4M3)."""
+    kind = scale_kind(recipe)
+    if kind == "e8m0":
+        return ops.store_e8m0(stored)
+    if kind == "e4m3":
+        return ops.store_codes(stored, _E4M3)
+    return ops.store_float(stored, kind)

@@ -1,0 +1,421 @@
+"""Recipes: declarative, frozen, hashable descriptions of *how* a tensor is quantized (DESIGN.md §3).
+
+A recipe names the element format, the scale rule and the default scope; it holds no arrays and no code paths.
+The math lives once in :mod:`breccia._math`. Every field is validated on construction, so a recipe that exists is
+a recipe every backend can run; block sizes the hardware formats fix (MX 32, NVFP4 16) are enforced here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, Literal
+
+from ._errors import RecipeError
+from ._formats import ElementFormat, get_format
+from ._layouts import Layout, PerBlock2D, PerBlockK, PerChannel, PerTensor
+
+__all__ = [
+    "DelayedScaling",
+    "Float8BlockScaling",
+    "Float8CurrentScaling",
+    "INT4Scaling",
+    "INT8Scaling",
+    "MXFP4BlockScaling",
+    "MXFP6BlockScaling",
+    "MXFP8BlockScaling",
+    "NVFP4BlockScaling",
+    "Recipe",
+    "recipe_from_dict",
+]
+
+ScaleKind = Literal["fp32", "fp16", "bf16", "e8m0", "e4m3"]
+_FP8 = ("E4M3", "E5M2", "HYBRID")
+_SCALE_DTYPES = ("fp16", "bf16", "fp32")
+# Symmetric integer scale rule: "qmax" = amax / qmax (amax maps to ±7 / ±127 exactly; cast∘dequantize is a fixed
+# point) — "half_range" = amax / ((qmax − qmin) / 2) = amax / 7.5 (torchao, compressed-tensors, GPTQ).
+_RANGES = ("qmax", "half_range")
+
+
+def _choice(who: str, name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value not in allowed:
+        raise RecipeError(f"{who} got {name}={value!r}; expected one of {', '.join(map(repr, allowed))}")
+
+
+def _int(who: str, name: str, value: object, lo: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise RecipeError(f"{who} needs {name} to be an int >= {lo}; got {value!r}")
+
+
+def _bool(who: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise RecipeError(f"{who} needs {name} to be True or False; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Base class of every recipe."""
+
+    name: ClassVar[str] = "Recipe"
+    scale_kind: ClassVar[ScaleKind] = "fp32"
+
+    @property
+    def element(self) -> ElementFormat:
+        """The element format of the quantized data."""
+        raise NotImplementedError
+
+    @property
+    def grad_element(self) -> ElementFormat:
+        """Element format for gradients in training (E5M2 for ``fp8_format="HYBRID"``)."""
+        return self.element
+
+    @property
+    def bits_per_value(self) -> int:
+        return self.element.bits
+
+    @property
+    def has_global_scale(self) -> bool:
+        return False
+
+    @property
+    def has_zero_point(self) -> bool:
+        return False
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        """The layout ``cast`` uses when none is given, blocking along ``axis``."""
+        raise NotImplementedError
+
+    def allowed_layouts(self) -> tuple[type[Layout], ...]:
+        return (type(self.default_layout()),)
+
+    def check_layout(self, layout: Layout) -> None:
+        """Raise :class:`RecipeError` if ``layout`` is not a scope this recipe defines."""
+        if not isinstance(layout, Layout):
+            raise RecipeError(f"layout must be a breccia layout (PerTensor, PerBlockK, ...); got {layout!r}")
+        allowed = self.allowed_layouts()
+        if not isinstance(layout, allowed):
+            names = ", ".join(c.kind for c in allowed)
+            raise RecipeError(f"{self!r} cannot use layout {layout!r}; it supports {names}")
+        want = self.default_layout(getattr(layout, "axis", -1))
+        if type(want) is type(layout) and isinstance(layout, (PerBlockK, PerBlock2D)) and want != layout:
+            raise RecipeError(f"{self!r} fixes its blocks as {want!r}; got layout {layout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.name, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Float8CurrentScaling(Recipe):
+    """FP8 with one fp32 scale ``amax / fmax`` computed from the tensor itself (per tensor, or per row/channel
+    with ``layout=PerChannel(axis)``). ``power_of_2_scales`` rounds the scale up to a power of two."""
+
+    fp8_format: str = "E4M3"
+    power_of_2_scales: bool = False
+    amax_epsilon: float = 0.0
+    name: ClassVar[str] = "Float8CurrentScaling"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "fp8_format", self.fp8_format, _FP8)
+        _bool(self.name, "power_of_2_scales", self.power_of_2_scales)
+        if not isinstance(self.amax_epsilon, (int, float)) or not 0.0 <= float(self.amax_epsilon) < float("inf"):
+            raise RecipeError(f"{self.name} needs amax_epsilon to be a finite float >= 0; got {self.amax_epsilon!r}")
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format("E4M3" if self.fp8_format == "HYBRID" else self.fp8_format)
+
+    @property
+    def grad_element(self) -> ElementFormat:
+        return get_format("E5M2" if self.fp8_format == "HYBRID" else self.fp8_format)
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        return PerTensor()
+
+    def allowed_layouts(self) -> tuple[type[Layout], ...]:
+        return (PerTensor, PerChannel)
+
+
+@dataclass(frozen=True)
+class DelayedScaling(Recipe):
+    """TransformerEngine's delayed scaling: the scale comes from a history of past amaxes.
+
+    The history is state the caller holds (:class:`breccia.AmaxHistory`), passed to ``cast(..., history=h)``,
+    which returns the ScaledTensor and the updated history. Without a history the current amax is used.
+    """
+
+    fp8_format: str = "E4M3"
+    amax_history_len: int = 16
+    margin: int = 0
+    amax_compute_algo: str = "max"
+    name: ClassVar[str] = "DelayedScaling"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "fp8_format", self.fp8_format, _FP8)
+        _int(self.name, "amax_history_len", self.amax_history_len)
+        _int(self.name, "margin", self.margin, lo=0)
+        _choice(self.name, "amax_compute_algo", self.amax_compute_algo, ("max", "most_recent"))
+
+    element = Float8CurrentScaling.element
+    grad_element = Float8CurrentScaling.grad_element
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        return PerTensor()
+
+
+@dataclass(frozen=True)
+class Float8BlockScaling(Recipe):
+    """FP8 with an fp32 scale per ``block_m × block_k`` block: 1×128 activations, 128×128 weights (DeepSeek-V3).
+    ``power_of_2_scales=True`` rounds each scale up to a power of two (DeepSeek-V3.1 ``ue8m0``)."""
+
+    fp8_format: str = "E4M3"
+    block_k: int = 128
+    block_m: int = 1
+    power_of_2_scales: bool = False
+    name: ClassVar[str] = "Float8BlockScaling"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "fp8_format", self.fp8_format, _FP8)
+        _int(self.name, "block_k", self.block_k)
+        _int(self.name, "block_m", self.block_m)
+        _bool(self.name, "power_of_2_scales", self.power_of_2_scales)
+
+    element = Float8CurrentScaling.element
+    grad_element = Float8CurrentScaling.grad_element
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        if self.block_m == 1:
+            return PerBlockK(self.block_k, axis)
+        return PerBlock2D(self.block_m, self.block_k, axis if axis in (-1, -2) else -1)
+
+
+@dataclass(frozen=True)
+class _MXBase(Recipe):
+    scale_kind: ClassVar[ScaleKind] = "e8m0"
+
+    def _check_mx(self) -> None:
+        if self.block_size != 32:  # type: ignore[attr-defined]
+            raise RecipeError(
+                f"{self.name} fixes block_size=32 (OCP MX v1.0); got block_size={self.block_size!r}"  # type: ignore[attr-defined]
+            )
+        _choice(self.name, "scale_rounding", self.scale_rounding, ("rceil", "floor"))  # type: ignore[attr-defined]
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        return PerBlockK(32, axis)
+
+
+@dataclass(frozen=True)
+class MXFP8BlockScaling(_MXBase):
+    """OCP MXFP8: FP8 elements, one E8M0 (power-of-two) scale per 32 along K.
+    ``scale_rounding="rceil"`` (TE, cuBLAS, JAX, MLX) or ``"floor"`` (OCP v1.0 §6.3, torchao's default)."""
+
+    fp8_format: str = "E4M3"
+    block_size: int = 32
+    scale_rounding: str = "rceil"
+    name: ClassVar[str] = "MXFP8BlockScaling"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "fp8_format", self.fp8_format, ("E4M3", "E5M2"))
+        self._check_mx()
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format(self.fp8_format)
+
+
+@dataclass(frozen=True)
+class MXFP4BlockScaling(_MXBase):
+    """OCP MXFP4: E2M1 elements packed two per byte, one E8M0 scale per 32 along K."""
+
+    block_size: int = 32
+    scale_rounding: str = "rceil"
+    name: ClassVar[str] = "MXFP4BlockScaling"
+
+    def __post_init__(self) -> None:
+        self._check_mx()
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format("E2M1")
+
+
+@dataclass(frozen=True, init=False)
+class MXFP6BlockScaling(_MXBase):
+    """OCP MXFP6: E2M3 or E3M2 elements (one code per byte), one E8M0 scale per 32 along K."""
+
+    element_format: str = "E2M3"
+    block_size: int = 32
+    scale_rounding: str = "rceil"
+    name: ClassVar[str] = "MXFP6BlockScaling"
+
+    def __init__(
+        self, element: str = "E2M3", block_size: int = 32, scale_rounding: str = "rceil", **kw: Any
+    ) -> None:
+        # DESIGN.md spells the argument ``element=``; the dataclass field is ``element_format`` because
+        # ``element`` is the ElementFormat property every recipe has.
+        element = kw.pop("element_format", element)
+        if kw:
+            raise RecipeError(f"{self.name} got unexpected arguments {sorted(kw)}")
+        object.__setattr__(self, "element_format", element)
+        object.__setattr__(self, "block_size", block_size)
+        object.__setattr__(self, "scale_rounding", scale_rounding)
+        _choice(self.name, "element", element, ("E2M3", "E3M2"))
+        self._check_mx()
+
+    @property
+    def element(self) -> ElementFormat:  # type: ignore[override]
+        return get_format(self.element_format)
+
+
+@dataclass(frozen=True)
+class NVFP4BlockScaling(Recipe):
+    """NVIDIA NVFP4: E2M1 elements, an E4M3 scale per 16 (1×16, or 16×16 with ``block_m=16``) and, by default,
+    a second-level fp32 per-tensor ``global_scale = amax / (448·6)``; ``per_tensor_scale=False`` is the
+    one-level form (MLX's default ``mx.quantize(mode="nvfp4")``)."""
+
+    fp4_format: str = "E2M1"
+    block_size: int = 16
+    scale_format: str = "E4M3"
+    block_m: int = 1
+    per_tensor_scale: bool = True
+    name: ClassVar[str] = "NVFP4BlockScaling"
+    scale_kind: ClassVar[ScaleKind] = "e4m3"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "fp4_format", self.fp4_format, ("E2M1",))
+        _choice(self.name, "scale_format", self.scale_format, ("E4M3",))
+        if self.block_size != 16:
+            raise RecipeError(f"{self.name} fixes block_size=16 (NVFP4); got block_size={self.block_size!r}")
+        _choice(self.name, "block_m", self.block_m, (1, 16))
+        _bool(self.name, "per_tensor_scale", self.per_tensor_scale)
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format("E2M1")
+
+    @property
+    def has_global_scale(self) -> bool:
+        return self.per_tensor_scale
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        if self.block_m == 1:
+            return PerBlockK(16, axis)
+        return PerBlock2D(16, 16, axis if axis in (-1, -2) else -1)
+
+
+@dataclass(frozen=True)
+class _IntBase(Recipe):
+    def _scale_kind(self) -> ScaleKind:
+        return self.scale_dtype  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def has_zero_point(self) -> bool:
+        return not self.symmetric  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class INT4Scaling(_IntBase):
+    """INT4 with one scale per ``group_size`` elements along K (GPTQ/AWQ family); ``group_size=-1`` is one group
+    per row. Symmetric: ``s = amax / 7`` (``symmetric_range="half_range"``: ``amax / 7.5`` as torchao and
+    compressed-tensors do); ``symmetric=False`` adds an integer ``zero_point``:
+    ``x ≈ (q − zp) · s``. Codes are packed two per byte, element 2i in the low nibble."""
+
+    group_size: int = 128
+    signed: bool = True
+    scale_dtype: str = "fp16"
+    symmetric: bool = True
+    symmetric_range: str = "qmax"
+    name: ClassVar[str] = "INT4Scaling"
+
+    def __post_init__(self) -> None:
+        if self.group_size != -1:
+            _int(self.name, "group_size", self.group_size)
+        _bool(self.name, "signed", self.signed)
+        _choice(self.name, "scale_dtype", self.scale_dtype, _SCALE_DTYPES)
+        _bool(self.name, "symmetric", self.symmetric)
+        _choice(self.name, "symmetric_range", self.symmetric_range, _RANGES)
+        if self.symmetric and not self.signed:
+            raise RecipeError(f"{self.name}(symmetric=True) needs signed=True; unsigned codes need a zero point")
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format("INT4" if self.signed else "UINT4")
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        return PerChannel(axis) if self.group_size == -1 else PerBlockK(self.group_size, axis)
+
+    def allowed_layouts(self) -> tuple[type[Layout], ...]:
+        return (PerChannel, PerBlockK)
+
+
+@dataclass(frozen=True)
+class INT8Scaling(_IntBase):
+    """INT8 (W8A8): ``granularity`` ``"channel"`` (per row / per token along K), ``"tensor"`` or ``"group"``."""
+
+    granularity: str = "channel"
+    group_size: int = 128
+    signed: bool = True
+    scale_dtype: str = "fp32"
+    symmetric: bool = True
+    symmetric_range: str = "qmax"
+    name: ClassVar[str] = "INT8Scaling"
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "granularity", self.granularity, ("channel", "tensor", "group"))
+        _int(self.name, "group_size", self.group_size)
+        _bool(self.name, "signed", self.signed)
+        _choice(self.name, "scale_dtype", self.scale_dtype, _SCALE_DTYPES)
+        _bool(self.name, "symmetric", self.symmetric)
+        _choice(self.name, "symmetric_range", self.symmetric_range, _RANGES)
+        if self.symmetric and not self.signed:
+            raise RecipeError(f"{self.name}(symmetric=True) needs signed=True; unsigned codes need a zero point")
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format("INT8" if self.signed else "UINT8")
+
+    def default_layout(self, axis: int = -1) -> Layout:
+        if self.granularity == "tensor":
+            return PerTensor()
+        if self.granularity == "channel":
+            return PerChannel(axis)
+        return PerBlockK(self.group_size, axis)
+
+
+def scale_kind(recipe: Recipe) -> ScaleKind:
+    """How a recipe's per-block scale is stored: fp32/fp16/bf16 floats, E8M0 bytes or E4M3 bytes."""
+    if isinstance(recipe, _IntBase):
+        return recipe._scale_kind()
+    return recipe.scale_kind
+
+
+_RECIPES: dict[str, type[Recipe]] = {
+    c.name: c
+    for c in (
+        Float8CurrentScaling,
+        DelayedScaling,
+        Float8BlockScaling,
+        MXFP8BlockScaling,
+        MXFP4BlockScaling,
+        MXFP6BlockScaling,
+        NVFP4BlockScaling,
+        INT4Scaling,
+        INT8Scaling,
+    )
+}
+
+
+def recipe_from_dict(d: dict[str, Any]) -> Recipe:
+    """Rebuild a recipe from :meth:`Recipe.to_dict` output; raises :class:`RecipeError` on anything else."""
+    if not isinstance(d, dict):
+        raise RecipeError(f"a recipe record must be a dict; got {type(d).__name__}")
+    params = dict(d)
+    name = params.pop("recipe", None)
+    cls = _RECIPES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise RecipeError(f"unknown recipe {name!r}; expected one of {sorted(_RECIPES)}")
+    known = {f.name for f in fields(cls)}
+    extra = set(params) - known
+    if extra:
+        raise RecipeError(f"recipe {name} has no field(s) {sorted(extra)}")
+    if cls is MXFP6BlockScaling and "element_format" in params:
+        params["element"] = params.pop("element_format")
+    return cls(**params)

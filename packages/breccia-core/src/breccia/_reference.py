@@ -1,0 +1,220 @@
+"""The numpy reference backend: cast and dequantize, tiled (DESIGN.md §6).
+
+This is the contract every other backend is tested against. It runs the shared math of :mod:`breccia._math`
+tile by tile (:mod:`breccia._tiling`), so a 1 GiB tensor needs only its output plus a few cache-sized temporaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from . import _math as M
+from ._errors import DTypeError, NonFiniteError, RecipeError
+from ._formats import decode_table, pack_nibbles, unpack_nibbles
+from ._history import AmaxHistory
+from ._layouts import Layout
+from ._ops import NumpyOps
+from ._recipes import DelayedScaling, NVFP4BlockScaling, Recipe, scale_kind
+from ._tensor import ScaledTensor
+from ._tiling import Plan, Tile, make_plan
+
+__all__ = ["as_float_input", "cast_numpy", "dequantize_numpy"]
+
+OPS = NumpyOps()
+_FLOAT_NAMES = {"float16", "float32", "float64", "bfloat16", "float8_e4m3fn", "float8_e5m2"}
+_OUT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float64": np.float64}
+
+
+def as_float_input(x: Any, who: str = "breccia.cast") -> np.ndarray:
+    """``x`` as a numpy floating array; integer, bool, complex or object input raises :class:`DTypeError`."""
+    arr = np.asarray(x)
+    if arr.dtype.name not in _FLOAT_NAMES:
+        raise DTypeError(
+            f"{who} needs a floating-point array (float32, float16, bfloat16 or float64); got dtype {arr.dtype}. "
+            "Convert first, e.g. x.astype(np.float32)"
+        )
+    return arr
+
+
+def _locate(plan: Plan, flat: int, layout: Layout, shape: tuple[int, ...]) -> str:
+    grid = layout.scale_shape(shape) or ()
+    idx = np.unravel_index(flat, grid) if grid else ()
+    return f"block {tuple(int(i) for i in idx)} of the scale grid {tuple(grid)}"
+
+
+def _check_finite(stats: list[np.ndarray], plan: Plan, tile: Tile | None, layout: Layout, shape: tuple[int, ...],
+                  nonfinite: str) -> bool:
+    """Raise on NaN/Inf in the (small) statistics arrays unless propagating; return whether NaN is present."""
+    bad = np.zeros(stats[0].shape, bool)
+    for s in stats:
+        bad |= ~np.isfinite(s)
+    if not bad.any():
+        return False
+    if nonfinite == "propagate":
+        return True
+    local = np.argwhere(bad.reshape(tile.grid_shape if tile else plan.grid))[0]
+    offset = [sl.start for sl in tile.grid] if tile else [0] * len(plan.grid)
+    flat = int(np.ravel_multi_index(tuple(int(a + b) for a, b in zip(local, offset)), plan.grid))
+    raise NonFiniteError(
+        f"breccia.cast: the input holds NaN or Inf in {_locate(plan, flat, layout, shape)}; "
+        "clean the input or pass nonfinite='propagate' to let non-finite values through"
+    )
+
+
+def _stats(recipe: Recipe, xs: np.ndarray, red: tuple[int, ...]) -> list[np.ndarray]:
+    if recipe.has_zero_point:
+        return [OPS.vmin(xs, red), OPS.vmax(xs, red)]
+    return [OPS.amax(xs, red)]
+
+
+def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
+    if recipe.has_zero_point:
+        return M.compute_scales(OPS, recipe, OPS.maximum(stats[1], -stats[0]), vmin=stats[0], vmax=stats[1], **kw)
+    return M.compute_scales(OPS, recipe, stats[0], **kw)
+
+
+def cast_numpy(
+    x: Any,
+    recipe: Recipe,
+    layout: Layout,
+    *,
+    nonfinite: str = "raise",
+    history: AmaxHistory | None = None,
+    fixed_scale: np.ndarray | None = None,
+) -> ScaledTensor | tuple[ScaledTensor, AmaxHistory]:
+    """Quantize a numpy array; see :func:`breccia.cast` for the contract.
+
+    ``fixed_scale`` (internal, used by lossless requantize): an fp32 grid of per-block dequantization scales to
+    use instead of computing them; E8M0 recipes require powers of two.
+    """
+    arr = as_float_input(x)
+    shape = tuple(arr.shape)
+    layout.validate_shape(shape)
+    fmt = recipe.element
+    packed = fmt.storage == "packed4"
+    need_global = (
+        (isinstance(recipe, NVFP4BlockScaling) and recipe.per_tensor_scale) or history is not None
+        or fixed_scale is not None
+    )
+    plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=need_global)
+    xc = arr.reshape(plan.shape)
+    out_shape = (*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape
+    out = np.empty(out_shape, np.int8 if fmt.storage == "int8" else np.uint8)
+    stored = np.empty(plan.grid, np.int32 if scale_kind(recipe) in ("e8m0", "e4m3") else np.float32)
+    zp = np.empty(plan.grid, np.int32) if recipe.has_zero_point else None
+    glob = None
+    hist_amax = None
+    if history is not None:
+        if not isinstance(recipe, DelayedScaling):
+            raise RecipeError(f"history= is only for DelayedScaling; got recipe {recipe!r}")
+        hist_amax = history.scale_amax(recipe)
+
+    def emit(tile: Tile, xs: np.ndarray, sc: M.Scales, has_nan: bool) -> None:
+        codes = M.encode(OPS, recipe, xs, sc, has_nan=has_nan).reshape(tile.padded)
+        codes = codes[tuple(slice(0, s.stop - s.start) for s in tile.data)]
+        if packed:
+            last = tile.data[-1]
+            dst = (*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))
+            out[dst] = pack_nibbles(codes)
+        else:
+            out[tile.data] = codes
+
+    def split(tile: Tile) -> np.ndarray:
+        xt = np.asarray(xc[tile.data], dtype=np.float32)
+        return OPS.pad_to(xt, tile.padded).reshape(tile.split)
+
+    if not plan.two_pass:
+        for tile in plan.tiles():
+            xs = split(tile)
+            st = _stats(recipe, xs, tile.red_axes)
+            has_nan = _check_finite(st, plan, tile, layout, shape, nonfinite)
+            sc = _scales(recipe, st)
+            stored[tile.grid] = sc.stored.reshape(tile.grid_shape)
+            if zp is not None and sc.zero_point is not None:
+                zp[tile.grid] = sc.zero_point.reshape(tile.grid_shape)
+            emit(tile, xs, sc, has_nan)
+    else:
+        grid_stats = [np.full(plan.grid, np.inf if recipe.has_zero_point else 0.0, np.float32)]
+        if recipe.has_zero_point:
+            grid_stats.append(np.full(plan.grid, -np.inf, np.float32))
+        for tile in plan.tiles():
+            st = _stats(recipe, split(tile), tile.red_axes)
+            g = tile.grid
+            if recipe.has_zero_point:
+                grid_stats[0][g] = np.minimum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
+                grid_stats[1][g] = np.maximum(grid_stats[1][g], st[1].reshape(tile.grid_shape))
+            else:
+                grid_stats[0][g] = np.maximum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
+        has_nan = _check_finite(grid_stats, plan, None, layout, shape, nonfinite)
+        gamax = np.max(grid_stats[0]) if grid_stats[0].size else np.float32(0)
+        gamax = np.asarray(gamax, np.float32)
+        if fixed_scale is not None:
+            t = np.asarray(fixed_scale, np.float32).reshape(plan.grid)
+            kind = scale_kind(recipe)
+            sc = M.Scales(M.floor_exponent(OPS, t) + 127 if kind == "e8m0" else t, t)
+        else:
+            sc = _scales(recipe, grid_stats, global_amax=gamax, history_amax=hist_amax)
+        stored[...] = sc.stored
+        if zp is not None and sc.zero_point is not None:
+            zp[...] = sc.zero_point
+        glob = sc.global_scale
+        for tile in plan.tiles():
+            tsc = M.Scales(sc.divisor[tile.grid].reshape(tile.keep), sc.divisor[tile.grid].reshape(tile.keep),
+                           None if zp is None else zp[tile.grid].reshape(tile.keep))
+            emit(tile, split(tile), tsc, has_nan)
+        if history is not None:
+            history = history.push(gamax)
+
+    data = out.reshape((*shape[:-1], (shape[-1] + 1) // 2) if packed else shape)
+    if fmt.storage == "fp8":
+        data = data.view(ml_dtypes.float8_e4m3fn if fmt.name == "E4M3" else ml_dtypes.float8_e5m2)
+    sshape = layout.scale_shape(shape)
+    scale = M.store_scale(OPS, recipe, stored.reshape(sshape))
+    st_ = ScaledTensor(
+        data, scale, recipe, layout, shape,
+        global_scale=None if glob is None else np.asarray(glob, np.float32).reshape(()),
+        zero_point=None if zp is None else OPS.store_int8(zp.reshape(sshape)),
+    )
+    if history is not None:
+        return st_, history
+    return st_
+
+
+def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
+    """``decode(data) · scale`` per block (``(q − zp) · scale`` for asymmetric integers), tiled."""
+    if dtype not in _OUT_DTYPES:
+        raise DTypeError(f"dequantize got dtype={dtype!r}; expected one of {sorted(_OUT_DTYPES)}")
+    recipe, layout, shape = st.recipe, st.layout, st.shape
+    fmt = recipe.element
+    packed = fmt.storage == "packed4"
+    plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=False)
+    sgrid = M.stored_scale_to_f32(OPS, recipe, np.asarray(st.scale), st.global_scale).reshape(plan.grid)
+    zgrid = None if st.zero_point is None else np.asarray(st.zero_point).astype(np.float32).reshape(plan.grid)
+    raw = np.asarray(st.data)
+    raw = raw.view(np.uint8) if fmt.storage != "int8" else raw
+    dc = raw.reshape((*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape)
+    out = np.empty(plan.shape, np.float32)
+    table = decode_table(fmt.name)
+    if sgrid.size == 1 and zgrid is None and not packed and fmt.storage != "int8" and out.size:
+        # One scale: fold it into the 256-entry table, then one gather per element.
+        lut = table * sgrid.reshape(())
+        for tile in plan.tiles():
+            np.take(lut, dc[tile.data], out=out[tile.data])
+    else:
+        for tile in plan.tiles():
+            if packed:
+                last = tile.data[-1]
+                src = dc[(*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))]
+                vals = table[unpack_nibbles(src, last.stop - last.start)]
+            else:
+                vals = table[dc[tile.data]] if fmt.storage != "int8" else dc[tile.data].astype(np.float32)
+            vals = OPS.pad_to(vals, tile.padded).reshape(tile.split)
+            s = sgrid[tile.grid].reshape(tile.keep)
+            z = None if zgrid is None else zgrid[tile.grid].reshape(tile.keep)
+            res = M.dequant_values(OPS, recipe, vals, s, z).reshape(tile.padded)
+            out[tile.data] = res[tuple(slice(0, d.stop - d.start) for d in tile.data)]
+    res = out.reshape(shape)
+    return res if dtype == "float32" else res.astype(_OUT_DTYPES[dtype])
