@@ -5,9 +5,9 @@ arithmetic with Python operators plus ``ops`` primitives. The numpy reference, t
 code, which is why their bytes agree. Arrays here are in *split* form: each blocked axis ``i`` of the logical tensor
 is split into ``(n_i / b_i, b_i)`` and the ``b_i`` axes are the reduction axes; scale grids keep those axes as 1.
 
-Element encoding (:func:`encode_float`) is integer arithmetic on the fp32 bit pattern: round-to-nearest-even into
-the target's mantissa for normal values, and for subnormals the classic "add a power of two whose ulp is the
-target's subnormal step" trick (the FPU does the RNE). Inputs are pre-clamped to ±fmax, so it never overflows.
+Element encoding (:func:`encode_float`) is branch-free fp32/int32 arithmetic (no ``where``): the FPU rounds
+to the target grid, then a re-biasing multiply turns the value's bit pattern into the code. Inputs are pre-clamped
+to ±fmax, so it never overflows.
 """
 
 from __future__ import annotations
@@ -36,24 +36,27 @@ __all__ = ["Scales", "compute_scales", "dequant_values", "encode", "encode_float
 Array = Any
 _E4M3 = get_format("E4M3")
 _TWO_M127_BITS = 0x00400000  # fp32 bit pattern of 2^-127 (a subnormal)
+_SIGN = -0x80000000  # int32 with only the sign bit set
 
 
 def encode_float(ops: ArrayOps, v: Array, fmt: ElementFormat) -> Array:
     """RNE-encode fp32 ``v`` (already clamped to ±fmax) into int32 codes of float format ``fmt``.
 
-    NaN inputs produce an unspecified code; callers that let NaN through patch them (:func:`encode`).
+    Branch-free: ``c`` is the power of two whose ulp is the target's step at ``|v|``'s exponent (floored at the
+    target's smallest normal, which makes subnormals come out right), so ``(|v| + c) − c`` is ``|v|`` rounded to
+    the target grid by the FPU's own round-to-nearest-even. Multiplying that exact value by ``2^(bias−127)``
+    re-biases its exponent, so its fp32 bit pattern *is* the code shifted left by ``23 − mbits`` (target
+    subnormals land on fp32 subnormals with the same structure). NaN inputs give an unspecified code; callers
+    that let NaN through patch them (:func:`encode`).
     """
     m, bias = fmt.mbits, fmt.bias
     b = ops.bits(v)
-    sign = (b >> 31) & 1
-    a_bits = b & 0x7FFFFFFF
-    shift = 23 - m
-    normal = ((a_bits + ((1 << (shift - 1)) - 1) + ((a_bits >> shift) & 1)) >> shift) - ((127 - bias) << m)
-    magic = float(2.0 ** (24 - bias - m))  # its ulp is the target's subnormal step 2^(1-bias-m)
-    magic_bits = (127 + 24 - bias - m) << 23
-    sub = ops.bits(ops.from_bits(a_bits) + magic) - magic_bits
-    code = ops.where(a_bits < ((127 + 1 - bias) << 23), sub, normal)
-    return code | (sign << (fmt.ebits + m))
+    sign = b & _SIGN
+    a = b & 0x7FFFFFFF
+    c = ops.from_bits(ops.maximum(a & 0x7F800000, (127 + 1 - bias) << 23) + ((23 - m) << 23))
+    r = (ops.from_bits(a) + c) - c
+    code = ops.bits(r * float(2.0 ** (bias - 127))) >> (23 - m)
+    return (code | (sign >> (31 - fmt.ebits - m))) & ((1 << (fmt.ebits + m + 1)) - 1)
 
 
 def decode_codes(ops: ArrayOps, code: Array, fmt: ElementFormat) -> Array:
@@ -181,6 +184,13 @@ def compute_scales(
     raise NotImplementedError(f"no math for recipe {recipe!r}")
 
 
+def safe_divisor(ops: ArrayOps, recipe: Recipe, divisor: Array) -> Array:
+    """NVFP4 blocks whose E4M3 scale rounded to zero quantize to zeros: dividing by +inf gives ±0."""
+    if isinstance(recipe, NVFP4BlockScaling):
+        return ops.where(divisor == 0, float("inf"), divisor)
+    return divisor
+
+
 def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool) -> Array:
     """int32 codes of split-form fp32 ``x`` given its block scales (broadcast from the keepdims grid)."""
     fmt = recipe.element
@@ -192,9 +202,7 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
         if has_nan:
             q = ops.where(ops.isnan(q), 0.0, q)
         return ops.i32(q) & ((1 << fmt.bits) - 1) if fmt.storage == "packed4" else ops.i32(q)
-    # NVFP4 blocks whose scale rounded to zero quantize to zeros: dividing by +inf gives ±0.
-    div = ops.where(sc.divisor == 0, float("inf"), sc.divisor) if isinstance(recipe, NVFP4BlockScaling) else sc.divisor
-    v = ops.clip(x / div, -fmt.fmax, fmt.fmax)
+    v = ops.clip(x / safe_divisor(ops, recipe, sc.divisor), -fmt.fmax, fmt.fmax)
     code = encode_float(ops, v, fmt)
     if has_nan:
         code = ops.where(ops.isnan(v), fmt.nan_code if fmt.nan_code is not None else 0, code)

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import _math as M
 from ._errors import DTypeError, NonFiniteError, RecipeError
-from ._formats import decode_table, pack_nibbles, unpack_nibbles
+from ._fastnp import Scratch, amax_bits, encode_float_into
+from ._formats import ElementFormat, decode_table, pack_nibbles, unpack_nibbles
 from ._history import AmaxHistory
 from ._layouts import Layout
 from ._ops import NumpyOps
@@ -64,16 +65,17 @@ def _check_finite(stats: list[np.ndarray], plan: Plan, tile: Tile | None, layout
     )
 
 
-def _stats(recipe: Recipe, xs: np.ndarray, red: tuple[int, ...]) -> list[np.ndarray]:
-    if recipe.has_zero_point:
-        return [OPS.vmin(xs, red), OPS.vmax(xs, red)]
-    return [OPS.amax(xs, red)]
-
-
 def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
     if recipe.has_zero_point:
         return M.compute_scales(OPS, recipe, OPS.maximum(stats[1], -stats[0]), vmin=stats[0], vmax=stats[1], **kw)
     return M.compute_scales(OPS, recipe, stats[0], **kw)
+
+
+def _scratch_size(plan: Plan) -> int:
+    n = 1
+    for t, b, size in zip(plan.tile, plan.blocks, plan.shape):
+        n *= -(-t // b) * b if 1 < b < size else t
+    return n
 
 
 def cast_numpy(
@@ -95,12 +97,15 @@ def cast_numpy(
     layout.validate_shape(shape)
     fmt = recipe.element
     packed = fmt.storage == "packed4"
+    is_float = fmt.kind == "float"
     need_global = (
         (isinstance(recipe, NVFP4BlockScaling) and recipe.per_tensor_scale) or history is not None
         or fixed_scale is not None
     )
     plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=need_global)
     xc = arr.reshape(plan.shape)
+    work = Scratch(_scratch_size(plan))
+    xbuf = np.empty(_scratch_size(plan), np.float32)
     out_shape = (*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape
     out = np.empty(out_shape, np.int8 if fmt.storage == "int8" else np.uint8)
     stored = np.empty(plan.grid, np.int32 if scale_kind(recipe) in ("e8m0", "e4m3") else np.float32)
@@ -112,24 +117,40 @@ def cast_numpy(
             raise RecipeError(f"history= is only for DelayedScaling; got recipe {recipe!r}")
         hist_amax = history.scale_amax(recipe)
 
+    def load(tile: Tile) -> np.ndarray:
+        xt = xc[tile.data]
+        if xt.dtype == np.float32 and tuple(xt.shape) == tile.padded:
+            return xt.reshape(tile.split)
+        buf = xbuf[: int(np.prod(tile.padded))].reshape(tile.padded)
+        if tuple(xt.shape) != tile.padded:
+            buf[...] = 0
+        np.copyto(buf[tuple(slice(0, d.stop - d.start) for d in tile.data)], xt, casting="unsafe")
+        return buf.reshape(tile.split)
+
+    def stats(xs: np.ndarray, tile: Tile) -> list[np.ndarray]:
+        if recipe.has_zero_point:
+            return [OPS.vmin(xs, tile.red_axes), OPS.vmax(xs, tile.red_axes)]
+        return [amax_bits(xs, tile.red_axes, work)]
+
     def emit(tile: Tile, xs: np.ndarray, sc: M.Scales, has_nan: bool) -> None:
-        codes = M.encode(OPS, recipe, xs, sc, has_nan=has_nan).reshape(tile.padded)
-        codes = codes[tuple(slice(0, s.stop - s.start) for s in tile.data)]
+        if is_float:
+            div = M.safe_divisor(OPS, recipe, sc.divisor)
+            codes = encode_float_into(xs, div, fmt, work, has_nan)
+            if fmt.storage == "byte":  # FP6: clear the sign-extension bits above the code
+                np.bitwise_and(codes, np.int32((1 << fmt.bits) - 1), out=codes)
+        else:
+            codes = M.encode(OPS, recipe, xs, sc, has_nan=has_nan)
+        codes = codes.reshape(tile.padded)[tuple(slice(0, s.stop - s.start) for s in tile.data)]
         if packed:
             last = tile.data[-1]
-            dst = (*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))
-            out[dst] = pack_nibbles(codes)
+            out[(*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))] = pack_nibbles(codes)
         else:
             out[tile.data] = codes
 
-    def split(tile: Tile) -> np.ndarray:
-        xt = np.asarray(xc[tile.data], dtype=np.float32)
-        return OPS.pad_to(xt, tile.padded).reshape(tile.split)
-
     if not plan.two_pass:
         for tile in plan.tiles():
-            xs = split(tile)
-            st = _stats(recipe, xs, tile.red_axes)
+            xs = load(tile)
+            st = stats(xs, tile)
             has_nan = _check_finite(st, plan, tile, layout, shape, nonfinite)
             sc = _scales(recipe, st)
             stored[tile.grid] = sc.stored.reshape(tile.grid_shape)
@@ -141,7 +162,7 @@ def cast_numpy(
         if recipe.has_zero_point:
             grid_stats.append(np.full(plan.grid, -np.inf, np.float32))
         for tile in plan.tiles():
-            st = _stats(recipe, split(tile), tile.red_axes)
+            st = stats(load(tile), tile)
             g = tile.grid
             if recipe.has_zero_point:
                 grid_stats[0][g] = np.minimum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
@@ -149,12 +170,10 @@ def cast_numpy(
             else:
                 grid_stats[0][g] = np.maximum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
         has_nan = _check_finite(grid_stats, plan, None, layout, shape, nonfinite)
-        gamax = np.max(grid_stats[0]) if grid_stats[0].size else np.float32(0)
-        gamax = np.asarray(gamax, np.float32)
+        gamax = np.asarray(np.max(grid_stats[0]) if grid_stats[0].size else 0.0, np.float32)
         if fixed_scale is not None:
             t = np.asarray(fixed_scale, np.float32).reshape(plan.grid)
-            kind = scale_kind(recipe)
-            sc = M.Scales(M.floor_exponent(OPS, t) + 127 if kind == "e8m0" else t, t)
+            sc = M.Scales(M.floor_exponent(OPS, t) + 127 if scale_kind(recipe) == "e8m0" else t, t)
         else:
             sc = _scales(recipe, grid_stats, global_amax=gamax, history_amax=hist_amax)
         stored[...] = sc.stored
@@ -162,9 +181,9 @@ def cast_numpy(
             zp[...] = sc.zero_point
         glob = sc.global_scale
         for tile in plan.tiles():
-            tsc = M.Scales(sc.divisor[tile.grid].reshape(tile.keep), sc.divisor[tile.grid].reshape(tile.keep),
-                           None if zp is None else zp[tile.grid].reshape(tile.keep))
-            emit(tile, split(tile), tsc, has_nan)
+            div = sc.divisor[tile.grid].reshape(tile.keep)
+            tsc = M.Scales(div, div, None if zp is None else zp[tile.grid].reshape(tile.keep))
+            emit(tile, load(tile), tsc, has_nan)
         if history is not None:
             history = history.push(gamax)
 
@@ -173,14 +192,41 @@ def cast_numpy(
         data = data.view(ml_dtypes.float8_e4m3fn if fmt.name == "E4M3" else ml_dtypes.float8_e5m2)
     sshape = layout.scale_shape(shape)
     scale = M.store_scale(OPS, recipe, stored.reshape(sshape))
-    st_ = ScaledTensor(
+    result = ScaledTensor(
         data, scale, recipe, layout, shape,
         global_scale=None if glob is None else np.asarray(glob, np.float32).reshape(()),
         zero_point=None if zp is None else OPS.store_int8(zp.reshape(sshape)),
     )
     if history is not None:
-        return st_, history
-    return st_
+        return result, history
+    return result
+
+
+def _pair_table(fmt: ElementFormat, scale: np.ndarray | None) -> np.ndarray:
+    """Decode table over *pairs* of codes, as float64 words holding two fp32 values (element 2i first).
+
+    Packed 4-bit formats index it with a byte (two nibbles), byte formats with a uint16 (two bytes); one gather
+    then writes two outputs. A single per-tensor scale is folded in, so FP8 per-tensor dequantize is one pass.
+    """
+    table = decode_table(fmt.name)
+    bits = 8 if fmt.storage == "packed4" else 16
+    half = bits // 2
+    if table.size < (1 << half):  # FP6: bytes above 63 are not codes
+        table = np.concatenate([table, np.full((1 << half) - table.size, np.nan, np.float32)])
+    idx = np.arange(1 << bits)
+    pairs = np.empty((1 << bits, 2), np.float32)
+    pairs[:, 0] = table[idx & ((1 << half) - 1)]
+    pairs[:, 1] = table[idx >> half]
+    if scale is not None:
+        pairs *= scale
+    return pairs.reshape(-1).view(np.float64)
+
+
+def _fast_dest(ov: np.ndarray, rv: np.ndarray, packed: bool, n_last: int) -> bool:
+    return bool(
+        ov.flags.c_contiguous and rv.flags.c_contiguous and ov.size % 2 == 0 and ov.ctypes.data % 8 == 0
+        and (not packed or n_last % 2 == 0) and (packed or rv.size % 2 == 0)
+    )
 
 
 def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
@@ -190,31 +236,37 @@ def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
     recipe, layout, shape = st.recipe, st.layout, st.shape
     fmt = recipe.element
     packed = fmt.storage == "packed4"
-    plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=False)
+    plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=False, tile_elems=1 << 18)
     sgrid = M.stored_scale_to_f32(OPS, recipe, np.asarray(st.scale), st.global_scale).reshape(plan.grid)
     zgrid = None if st.zero_point is None else np.asarray(st.zero_point).astype(np.float32).reshape(plan.grid)
-    raw = np.asarray(st.data)
-    raw = raw.view(np.uint8) if fmt.storage != "int8" else raw
+    raw = np.asarray(st.data).view(np.uint8)
     dc = raw.reshape((*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape)
     out = np.empty(plan.shape, np.float32)
+    single = sgrid.size == 1 and zgrid is None
+    pairs = _pair_table(fmt, sgrid.reshape(()) if single else None) if out.size else None
     table = decode_table(fmt.name)
-    if sgrid.size == 1 and zgrid is None and not packed and fmt.storage != "int8" and out.size:
-        # One scale: fold it into the 256-entry table, then one gather per element.
-        lut = table * sgrid.reshape(())
-        for tile in plan.tiles():
-            np.take(lut, dc[tile.data], out=out[tile.data])
-    else:
-        for tile in plan.tiles():
-            if packed:
-                last = tile.data[-1]
-                src = dc[(*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))]
-                vals = table[unpack_nibbles(src, last.stop - last.start)]
-            else:
-                vals = table[dc[tile.data]] if fmt.storage != "int8" else dc[tile.data].astype(np.float32)
-            vals = OPS.pad_to(vals, tile.padded).reshape(tile.split)
-            s = sgrid[tile.grid].reshape(tile.keep)
-            z = None if zgrid is None else zgrid[tile.grid].reshape(tile.keep)
-            res = M.dequant_values(OPS, recipe, vals, s, z).reshape(tile.padded)
-            out[tile.data] = res[tuple(slice(0, d.stop - d.start) for d in tile.data)]
+    n_last = plan.shape[-1]
+    for tile in plan.tiles():
+        ov = out[tile.data]
+        if packed:
+            last = tile.data[-1]
+            rv = dc[(*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))]
+        else:
+            rv = dc[tile.data]
+        whole = tuple(s.stop - s.start for s in tile.data) == tile.padded
+        if pairs is not None and whole and _fast_dest(ov, rv, packed, n_last):
+            idx = rv.reshape(-1) if packed else rv.reshape(-1).view(np.uint16)
+            np.take(pairs, idx, out=ov.reshape(-1).view(np.float64), mode="wrap")
+            if not single:
+                ovs = ov.reshape(tile.split)
+                if zgrid is not None:
+                    np.subtract(ovs, zgrid[tile.grid].reshape(tile.keep), out=ovs)
+                np.multiply(ovs, sgrid[tile.grid].reshape(tile.keep), out=ovs)
+            continue
+        vals = table[unpack_nibbles(rv, tile.data[-1].stop - tile.data[-1].start) if packed else rv]
+        vals = OPS.pad_to(vals, tile.padded).reshape(tile.split)
+        z = None if zgrid is None else zgrid[tile.grid].reshape(tile.keep)
+        res = M.dequant_values(OPS, recipe, vals, sgrid[tile.grid].reshape(tile.keep), z).reshape(tile.padded)
+        out[tile.data] = res[tuple(slice(0, d.stop - d.start) for d in tile.data)]
     res = out.reshape(shape)
     return res if dtype == "float32" else res.astype(_OUT_DTYPES[dtype])
