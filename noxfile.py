@@ -1,0 +1,116 @@
+"""Sessions for the breccia monorepo. ``uv run nox`` runs the default set (what CI runs).
+
+Each package session builds a fresh venv holding *only* that package and breccia-core (plus the test tools), so
+a missing dependency declaration fails here rather than for a user. ``integration`` runs tests-integration/ with
+every package whose backend is ready; ``wheels`` builds every distribution and checks the namespace rule.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import zipfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["lint", "core", "integration", "typecheck", "wheels", "examples"]
+
+ROOT = Path(__file__).parent
+CORE = "packages/breccia-core"
+TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check + ruff format --check over the whole tree."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """breccia-core alone in a fresh venv: proves it needs only numpy + ml_dtypes."""
+    session.install(CORE, *TEST_TOOLS)
+    _pytest(session, f"{CORE}/tests")
+
+
+@nox.session(python=PYTHONS)
+def matrix(session: nox.Session) -> None:
+    """Opt-in: breccia-core's tests on every supported interpreter found here (``nox -s matrix``)."""
+    core(session)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Cross-package tests: seed API verbatim, every recipe end to end, CLI."""
+    session.install(CORE, *TEST_TOOLS)
+    _pytest(session, "tests-integration")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on breccia-core, installed as a wheel (the merged tree a user gets)."""
+    session.install(CORE, "mypy>=1.13", *TEST_TOOLS)
+    site = session.run(
+        "python", "-c", "import breccia, os; print(os.path.dirname(breccia.__file__))", silent=True
+    )
+    assert site is not None
+    session.run("mypy", "--strict", "--python-version", "3.10", site.strip())
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build every distribution; fail if an add-on wheel ships breccia/__init__.py (DESIGN.md §1)."""
+    session.install("build>=1.2")
+    out = ROOT / "dist"
+    for pkg in sorted((ROOT / "packages").iterdir()):
+        if (pkg / "pyproject.toml").exists():
+            session.run("python", "-m", "build", "--wheel", "--sdist", "--outdir", str(out), str(pkg))
+    problems = []
+    found = 0
+    for whl in glob.glob(str(out / "*.whl")):
+        found += 1
+        names = zipfile.ZipFile(whl).namelist()
+        dist = os.path.basename(whl).split("-")[0]
+        if dist == "breccia_core":
+            if "breccia/__init__.py" not in names or "breccia/py.typed" not in names:
+                problems.append(f"{whl}: breccia-core must ship breccia/__init__.py and py.typed")
+        elif "breccia/__init__.py" in names:
+            problems.append(f"{whl}: only breccia-core may ship breccia/__init__.py")
+    if found < 7:
+        problems.append(f"expected 7 wheels, built {found}")
+    if problems:
+        session.error("\n".join(problems))
+    session.log(f"{found} wheels OK")
+
+
+def _example_requires(path: Path) -> set[str]:
+    """Distributions an example needs, from a ``# requires: breccia-torch, ...`` line in its header."""
+    for line in path.read_text().splitlines()[:10]:
+        if line.startswith("# requires:"):
+            return {x.strip() for x in line.split(":", 1)[1].split(",") if x.strip()}
+    return set()
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """The demo command, and every example whose requirements are only breccia-core."""
+    session.install(CORE)
+    session.run("breccia", "demo")
+    session.run("python", "-m", "breccia", "info")
+    ran = 0
+    for ex in sorted((ROOT / "examples").glob("*.py")):
+        if _example_requires(ex) <= {"breccia-core"}:
+            session.run("python", str(ex))
+            ran += 1
+    session.log(f"{ran} examples ran")
