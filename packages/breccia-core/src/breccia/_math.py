@@ -70,7 +70,10 @@ def decode_codes(ops: ArrayOps, code: Array, fmt: ElementFormat) -> Array:
     sub = ops.f32(mant) * float(2.0 ** (1 - bias - m))
     val = ops.where(e == 0, sub, normal)
     val = ops.where(sign == 1, -val, val)
-    if fmt.nan_code is not None:
+    if fmt.ieee_specials:
+        top = e == (1 << fmt.ebits) - 1
+        val = ops.where(top, ops.where(mant == 0, ops.where(sign == 1, -float("inf"), float("inf")), float("nan")), val)
+    elif fmt.nan_code is not None:
         val = ops.where(mag == (fmt.nan_code & ((1 << (fmt.ebits + m)) - 1)), float("nan"), val)
     return val
 

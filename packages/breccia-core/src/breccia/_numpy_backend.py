@@ -31,11 +31,14 @@ class NumpyBackend:
     name = "numpy"
     ops = NumpyOps()
 
+    # Overflow/invalid conditions are handled explicitly (saturation, NaN policy), so numpy's warnings are noise.
     def cast(self, x: Any, recipe: Recipe, layout: Layout, *, nonfinite: str, history: Any) -> Any:
-        return cast_numpy(x, recipe, layout, nonfinite=nonfinite, history=history)
+        with np.errstate(all="ignore"):
+            return cast_numpy(x, recipe, layout, nonfinite=nonfinite, history=history)
 
     def dequantize(self, st: ScaledTensor, dtype: Any) -> np.ndarray:
-        return dequantize_numpy(st, _dtype_str(dtype))
+        with np.errstate(all="ignore"):
+            return dequantize_numpy(st, _dtype_str(dtype))
 
     def operand(self, x: Any) -> np.ndarray:
         """A matmul operand as fp32: dequantized ScaledTensor or a plain float array."""

@@ -127,7 +127,8 @@ class ArrayOps:
         """Stored E8M0 scales → int32 biased exponents."""
         raise NotImplementedError
 
-    def store_int8(self, z: Array) -> Array:
+    def store_zero_point(self, z: Array, signed: bool) -> Array:
+        """int32 zero points → int8 (signed codes) or uint8 (unsigned codes)."""
         raise NotImplementedError
 
 
@@ -228,5 +229,5 @@ class NumpyOps(ArrayOps):
     def load_e8m0(self, s: Array) -> Array:
         return np.asarray(s).view(np.uint8).astype(np.int32)
 
-    def store_int8(self, z: Array) -> Array:
-        return np.asarray(z).astype(np.int8)
+    def store_zero_point(self, z: Array, signed: bool) -> Array:
+        return np.asarray(z).astype(np.int8 if signed else np.uint8)

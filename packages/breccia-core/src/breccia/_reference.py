@@ -67,8 +67,20 @@ def _check_finite(stats: list[np.ndarray], plan: Plan, tile: Tile | None, layout
 
 def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
     if recipe.has_zero_point:
-        return M.compute_scales(OPS, recipe, OPS.maximum(stats[1], -stats[0]), vmin=stats[0], vmax=stats[1], **kw)
-    return M.compute_scales(OPS, recipe, stats[0], **kw)
+        sc = M.compute_scales(OPS, recipe, OPS.maximum(stats[1], -stats[0]), vmin=stats[0], vmax=stats[1], **kw)
+    else:
+        sc = M.compute_scales(OPS, recipe, stats[0], **kw)
+    kind = scale_kind(recipe)
+    if kind in ("fp16", "bf16"):
+        bad = ~np.isfinite(sc.divisor) & np.isfinite(stats[0])
+        if bad.any():
+            vals = np.abs(np.concatenate([st.ravel() for st in stats]))
+            amax = float(vals[np.isfinite(vals)].max())
+            raise RecipeError(
+                f"{recipe!r}: a block amax of {amax:.6g} overflows the {kind} scale; "
+                "use scale_dtype='bf16' or 'fp32', or smaller groups"
+            )
+    return sc
 
 
 def _scratch_size(plan: Plan) -> int:
@@ -76,6 +88,22 @@ def _scratch_size(plan: Plan) -> int:
     for t, b, size in zip(plan.tile, plan.blocks, plan.shape):
         n *= -(-t // b) * b if 1 < b < size else t
     return n
+
+
+def _cast_empty(recipe: Recipe, layout: Layout, shape: tuple[int, ...], history: AmaxHistory | None) -> Any:
+    """A tensor with no elements: every block's amax is 0, so every scale is the zero-block scale."""
+    fmt = recipe.element
+    sshape = layout.scale_shape(shape)
+    zeros = [np.zeros(sshape, np.float32)] * (2 if recipe.has_zero_point else 1)
+    sc = _scales(recipe, zeros, global_amax=np.float32(0), history_amax=None)
+    dshape = (*shape[:-1], (shape[-1] + 1) // 2) if fmt.storage == "packed4" else shape
+    data = OPS.store_codes(np.zeros(dshape, np.int32), fmt) if fmt.storage != "packed4" else np.zeros(dshape, np.uint8)
+    st = ScaledTensor(
+        data, M.store_scale(OPS, recipe, np.asarray(sc.stored)), recipe, layout, shape,
+        global_scale=None if sc.global_scale is None else np.asarray(sc.global_scale, np.float32).reshape(()),
+        zero_point=None if sc.zero_point is None else OPS.store_zero_point(sc.zero_point, fmt.signed),
+    )
+    return (st, history.push(np.float32(0))) if history is not None else st
 
 
 def cast_numpy(
@@ -102,6 +130,8 @@ def cast_numpy(
         (isinstance(recipe, NVFP4BlockScaling) and recipe.per_tensor_scale) or history is not None
         or fixed_scale is not None
     )
+    if arr.size == 0:
+        return _cast_empty(recipe, layout, shape, history)
     plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=need_global)
     xc = arr.reshape(plan.shape)
     work = Scratch(_scratch_size(plan))
@@ -195,7 +225,7 @@ def cast_numpy(
     result = ScaledTensor(
         data, scale, recipe, layout, shape,
         global_scale=None if glob is None else np.asarray(glob, np.float32).reshape(()),
-        zero_point=None if zp is None else OPS.store_int8(zp.reshape(sshape)),
+        zero_point=None if zp is None else OPS.store_zero_point(zp.reshape(sshape), fmt.signed),
     )
     if history is not None:
         return result, history
@@ -236,6 +266,8 @@ def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
     recipe, layout, shape = st.recipe, st.layout, st.shape
     fmt = recipe.element
     packed = fmt.storage == "packed4"
+    if st.size == 0:
+        return np.zeros(shape, _OUT_DTYPES[dtype])
     plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=False, tile_elems=1 << 18)
     sgrid = M.stored_scale_to_f32(OPS, recipe, np.asarray(st.scale), st.global_scale).reshape(plan.grid)
     zgrid = None if st.zero_point is None else np.asarray(st.zero_point).astype(np.float32).reshape(plan.grid)

@@ -151,8 +151,10 @@ class ScaledTensor:
             if self.zero_point is None:
                 raise LayoutError(f"{self.recipe!r} is asymmetric and needs a zero_point; got None")
             self.layout.check_scale(shape, _shape(self.zero_point), what="zero_point")
-            if dtype_name(self.zero_point) != "int8":
-                raise DTypeError(f"zero_point must be int8; got {dtype_name(self.zero_point)}")
+            zdt = "int8" if fmt.signed else "uint8"
+            if dtype_name(self.zero_point) != zdt:
+                raise DTypeError(f"{self.recipe.name} needs zero_point of dtype {zdt} (same signedness as the codes); "
+                                 f"got {dtype_name(self.zero_point)}")
         elif self.zero_point is not None:
             raise LayoutError(f"{self.recipe!r} is symmetric and takes no zero_point")
 

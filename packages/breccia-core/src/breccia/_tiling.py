@@ -117,4 +117,4 @@ def make_plan(
             if bj >= nj > 1:
                 split_full = True
         break
-    return Plan(tuple(cs), tuple(cb), grid, tuple(tile), need_global or split_full)
+    return Plan(tuple(cs), tuple(cb), grid, tuple(max(t, 1) for t in tile), need_global or split_full)
