@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import os
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def single_thread() -> None:
@@ -62,11 +68,23 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], align: st
     widths = [max(w, 3) for w in widths]
 
     def fmt(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w)
-                                 for c, w, a in zip(cells, widths, align, strict=True)) + " |"
+        return (
+            "| "
+            + " | ".join(
+                str(c).ljust(w) if a == "l" else str(c).rjust(w)
+                for c, w, a in zip(cells, widths, align, strict=True)
+            )
+            + " |"
+        )
 
-    rule = "|" + "|".join((":" + "-" * (w + 1)) if a == "l" else ("-" * (w + 1) + ":")
-                          for w, a in zip(widths, align, strict=True)) + "|"
+    rule = (
+        "|"
+        + "|".join(
+            (":" + "-" * (w + 1)) if a == "l" else ("-" * (w + 1) + ":")
+            for w, a in zip(widths, align, strict=True)
+        )
+        + "|"
+    )
     return "\n".join([fmt(head), rule, *(fmt(r) for r in rows)])
 
 
@@ -101,9 +119,11 @@ def machine_info() -> dict[str, Any]:
 
 def describe(info: dict[str, Any]) -> str:
     """One line summarising :func:`machine_info`."""
-    return (f"{info['date']}; {info['cpu']} ({info['cpu_count']} cores), {info['platform']}; "
-            f"Python {info['python']}, numpy {info['numpy']}, ml_dtypes {info['ml_dtypes']}, "
-            f"breccia {info['breccia']}; {info['threads']} thread(s)")
+    return (
+        f"{info['date']}; {info['cpu']} ({info['cpu_count']} cores), {info['platform']}; "
+        f"Python {info['python']}, numpy {info['numpy']}, ml_dtypes {info['ml_dtypes']}, "
+        f"breccia {info['breccia']}; {info['threads']} thread(s)"
+    )
 
 
 def dump_json(path: str, payload: dict[str, Any]) -> None:

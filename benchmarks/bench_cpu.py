@@ -82,35 +82,60 @@ def bench_throughput(size: int, repeats: int, select: str | None) -> list[dict[s
             repeats,
         )
         out_bytes = x.size * 4
-        rows.append({
-            "label": label,
-            "recipe": repr(recipe),
-            "fp8": is_fp8(recipe),
-            "bits_per_value": st.bits_per_value,
-            "nbytes": st.nbytes,
-            "astype_ms": t["astype"] * 1e3,
-            "cast_ms": t["cast"] * 1e3,
-            "cast_gbps": (x.nbytes + st.nbytes) / t["cast"] / 1e9,
-            "cast_vs_astype": t["astype"] / t["cast"],
-            "copy_ms": t["copy"] * 1e3,
-            "dequantize_ms": t["dequantize"] * 1e3,
-            "dequantize_gbps": (st.nbytes + out_bytes) / t["dequantize"] / 1e9,
-            "dequantize_vs_copy": t["copy"] / t["dequantize"],
-        })
-        print(f"  {label:34s} cast {t['cast'] * 1e3:7.1f} ms ({t['astype'] / t['cast']:.2f}x astype)  "
-              f"dequantize {t['dequantize'] * 1e3:6.1f} ms ({t['copy'] / t['dequantize']:.2f}x copy)",
-              file=sys.stderr)
+        rows.append(
+            {
+                "label": label,
+                "recipe": repr(recipe),
+                "fp8": is_fp8(recipe),
+                "bits_per_value": st.bits_per_value,
+                "nbytes": st.nbytes,
+                "astype_ms": t["astype"] * 1e3,
+                "cast_ms": t["cast"] * 1e3,
+                "cast_gbps": (x.nbytes + st.nbytes) / t["cast"] / 1e9,
+                "cast_vs_astype": t["astype"] / t["cast"],
+                "copy_ms": t["copy"] * 1e3,
+                "dequantize_ms": t["dequantize"] * 1e3,
+                "dequantize_gbps": (st.nbytes + out_bytes) / t["dequantize"] / 1e9,
+                "dequantize_vs_copy": t["copy"] / t["dequantize"],
+            }
+        )
+        print(
+            f"  {label:34s} cast {t['cast'] * 1e3:7.1f} ms ({t['astype'] / t['cast']:.2f}x astype)  "
+            f"dequantize {t['dequantize'] * 1e3:6.1f} ms ({t['copy'] / t['dequantize']:.2f}x copy)",
+            file=sys.stderr,
+        )
     return rows
 
 
 def throughput_table(rows: list[dict[str, Any]]) -> str:
     """The markdown table of :func:`bench_throughput` rows."""
-    head = ("recipe", "bits/val", "cast ms", "cast GB/s", "astype ms", "cast vs astype",
-            "dequant ms", "dequant GB/s", "copy ms", "dequant vs copy")
-    body = [(r["label"], f"{r['bits_per_value']:.2f}", f"{r['cast_ms']:.1f}", f"{r['cast_gbps']:.2f}",
-             f"{r['astype_ms']:.1f}", f"{r['cast_vs_astype']:.2f}x", f"{r['dequantize_ms']:.1f}",
-             f"{r['dequantize_gbps']:.2f}", f"{r['copy_ms']:.1f}", f"{r['dequantize_vs_copy']:.2f}x")
-            for r in rows]
+    head = (
+        "recipe",
+        "bits/val",
+        "cast ms",
+        "cast GB/s",
+        "astype ms",
+        "cast vs astype",
+        "dequant ms",
+        "dequant GB/s",
+        "copy ms",
+        "dequant vs copy",
+    )
+    body = [
+        (
+            r["label"],
+            f"{r['bits_per_value']:.2f}",
+            f"{r['cast_ms']:.1f}",
+            f"{r['cast_gbps']:.2f}",
+            f"{r['astype_ms']:.1f}",
+            f"{r['cast_vs_astype']:.2f}x",
+            f"{r['dequantize_ms']:.1f}",
+            f"{r['dequantize_gbps']:.2f}",
+            f"{r['copy_ms']:.1f}",
+            f"{r['dequantize_vs_copy']:.2f}x",
+        )
+        for r in rows
+    ]
     return _common.markdown_table(head, body)
 
 
@@ -119,19 +144,37 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         if r["label"] == CAST_TARGET_LABEL:
-            out.append({"target": f"cast {r['label']} >= {CAST_TARGET}x astype", "value": r["cast_vs_astype"],
-                        "pass": r["cast_vs_astype"] >= CAST_TARGET, "acceptance": True})
+            out.append(
+                {
+                    "target": f"cast {r['label']} >= {CAST_TARGET}x astype",
+                    "value": r["cast_vs_astype"],
+                    "pass": r["cast_vs_astype"] >= CAST_TARGET,
+                    "acceptance": True,
+                }
+            )
     for r in rows:
-        out.append({"target": f"dequantize {r['label']} >= {DEQUANT_TARGET}x copy",
-                    "value": r["dequantize_vs_copy"], "pass": r["dequantize_vs_copy"] >= DEQUANT_TARGET,
-                    "acceptance": r["fp8"]})
+        out.append(
+            {
+                "target": f"dequantize {r['label']} >= {DEQUANT_TARGET}x copy",
+                "value": r["dequantize_vs_copy"],
+                "pass": r["dequantize_vs_copy"] >= DEQUANT_TARGET,
+                "acceptance": r["fp8"],
+            }
+        )
     return out
 
 
 def targets_table(items: list[dict[str, Any]]) -> str:
     """Markdown table of :func:`targets`."""
-    body = [(t["target"], f"{t['value']:.2f}x", "PASS" if t["pass"] else "FAIL",
-             "acceptance" if t["acceptance"] else "info") for t in items]
+    body = [
+        (
+            t["target"],
+            f"{t['value']:.2f}x",
+            "PASS" if t["pass"] else "FAIL",
+            "acceptance" if t["acceptance"] else "info",
+        )
+        for t in items
+    ]
     return _common.markdown_table(("target", "measured", "result", "kind"), body, "lrll")
 
 
@@ -162,20 +205,25 @@ def memory_worker(side: int, labels: list[str]) -> list[dict[str, Any]]:
         t_deq = time.perf_counter() - t0
         peak_deq = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        rows.append({
-            "label": label,
-            "input_bytes": x.nbytes,
-            "output_nbytes": st.nbytes,
-            "cast_peak_bytes": peak_cast,
-            "cast_peak_ratio": peak_cast / st.nbytes,
-            "cast_s_traced": t_cast,
-            "dequant_out_bytes": y.nbytes,
-            "dequant_peak_bytes": peak_deq,
-            "dequant_peak_ratio": peak_deq / y.nbytes,
-            "dequant_s_traced": t_deq,
-        })
-        print(f"  {label:34s} cast peak {peak_cast / st.nbytes:.3f}x output, "
-              f"dequantize peak {peak_deq / y.nbytes:.3f}x output", file=sys.stderr)
+        rows.append(
+            {
+                "label": label,
+                "input_bytes": x.nbytes,
+                "output_nbytes": st.nbytes,
+                "cast_peak_bytes": peak_cast,
+                "cast_peak_ratio": peak_cast / st.nbytes,
+                "cast_s_traced": t_cast,
+                "dequant_out_bytes": y.nbytes,
+                "dequant_peak_bytes": peak_deq,
+                "dequant_peak_ratio": peak_deq / y.nbytes,
+                "dequant_s_traced": t_deq,
+            }
+        )
+        print(
+            f"  {label:34s} cast peak {peak_cast / st.nbytes:.3f}x output, "
+            f"dequantize peak {peak_deq / y.nbytes:.3f}x output",
+            file=sys.stderr,
+        )
         del st, y
     return rows
 
@@ -200,11 +248,27 @@ def bench_memory(side: int, labels: list[str]) -> dict[str, Any]:
 def memory_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of :func:`memory_worker` rows."""
     mib = 1 << 20
-    body = [(r["label"], f"{r['output_nbytes'] / mib:.0f}", f"{r['cast_peak_bytes'] / mib:.0f}",
-             f"{r['cast_peak_ratio']:.3f}", "PASS" if r["cast_peak_ratio"] <= MEMORY_TARGET else "FAIL",
-             f"{r['dequant_peak_bytes'] / mib:.0f}", f"{r['dequant_peak_ratio']:.3f}") for r in rows]
-    head = ("recipe", "output MiB", "cast peak MiB", "cast peak / output", f"<= {MEMORY_TARGET}",
-            "dequant peak MiB", "dequant peak / fp32 output")
+    body = [
+        (
+            r["label"],
+            f"{r['output_nbytes'] / mib:.0f}",
+            f"{r['cast_peak_bytes'] / mib:.0f}",
+            f"{r['cast_peak_ratio']:.3f}",
+            "PASS" if r["cast_peak_ratio"] <= MEMORY_TARGET else "FAIL",
+            f"{r['dequant_peak_bytes'] / mib:.0f}",
+            f"{r['dequant_peak_ratio']:.3f}",
+        )
+        for r in rows
+    ]
+    head = (
+        "recipe",
+        "output MiB",
+        "cast peak MiB",
+        "cast peak / output",
+        f"<= {MEMORY_TARGET}",
+        "dequant peak MiB",
+        "dequant peak / fp32 output",
+    )
     return _common.markdown_table(head, body, "lrrrlrr")
 
 
@@ -251,8 +315,11 @@ def import_table(imp: dict[str, Any]) -> str:
     body = [
         ("import numpy", f"{imp['numpy_s'] * 1e3:.1f} ms"),
         ("import breccia (after numpy)", f"{imp['breccia_s'] * 1e3:.1f} ms"),
-        ("import numpy + breccia", f"{imp['numpy_plus_breccia_s'] * 1e3:.1f} ms (target < 100 ms: "
-         f"{'PASS' if imp['numpy_plus_breccia_s'] < 0.1 else 'FAIL'})"),
+        (
+            "import numpy + breccia",
+            f"{imp['numpy_plus_breccia_s'] * 1e3:.1f} ms (target < 100 ms: "
+            f"{'PASS' if imp['numpy_plus_breccia_s'] < 0.1 else 'FAIL'})",
+        ),
         ("first breccia.cast access (loads kernels, ml_dtypes)", f"{imp['cast_attr_s'] * 1e3:.1f} ms"),
         (f"{'/'.join(FRAMEWORKS)} in sys.modules after import", fw_import),
         ("... after a cast + dequantize of a numpy array", fw_cast),
@@ -289,9 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         result["targets"] = tg
         failed |= any(not t["pass"] and t["acceptance"] for t in tg)
         print(f"## Throughput: {what}\n")
-        print("cast vs astype = t(x.astype(ml_dtypes.float8_e4m3fn)) / t(breccia.cast); dequant vs copy = "
-              "t(x.copy()) / t(breccia.dequantize); > 1 means breccia is faster. GB/s counts bytes read + "
-              "written.\n")
+        print(
+            "cast vs astype = t(x.astype(ml_dtypes.float8_e4m3fn)) / t(breccia.cast); dequant vs copy = "
+            "t(x.copy()) / t(breccia.dequantize); > 1 means breccia is faster. GB/s counts bytes read + "
+            "written.\n"
+        )
         print(throughput_table(rows) + "\n")
         print("## Targets\n")
         print(targets_table(tg) + "\n")
@@ -307,9 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         result["memory"] = mem
         failed |= any(r["cast_peak_ratio"] > MEMORY_TARGET for r in mem["rows"])
         print(f"## Peak memory: {args.memory_side}x{args.memory_side} fp32 tensor ({gib:.2f} GiB)\n")
-        print("tracemalloc peak during the call (input allocated before tracing starts), divided by the "
-              "ScaledTensor's nbytes (cast) or the fp32 result's bytes (dequantize). Child max RSS: "
-              f"{mem['max_rss_bytes'] / (1 << 30):.2f} GiB.\n")
+        print(
+            "tracemalloc peak during the call (input allocated before tracing starts), divided by the "
+            "ScaledTensor's nbytes (cast) or the fp32 result's bytes (dequantize). Child max RSS: "
+            f"{mem['max_rss_bytes'] / (1 << 30):.2f} GiB.\n"
+        )
         print(memory_table(mem["rows"]) + "\n")
     if args.json:
         _common.dump_json(args.json, result)
