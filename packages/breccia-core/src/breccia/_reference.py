@@ -210,8 +210,9 @@ def cast_numpy(
         if zp is not None and sc.zero_point is not None:
             zp[...] = sc.zero_point
         glob = sc.global_scale
+        divisor = np.broadcast_to(np.asarray(sc.divisor, np.float32), plan.grid)  # history scales are 0-d
         for tile in plan.tiles():
-            div = sc.divisor[tile.grid].reshape(tile.keep)
+            div = divisor[tile.grid].reshape(tile.keep)
             tsc = M.Scales(div, div, None if zp is None else zp[tile.grid].reshape(tile.keep))
             emit(tile, load(tile), tsc, has_nan)
         if history is not None:

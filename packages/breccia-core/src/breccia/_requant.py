@@ -21,17 +21,18 @@ from ._tensor import ScaledTensor
 __all__ = ["requantize_direct"]
 
 
-def _covers(src: tuple[int, ...], dst: tuple[int, ...], shape: tuple[int, ...]) -> bool:
-    return all(d % s == 0 or d >= n for s, d, n in zip(src, dst, shape))
+def _aligned(src: tuple[int, ...], dst: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Along every axis a target block is a union of whole source blocks, or lies inside one source block."""
+    return all(d % s == 0 or d >= n or s % d == 0 or s >= n for s, d, n in zip(src, dst, shape))
 
 
 def _group_max(grid: np.ndarray, src: tuple[int, ...], dst: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """Max of the source scale grid over each target block."""
+    """Max of the source scales each target block touches (one value where it lies inside one source block)."""
     out = grid
     for ax, (s, d, n) in enumerate(zip(src, dst, shape)):
-        r = max(1, -(-min(d, n) // s))
-        if r > 1:
-            out = np.maximum.reduceat(out, np.arange(0, out.shape[ax], r), axis=ax)
+        n_dst = -(-n // d)
+        starts = (np.arange(n_dst) * d) // s  # first source block of each target block (repeats when inside one)
+        out = np.maximum.reduceat(out, starts, axis=ax)
     return out
 
 
@@ -48,7 +49,7 @@ def requantize_direct(backend: Any, st: ScaledTensor, recipe: Recipe, layout: La
         return None
     shape = st.shape
     sb, db = st.layout.block_shape(shape), layout.block_shape(shape)
-    if not _covers(sb, db, shape):
+    if not _aligned(sb, db, shape):
         return None
     from ._reference import OPS, cast_numpy, dequantize_numpy
 
