@@ -61,9 +61,7 @@ def integration(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on breccia-core, installed as a wheel (the merged tree a user gets)."""
     session.install(CORE, "mypy>=1.13", *TEST_TOOLS)
-    site = session.run(
-        "python", "-c", "import breccia, os; print(os.path.dirname(breccia.__file__))", silent=True
-    )
+    site = session.run("python", "-c", "import breccia, os; print(os.path.dirname(breccia.__file__))", silent=True)
     assert site is not None
     session.run("mypy", "--strict", "--python-version", "3.10", site.strip())
 

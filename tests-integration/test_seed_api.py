@@ -7,7 +7,8 @@ import numpy as np
 
 def test_seed_001_quickstart() -> None:
     # --- verbatim from seed 001 (README quickstart)
-    import breccia, numpy as np  # noqa: E401, I001
+    import breccia, numpy as np
+
     # Quantize to FP8 with per-block-K scaling (DeepSeek-v3 style)
     x = np.random.randn(8, 256).astype(np.float32)
     st = breccia.cast(x, breccia.Float8BlockScaling(block_k=128))
@@ -61,5 +62,6 @@ def test_seed_004_requantize() -> None:
     # --- end verbatim
     assert st_nv.recipe == breccia.NVFP4BlockScaling() and st_nv.shape == x.shape
     cos = np.dot(breccia.dequantize(st_nv).ravel(), x.ravel()) / (
-        np.linalg.norm(breccia.dequantize(st_nv)) * np.linalg.norm(x))
+        np.linalg.norm(breccia.dequantize(st_nv)) * np.linalg.norm(x)
+    )
     assert cos > 0.99

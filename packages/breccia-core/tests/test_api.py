@@ -34,7 +34,10 @@ def test_scaled_tensor_is_frozen_and_identity_hashed() -> None:
     st = breccia.cast(make_x((2, 64), 0), breccia.MXFP8BlockScaling())
     with pytest.raises(AttributeError):
         st.scale = None  # type: ignore[misc]
-    assert hash(st) == hash(st) and st == st and st != breccia.cast(make_x((2, 64), 0), breccia.MXFP8BlockScaling())
+    other = st
+    assert (
+        hash(st) == hash(other) and st == other and st != breccia.cast(make_x((2, 64), 0), breccia.MXFP8BlockScaling())
+    )
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
@@ -83,7 +86,10 @@ def test_matmul_vector_rhs_and_out_dtype() -> None:
 def test_requantize_mxfp8_to_fp8_blocks_is_lossless() -> None:
     x = make_x((16, 512), 4)
     mx = breccia.cast(x, breccia.MXFP8BlockScaling())
-    for target in [breccia.Float8BlockScaling(block_k=32), breccia.Float8BlockScaling(block_k=32, power_of_2_scales=True)]:
+    for target in [
+        breccia.Float8BlockScaling(block_k=32),
+        breccia.Float8BlockScaling(block_k=32, power_of_2_scales=True),
+    ]:
         out = breccia.requantize(mx, target)
         assert out.recipe == target
         np.testing.assert_array_equal(breccia.dequantize(out), breccia.dequantize(mx))

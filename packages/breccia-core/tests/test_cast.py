@@ -18,7 +18,7 @@ DTYPES = [np.float32, np.float16, ml_dtypes.bfloat16, np.float64]
 
 def make_x(shape: tuple[int, ...], seed: int, dtype: object = np.float32) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) * np.exp(rng.uniform(-4, 4, shape[:-1] + (1,) if shape else ()))
+    x = rng.standard_normal(shape) * np.exp(rng.uniform(-4, 4, (*shape[:-1], 1) if shape else ()))
     if x.size > 4:
         x.reshape(-1)[rng.integers(0, x.size, max(1, x.size // 50))] *= 30.0  # outliers
     if x.ndim and x.shape[-1] > 40:
@@ -35,8 +35,15 @@ def axes_for(recipe: breccia.Recipe, ndim: int) -> list[int]:
     return sorted({-1, 0}) if ndim >= 1 else []
 
 
-def spec_dequant(codes: np.ndarray, scales: np.ndarray, g: object, zps: object, recipe: breccia.Recipe,
-                 layout: breccia.Layout, shape: tuple[int, ...]) -> np.ndarray:
+def spec_dequant(
+    codes: np.ndarray,
+    scales: np.ndarray,
+    g: object,
+    zps: object,
+    recipe: breccia.Recipe,
+    layout: breccia.Layout,
+    shape: tuple[int, ...],
+) -> np.ndarray:
     el = recipe.element
     if el.kind == "int":
         vals = codes.astype(np.int64)
@@ -147,10 +154,17 @@ def test_scale_overflow_in_fp16_is_an_error() -> None:
 def test_large_tensor_uses_many_tiles_and_matches_small_path() -> None:
     # Bigger than one tile along both axes, so the tiling and two-pass machinery run.
     x = make_x((300, 1100), seed=11)
-    for r in [breccia.Float8BlockScaling(), breccia.Float8CurrentScaling(), breccia.NVFP4BlockScaling(),
-              breccia.MXFP4BlockScaling(), breccia.Float8BlockScaling(block_m=128)]:
+    for r in [
+        breccia.Float8BlockScaling(),
+        breccia.Float8CurrentScaling(),
+        breccia.NVFP4BlockScaling(),
+        breccia.MXFP4BlockScaling(),
+        breccia.Float8BlockScaling(block_m=128),
+    ]:
         check_against_spec(x, r, -1)
-        check_against_spec(np.ascontiguousarray(x.T), r, 0 if not isinstance(r.default_layout(), breccia.PerBlock2D) else -2)
+        check_against_spec(
+            np.ascontiguousarray(x.T), r, 0 if not isinstance(r.default_layout(), breccia.PerBlock2D) else -2
+        )
 
 
 def test_per_channel_column_scales_with_long_axis() -> None:

@@ -15,8 +15,14 @@ from breccia._ops import NumpyOps
 
 OPS = NumpyOps()
 FLOATS = ["E4M3", "E5M2", "E2M1", "E2M3", "E3M2"]
-ML = {"E4M3": ml_dtypes.float8_e4m3fn, "E5M2": ml_dtypes.float8_e5m2, "E2M1": ml_dtypes.float4_e2m1fn,
-      "E2M3": ml_dtypes.float6_e2m3fn, "E3M2": ml_dtypes.float6_e3m2fn, "E8M0": ml_dtypes.float8_e8m0fnu}
+ML = {
+    "E4M3": ml_dtypes.float8_e4m3fn,
+    "E5M2": ml_dtypes.float8_e5m2,
+    "E2M1": ml_dtypes.float4_e2m1fn,
+    "E2M3": ml_dtypes.float6_e2m3fn,
+    "E3M2": ml_dtypes.float6_e3m2fn,
+    "E8M0": ml_dtypes.float8_e8m0fnu,
+}
 
 
 def all_codes(name: str) -> np.ndarray:
@@ -73,12 +79,23 @@ def _encode_inputs(name: str) -> np.ndarray:
     vals = np.unique(np.abs(vals[np.isfinite(vals)]))
     mids = ((vals[1:].astype(np.float64) + vals[:-1]) / 2).astype(np.float32)
     rng = np.random.default_rng(7)
-    rnd = np.concatenate([
-        rng.uniform(-f.fmax, f.fmax, 200_000), rng.standard_normal(100_000) * f.min_normal,
-        np.exp(rng.uniform(-60, np.log(f.fmax), 100_000)),
-    ]).astype(np.float32)
-    x = np.concatenate([vals, mids, np.nextafter(mids, np.float32(np.inf)), np.nextafter(mids, np.float32(0)), rnd,
-                        np.float32([0.0, 1e-45, 1e-38])])
+    rnd = np.concatenate(
+        [
+            rng.uniform(-f.fmax, f.fmax, 200_000),
+            rng.standard_normal(100_000) * f.min_normal,
+            np.exp(rng.uniform(-60, np.log(f.fmax), 100_000)),
+        ]
+    ).astype(np.float32)
+    x = np.concatenate(
+        [
+            vals,
+            mids,
+            np.nextafter(mids, np.float32(np.inf)),
+            np.nextafter(mids, np.float32(0)),
+            rnd,
+            np.float32([0.0, 1e-45, 1e-38]),
+        ]
+    )
     return np.clip(np.concatenate([x, -x]), -f.fmax, f.fmax).astype(np.float32)
 
 
@@ -119,9 +136,13 @@ def test_overflow_saturates_after_clamp(name: str) -> None:
 def _float_recipe(name: str):  # type: ignore[no-untyped-def]
     import breccia
 
-    return {"E4M3": breccia.Float8CurrentScaling(), "E5M2": breccia.Float8CurrentScaling(fp8_format="E5M2"),
-            "E2M1": breccia.MXFP4BlockScaling(), "E2M3": breccia.MXFP6BlockScaling(element="E2M3"),
-            "E3M2": breccia.MXFP6BlockScaling(element="E3M2")}[name]
+    return {
+        "E4M3": breccia.Float8CurrentScaling(),
+        "E5M2": breccia.Float8CurrentScaling(fp8_format="E5M2"),
+        "E2M1": breccia.MXFP4BlockScaling(),
+        "E2M3": breccia.MXFP6BlockScaling(element="E2M3"),
+        "E3M2": breccia.MXFP6BlockScaling(element="E3M2"),
+    }[name]
 
 
 def test_nan_encodes_to_nan_code_when_propagating() -> None:

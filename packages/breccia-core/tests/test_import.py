@@ -12,8 +12,13 @@ import pytest
 
 
 def run_py(code: str, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         env={**os.environ, **(env or {})}, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -61,13 +66,16 @@ def test_missing_addon_names_the_pip_command() -> None:
         except breccia.BackendNotInstalledError as e:
             print(type(e).__name__, "|", e)
     """)
-    assert out == ("BackendNotInstalledError | breccia.cast got a torch.Tensor, but breccia-torch is not installed: "
-                   "pip install breccia-torch")
+    assert out == (
+        "BackendNotInstalledError | breccia.cast got a torch.Tensor, but breccia-torch is not installed: "
+        "pip install breccia-torch"
+    )
 
 
 def test_third_party_backend_via_entry_point(tmp_path: Path) -> None:
     # A real (if tiny) installed distribution: a dist-info with an entry point in the breccia.backends group.
-    (tmp_path / "mybackend.py").write_text(textwrap.dedent("""
+    (tmp_path / "mybackend.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         class Box:
             def __init__(self, a): self.a = np.asarray(a, np.float32); self.shape = self.a.shape
@@ -78,16 +86,20 @@ def test_third_party_backend_via_entry_point(tmp_path: Path) -> None:
                 from breccia._reference import cast_numpy
                 return cast_numpy(x.a, recipe, layout, nonfinite=nonfinite, history=history)
         BACKEND = _B()
-    """))
+    """)
+    )
     dist = tmp_path / "mybackend-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mybackend\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[breccia.backends]\nbox = mybackend:BACKEND\n")
-    out = run_py("""
+    out = run_py(
+        """
         import breccia, mybackend
         st = breccia.cast(mybackend.Box([[1.0, 2.0]]), breccia.Float8CurrentScaling())
         print(type(st).__name__, st.shape)
-    """, env={"PYTHONPATH": str(tmp_path)})
+    """,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert out == "ScaledTensor (1, 2)"
 
 
@@ -107,7 +119,11 @@ def test_cli_bridges_commands_without_bridges() -> None:
 
     if importlib.util.find_spec("breccia.bridges") is not None:
         pytest.skip("breccia-bridges is installed in this environment")
-    out = subprocess.run([sys.executable, "-m", "breccia", "inspect", "x.safetensors"], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "breccia", "inspect", "x.safetensors"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == "breccia inspect needs breccia-bridges: pip install breccia-bridges"

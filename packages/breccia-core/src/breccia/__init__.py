@@ -20,13 +20,31 @@ __path__ = extend_path(__path__, __name__)
 # numpy's extras nor ml_dtypes until a recipe or an operation is used (DESIGN.md §1: import < 100 ms).
 _LAZY = {
     "_api": ("cast", "cast_ste", "dequantize", "matmul", "requantize"),
-    "_errors": ("BackendNotInstalledError", "BrecciaError", "DTypeError", "FormatError", "LayoutError",
-                "NonFiniteError", "RecipeError", "ShapeError"),
+    "_errors": (
+        "BackendNotInstalledError",
+        "BrecciaError",
+        "DTypeError",
+        "FormatError",
+        "LayoutError",
+        "NonFiniteError",
+        "RecipeError",
+        "ShapeError",
+    ),
     "_history": ("AmaxHistory",),
     "_layouts": ("Layout", "PerBlock2D", "PerBlockK", "PerChannel", "PerTensor", "layout_from_dict"),
-    "_recipes": ("DelayedScaling", "Float8BlockScaling", "Float8CurrentScaling", "INT4Scaling", "INT8Scaling",
-                 "MXFP4BlockScaling", "MXFP6BlockScaling", "MXFP8BlockScaling", "NVFP4BlockScaling", "Recipe",
-                 "recipe_from_dict"),
+    "_recipes": (
+        "DelayedScaling",
+        "Float8BlockScaling",
+        "Float8CurrentScaling",
+        "INT4Scaling",
+        "INT8Scaling",
+        "MXFP4BlockScaling",
+        "MXFP6BlockScaling",
+        "MXFP8BlockScaling",
+        "NVFP4BlockScaling",
+        "Recipe",
+        "recipe_from_dict",
+    ),
     "_tensor": ("ScaledTensor", "from_buffer"),
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}

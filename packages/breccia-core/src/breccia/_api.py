@@ -29,13 +29,27 @@ def _resolve(recipe: Any, layout: Layout | None, axis: Any, who: str) -> Layout:
 
 
 @overload
-def cast(x: Any, recipe: Recipe, *, layout: Layout | None = ..., axis: int = ...,
-         nonfinite: Literal["raise", "propagate"] = ..., history: None = ...) -> ScaledTensor: ...
+def cast(
+    x: Any,
+    recipe: Recipe,
+    *,
+    layout: Layout | None = ...,
+    axis: int = ...,
+    nonfinite: Literal["raise", "propagate"] = ...,
+    history: None = ...,
+) -> ScaledTensor: ...
 
 
 @overload
-def cast(x: Any, recipe: Recipe, *, layout: Layout | None = ..., axis: int = ...,
-         nonfinite: Literal["raise", "propagate"] = ..., history: AmaxHistory) -> tuple[ScaledTensor, AmaxHistory]: ...
+def cast(
+    x: Any,
+    recipe: Recipe,
+    *,
+    layout: Layout | None = ...,
+    axis: int = ...,
+    nonfinite: Literal["raise", "propagate"] = ...,
+    history: AmaxHistory,
+) -> tuple[ScaledTensor, AmaxHistory]: ...
 
 
 def cast(
@@ -69,7 +83,9 @@ def dequantize(st: ScaledTensor, dtype: Any = None) -> Any:
     return backend_for(st, who="breccia.dequantize").dequantize(st, dtype)
 
 
-def requantize(st: ScaledTensor, recipe: Recipe, *, layout: Layout | None = None, axis: int | None = None) -> ScaledTensor:
+def requantize(
+    st: ScaledTensor, recipe: Recipe, *, layout: Layout | None = None, axis: int | None = None
+) -> ScaledTensor:
     """Convert ``st`` to ``recipe``.
 
     Where the target represents the source exactly (same element format and every target block covered by
@@ -111,8 +127,10 @@ def matmul(a: Any, b: Any, *, out_dtype: Any = None) -> Any:
         raise ShapeError(f"breccia.matmul needs b to be 1-D or 2-D ([K] or [K, N]); got shape {tuple(b.shape)}")
     ka, kb = _k_axis(a, "breccia.matmul", "a"), _k_axis(b, "breccia.matmul", "b")
     if ka != kb:
-        raise ShapeError(f"breccia.matmul: a has K={ka} on its last axis but b has K={kb} on its first; "
-                         f"shapes {tuple(a.shape)} @ {tuple(b.shape)}")
+        raise ShapeError(
+            f"breccia.matmul: a has K={ka} on its last axis but b has K={kb} on its first; "
+            f"shapes {tuple(a.shape)} @ {tuple(b.shape)}"
+        )
     return backend.matmul(a, b, out_dtype)
 
 

@@ -19,7 +19,17 @@ from ._version import __version__
 __all__ = ["main"]
 
 _DISTS = ("breccia-core", "breccia-torch", "breccia-jax", "breccia-mlx", "breccia-triton", "breccia-bridges")
-_LIBS = ("numpy", "ml_dtypes", "torch", "jax", "mlx", "triton", "safetensors", "torchao", "compressed_tensors")
+_LIBS = (
+    "numpy",
+    "ml_dtypes",
+    "torch",
+    "jax",
+    "mlx",
+    "triton",
+    "safetensors",
+    "torchao",
+    "compressed_tensors",
+)
 
 
 def _version_of(dist: str) -> str | None:
@@ -30,8 +40,12 @@ def _version_of(dist: str) -> str | None:
 
 
 def _info() -> str:
-    lines = [f"breccia {__version__}", f"python {platform.python_version()} ({sys.executable})", "",
-             "distributions:"]
+    lines = [
+        f"breccia {__version__}",
+        f"python {platform.python_version()} ({sys.executable})",
+        "",
+        "distributions:",
+    ]
     for d in _DISTS:
         v = _version_of(d)
         lines.append(f"  {d:18s} {v or 'not installed'}")

@@ -98,17 +98,37 @@ def run_demo(seed: int = 0) -> list[DemoRow]:
         sw, sa = _st(w, recipe, 0), _st(a, recipe, -1)
         dw = dequantize(sw)
         y = matmul(sa, sw)
-        rows.append(DemoRow(label, sw.bits_per_value, sw.nbytes / w.nbytes, sqnr_db(w, dw), cosine(ref, y),
-                            float(np.max(np.abs(dw - w)))))
+        rows.append(
+            DemoRow(
+                label,
+                sw.bits_per_value,
+                sw.nbytes / w.nbytes,
+                sqnr_db(w, dw),
+                cosine(ref, y),
+                float(np.max(np.abs(dw - w))),
+            )
+        )
     return rows
 
 
 def format_table(rows: list[DemoRow]) -> str:
     head = ("recipe", "bits/value", "bytes vs fp32", "weight SQNR dB", "matmul cosine", "max abs err")
-    body = [(r.label, f"{r.bits_per_value:.2f}", f"{r.bytes_vs_fp32:.3f}", f"{r.sqnr_db:.1f}",
-             f"{r.matmul_cosine:.6f}", f"{r.max_abs_error:.2e}") for r in rows]
+    body = [
+        (
+            r.label,
+            f"{r.bits_per_value:.2f}",
+            f"{r.bytes_vs_fp32:.3f}",
+            f"{r.sqnr_db:.1f}",
+            f"{r.matmul_cosine:.6f}",
+            f"{r.max_abs_error:.2e}",
+        )
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, body)])
 
 
@@ -116,5 +136,7 @@ def main(seed: int = 0) -> str:
     t0 = time.perf_counter()
     rows = run_demo(seed)
     dt = time.perf_counter() - t0
-    return (f"breccia demo: weight [1024, 512] Gaussian, activations [256, 1024] Student-t(3) with 8 outlier "
-            f"channels ×50; seed {seed}\n\n{format_table(rows)}\n\n{len(rows)} recipes in {dt:.2f} s")
+    return (
+        f"breccia demo: weight [1024, 512] Gaussian, activations [256, 1024] Student-t(3) with 8 outlier "
+        f"channels ×50; seed {seed}\n\n{format_table(rows)}\n\n{len(rows)} recipes in {dt:.2f} s"
+    )

@@ -116,8 +116,10 @@ def backend_for(*xs: Any, who: str = "breccia") -> Any:
     """The backend for the arrays/ScaledTensors ``xs`` (all must share a framework)."""
     names = {framework_of(x) for x in xs if x is not None}
     if len(names) > 1:
-        raise DTypeError(f"{who} got operands from different frameworks ({', '.join(sorted(names))}); "
-                         "move them to one first, e.g. with breccia.bridges.from_dlpack")
+        raise DTypeError(
+            f"{who} got operands from different frameworks ({', '.join(sorted(names))}); "
+            "move them to one first, e.g. with breccia.bridges.from_dlpack"
+        )
     name = names.pop() if names else "numpy"
     try:
         return _load(name)

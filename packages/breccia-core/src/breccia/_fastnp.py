@@ -42,7 +42,9 @@ def amax_bits(x: np.ndarray, axes: tuple[int, ...], work: Scratch) -> np.ndarray
     return np.asarray(t.max(axis=axes, keepdims=True)).view(np.float32)
 
 
-def encode_float_into(x: np.ndarray, divisor: np.ndarray, fmt: ElementFormat, work: Scratch, has_nan: bool) -> np.ndarray:
+def encode_float_into(
+    x: np.ndarray, divisor: np.ndarray, fmt: ElementFormat, work: Scratch, has_nan: bool
+) -> np.ndarray:
     """int32 codes (high bits unmasked) of ``clip(x / divisor, ±fmax)`` — :func:`_math.encode`, in place."""
     m, bias = fmt.mbits, fmt.bias
     v = work.view(work.f, x.shape)

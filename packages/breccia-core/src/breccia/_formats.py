@@ -75,8 +75,19 @@ FORMATS: dict[str, ElementFormat] = {
     f.name: f
     for f in (
         ElementFormat("E4M3", "float", 8, 4, 3, 7, 448.0, nan_code=0x7F, storage="fp8", native="float8_e4m3fn"),
-        ElementFormat("E5M2", "float", 8, 5, 2, 15, 57344.0, nan_code=0x7F, storage="fp8", native="float8_e5m2",
-                      ieee_specials=True),
+        ElementFormat(
+            "E5M2",
+            "float",
+            8,
+            5,
+            2,
+            15,
+            57344.0,
+            nan_code=0x7F,
+            storage="fp8",
+            native="float8_e5m2",
+            ieee_specials=True,
+        ),
         ElementFormat("E2M1", "float", 4, 2, 1, 1, 6.0, storage="packed4", native="float4_e2m1fn"),
         ElementFormat("E2M3", "float", 6, 2, 3, 1, 7.5, storage="byte", native="float6_e2m3fn"),
         ElementFormat("E3M2", "float", 6, 3, 2, 3, 28.0, storage="byte", native="float6_e3m2fn"),

@@ -246,9 +246,7 @@ class MXFP6BlockScaling(_MXBase):
     scale_rounding: str = "rceil"
     name: ClassVar[str] = "MXFP6BlockScaling"
 
-    def __init__(
-        self, element: str = "E2M3", block_size: int = 32, scale_rounding: str = "rceil", **kw: Any
-    ) -> None:
+    def __init__(self, element: str = "E2M3", block_size: int = 32, scale_rounding: str = "rceil", **kw: Any) -> None:
         # DESIGN.md spells the argument ``element=``; the dataclass field is ``element_format`` because
         # ``element`` is the ElementFormat property every recipe has.
         element = kw.pop("element_format", element)

@@ -26,7 +26,12 @@ __all__ = ["as_float_input", "cast_numpy", "dequantize_numpy"]
 
 OPS = NumpyOps()
 _FLOAT_NAMES = {"float16", "float32", "float64", "bfloat16", "float8_e4m3fn", "float8_e5m2"}
-_OUT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float64": np.float64}
+_OUT_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "bfloat16": ml_dtypes.bfloat16,
+    "float64": np.float64,
+}
 
 
 def as_float_input(x: Any, who: str = "breccia.cast") -> np.ndarray:
@@ -46,8 +51,14 @@ def _locate(plan: Plan, flat: int, layout: Layout, shape: tuple[int, ...]) -> st
     return f"block {tuple(int(i) for i in idx)} of the scale grid {tuple(grid)}"
 
 
-def _check_finite(stats: list[np.ndarray], plan: Plan, tile: Tile | None, layout: Layout, shape: tuple[int, ...],
-                  nonfinite: str) -> bool:
+def _check_finite(
+    stats: list[np.ndarray],
+    plan: Plan,
+    tile: Tile | None,
+    layout: Layout,
+    shape: tuple[int, ...],
+    nonfinite: str,
+) -> bool:
     """Raise on NaN/Inf in the (small) statistics arrays unless propagating; return whether NaN is present."""
     bad = np.zeros(stats[0].shape, bool)
     for s in stats:
@@ -99,7 +110,11 @@ def _cast_empty(recipe: Recipe, layout: Layout, shape: tuple[int, ...], history:
     dshape = (*shape[:-1], (shape[-1] + 1) // 2) if fmt.storage == "packed4" else shape
     data = OPS.store_codes(np.zeros(dshape, np.int32), fmt) if fmt.storage != "packed4" else np.zeros(dshape, np.uint8)
     st = ScaledTensor(
-        data, M.store_scale(OPS, recipe, np.asarray(sc.stored)), recipe, layout, shape,
+        data,
+        M.store_scale(OPS, recipe, np.asarray(sc.stored)),
+        recipe,
+        layout,
+        shape,
         global_scale=None if sc.global_scale is None else np.asarray(sc.global_scale, np.float32).reshape(()),
         zero_point=None if sc.zero_point is None else OPS.store_zero_point(sc.zero_point, fmt.signed),
     )
@@ -127,7 +142,8 @@ def cast_numpy(
     packed = fmt.storage == "packed4"
     is_float = fmt.kind == "float"
     need_global = (
-        (isinstance(recipe, NVFP4BlockScaling) and recipe.per_tensor_scale) or history is not None
+        (isinstance(recipe, NVFP4BlockScaling) and recipe.per_tensor_scale)
+        or history is not None
         or fixed_scale is not None
     )
     if arr.size == 0:
@@ -224,7 +240,11 @@ def cast_numpy(
     sshape = layout.scale_shape(shape)
     scale = M.store_scale(OPS, recipe, stored.reshape(sshape))
     result = ScaledTensor(
-        data, scale, recipe, layout, shape,
+        data,
+        scale,
+        recipe,
+        layout,
+        shape,
         global_scale=None if glob is None else np.asarray(glob, np.float32).reshape(()),
         zero_point=None if zp is None else OPS.store_zero_point(zp.reshape(sshape), fmt.signed),
     )
@@ -255,8 +275,12 @@ def _pair_table(fmt: ElementFormat, scale: np.ndarray | None) -> np.ndarray:
 
 def _fast_dest(ov: np.ndarray, rv: np.ndarray, packed: bool, n_last: int) -> bool:
     return bool(
-        ov.flags.c_contiguous and rv.flags.c_contiguous and ov.size % 2 == 0 and ov.ctypes.data % 8 == 0
-        and (not packed or n_last % 2 == 0) and (packed or rv.size % 2 == 0)
+        ov.flags.c_contiguous
+        and rv.flags.c_contiguous
+        and ov.size % 2 == 0
+        and ov.ctypes.data % 8 == 0
+        and (not packed or n_last % 2 == 0)
+        and (packed or rv.size % 2 == 0)
     )
 
 

@@ -58,10 +58,9 @@ def requantize_direct(backend: Any, st: ScaledTensor, recipe: Recipe, layout: La
     if not np.all(np.isfinite(s)):
         return None
     t = _group_max(s.reshape(_grid(st.layout, shape)), sb, db, shape)
-    pow2 = (np.asarray(M.pow2(OPS, M.floor_exponent(OPS, t))) == t).all()
-    if dst_kind == "e8m0" or getattr(recipe, "power_of_2_scales", False):
-        if not pow2:
-            return None
+    pow2 = bool((np.asarray(M.pow2(OPS, M.floor_exponent(OPS, t))) == t).all())
+    if (dst_kind == "e8m0" or getattr(recipe, "power_of_2_scales", False)) and not pow2:
+        return None
     y = dequantize_numpy(st)
     out = cast_numpy(y, recipe, layout, fixed_scale=t.reshape(layout.scale_shape(shape)))
     assert isinstance(out, ScaledTensor)

@@ -48,8 +48,13 @@ def _data_dtypes(fmt: ElementFormat, fw: str) -> set[str]:
 
 def _scale_dtypes(recipe: Recipe, fw: str) -> set[str]:
     kind = scale_kind(recipe)
-    names = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "e8m0": "float8_e8m0fnu",
-             "e4m3": "float8_e4m3fn"}
+    names = {
+        "fp32": "float32",
+        "fp16": "float16",
+        "bf16": "bfloat16",
+        "e8m0": "float8_e8m0fnu",
+        "e4m3": "float8_e4m3fn",
+    }
     want = {names[kind]}
     if kind in ("e8m0", "e4m3") and fw in _NO_FP8:
         want.add("uint8")
@@ -130,21 +135,30 @@ class ScaledTensor:
         self.layout.check_scale(shape, _shape(self.scale))
         ok = _scale_dtypes(self.recipe, fw)
         if dtype_name(self.scale) not in ok:
-            raise DTypeError(f"{self.recipe.name} needs scale of dtype {' or '.join(sorted(ok))}; "
-                             f"got {dtype_name(self.scale)}")
-        for name, arr in (("scale", self.scale), ("global_scale", self.global_scale), ("zero_point", self.zero_point)):
+            raise DTypeError(
+                f"{self.recipe.name} needs scale of dtype {' or '.join(sorted(ok))}; got {dtype_name(self.scale)}"
+            )
+        for name, arr in (
+            ("scale", self.scale),
+            ("global_scale", self.global_scale),
+            ("zero_point", self.zero_point),
+        ):
             if arr is not None and array_framework(arr) != fw:
-                raise DTypeError(f"ScaledTensor buffers must share one framework: data is {fw}, "
-                                 f"{name} is {array_framework(arr)}")
+                raise DTypeError(
+                    f"ScaledTensor buffers must share one framework: data is {fw}, {name} is {array_framework(arr)}"
+                )
             if arr is not None and fw == "torch" and str(arr.device) != str(self.data.device):
-                raise DTypeError(f"ScaledTensor buffers must share one device: data on {self.data.device}, "
-                                 f"{name} on {arr.device}")
+                raise DTypeError(
+                    f"ScaledTensor buffers must share one device: data on {self.data.device}, {name} on {arr.device}"
+                )
         if self.recipe.has_global_scale:
             if self.global_scale is None:
                 raise LayoutError(f"{self.recipe!r} needs a global_scale (fp32, shape ()); got None")
             if _shape(self.global_scale) != () or dtype_name(self.global_scale) != "float32":
-                raise LayoutError(f"global_scale must be a float32 array of shape (); got dtype "
-                                  f"{dtype_name(self.global_scale)} shape {_shape(self.global_scale)}")
+                raise LayoutError(
+                    f"global_scale must be a float32 array of shape (); got dtype "
+                    f"{dtype_name(self.global_scale)} shape {_shape(self.global_scale)}"
+                )
         elif self.global_scale is not None:
             raise LayoutError(f"{self.recipe!r} has no global scale; got global_scale={self.global_scale!r}")
         if self.recipe.has_zero_point:
@@ -153,8 +167,10 @@ class ScaledTensor:
             self.layout.check_scale(shape, _shape(self.zero_point), what="zero_point")
             zdt = "int8" if fmt.signed else "uint8"
             if dtype_name(self.zero_point) != zdt:
-                raise DTypeError(f"{self.recipe.name} needs zero_point of dtype {zdt} (same signedness as the codes); "
-                                 f"got {dtype_name(self.zero_point)}")
+                raise DTypeError(
+                    f"{self.recipe.name} needs zero_point of dtype {zdt} (same signedness as the codes); "
+                    f"got {dtype_name(self.zero_point)}"
+                )
         elif self.zero_point is not None:
             raise LayoutError(f"{self.recipe!r} is symmetric and takes no zero_point")
 
@@ -191,9 +207,11 @@ class ScaledTensor:
             extra += ", global_scale=…"
         if self.zero_point is not None:
             extra += ", zero_point=…"
-        return (f"ScaledTensor(shape={self.shape}, recipe={self.recipe!r}, layout={self.layout!r}, "
-                f"data={self.framework}:{dtype_name(self.data)}{list(_shape(self.data))}, "
-                f"scale={dtype_name(self.scale)}{list(_shape(self.scale))}{extra})")
+        return (
+            f"ScaledTensor(shape={self.shape}, recipe={self.recipe!r}, layout={self.layout!r}, "
+            f"data={self.framework}:{dtype_name(self.data)}{list(_shape(self.data))}, "
+            f"scale={dtype_name(self.scale)}{list(_shape(self.scale))}{extra})"
+        )
 
 
 def from_buffer(
@@ -212,5 +230,12 @@ def from_buffer(
         from ._errors import RecipeError
 
         raise RecipeError(f"from_buffer needs a breccia recipe; got {recipe!r}")
-    return ScaledTensor(data, scale, recipe, layout if layout is not None else recipe.default_layout(axis),
-                        shape, global_scale, zero_point)
+    return ScaledTensor(
+        data,
+        scale,
+        recipe,
+        layout if layout is not None else recipe.default_layout(axis),
+        shape,
+        global_scale,
+        zero_point,
+    )

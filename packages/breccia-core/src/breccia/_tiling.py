@@ -72,7 +72,12 @@ class Plan:
 
 
 def make_plan(
-    shape: tuple[int, ...], blocks: tuple[int, ...], *, keep_last: bool, need_global: bool, tile_elems: int = TILE_ELEMS
+    shape: tuple[int, ...],
+    blocks: tuple[int, ...],
+    *,
+    keep_last: bool,
+    need_global: bool,
+    tile_elems: int = TILE_ELEMS,
 ) -> Plan:
     """Canonicalise ``shape``/``blocks`` and choose tile lengths.
 
