@@ -42,12 +42,12 @@ def _is_instance(x: Any, module: str, attr: str) -> bool:
     mod = sys.modules.get(module)
     if mod is None:
         return False
-    cls = mod
+    cls: Any = mod
     for part in attr.split("."):
         cls = getattr(cls, part, None)
         if cls is None:
             return False
-    return isinstance(x, cls)  # type: ignore[arg-type]
+    return isinstance(x, cls)
 
 
 def framework_of(x: Any) -> str:

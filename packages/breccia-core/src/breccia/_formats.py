@@ -112,7 +112,8 @@ def ml_dtype(fmt: ElementFormat) -> np.dtype:
     """The ml_dtypes dtype of a float format (E4M3 → ``float8_e4m3fn``, E8M0 → ``float8_e8m0fnu``)."""
     if fmt.native is None:
         raise RecipeError(f"format {fmt.name} has no ml_dtypes dtype")
-    return np.dtype(getattr(ml_dtypes, fmt.native))
+    dt: np.dtype = np.dtype(getattr(ml_dtypes, fmt.native))
+    return dt
 
 
 @cache
@@ -140,7 +141,8 @@ def pack_nibbles(codes: np.ndarray) -> np.ndarray:
         codes = np.concatenate([codes, pad], axis=-1)
     lo = codes[..., 0::2].astype(np.uint8) & np.uint8(0x0F)
     hi = codes[..., 1::2].astype(np.uint8) & np.uint8(0x0F)
-    return lo | (hi << np.uint8(4))
+    packed: np.ndarray = lo | (hi << np.uint8(4))
+    return packed
 
 
 def unpack_nibbles(packed: np.ndarray, n: int) -> np.ndarray:

@@ -22,7 +22,7 @@ def _dtype_str(dtype: Any) -> str:
     if isinstance(dtype, str):
         return dtype
     try:
-        return np.dtype(dtype).name
+        return str(np.dtype(dtype).name)
     except TypeError:
         raise DTypeError(f"dtype={dtype!r} is not a numpy dtype") from None
 

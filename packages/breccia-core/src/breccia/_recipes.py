@@ -259,7 +259,7 @@ class MXFP6BlockScaling(_MXBase):
         self._check_mx()
 
     @property
-    def element(self) -> ElementFormat:  # type: ignore[override]
+    def element(self) -> ElementFormat:
         return get_format(self.element_format)
 
 

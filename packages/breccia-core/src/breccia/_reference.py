@@ -147,7 +147,7 @@ def cast_numpy(
         or fixed_scale is not None
     )
     if arr.size == 0:
-        return _cast_empty(recipe, layout, shape, history)
+        return _cast_empty(recipe, layout, shape, history)  # type: ignore[no-any-return]
     plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=need_global)
     xc = arr.reshape(plan.shape)
     work = Scratch(_scratch_size(plan))
@@ -189,7 +189,8 @@ def cast_numpy(
         codes = codes.reshape(tile.padded)[tuple(slice(0, s.stop - s.start) for s in tile.data)]
         if packed:
             last = tile.data[-1]
-            out[(*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))] = pack_nibbles(codes)
+            dst = (*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))
+            out[dst] = pack_nibbles(codes)
         else:
             out[tile.data] = codes
 
@@ -307,7 +308,8 @@ def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
         ov = out[tile.data]
         if packed:
             last = tile.data[-1]
-            rv = dc[(*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))]
+            src = (*tile.data[:-1], slice(last.start // 2, (last.stop + 1) // 2))
+            rv = dc[src]
         else:
             rv = dc[tile.data]
         whole = tuple(s.stop - s.start for s in tile.data) == tile.padded

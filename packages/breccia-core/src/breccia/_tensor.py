@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import DTypeError, LayoutError
+from ._errors import DTypeError, LayoutError, RecipeError
 from ._formats import ElementFormat
 from ._layouts import Layout
 from ._recipes import Recipe, scale_kind
@@ -79,7 +79,7 @@ class ScaledTensor:
     scale: Any
     recipe: Recipe
     layout: Layout
-    shape: tuple[int, ...] = field(default=None)  # type: ignore[assignment]
+    shape: tuple[int, ...] = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
     global_scale: Any = None
     zero_point: Any = None
 
@@ -227,15 +227,13 @@ def from_buffer(
 ) -> ScaledTensor:
     """Wrap existing buffers (no copy) as a ScaledTensor, with the recipe's default layout along ``axis``."""
     if not isinstance(recipe, Recipe):
-        from ._errors import RecipeError
-
         raise RecipeError(f"from_buffer needs a breccia recipe; got {recipe!r}")
     return ScaledTensor(
         data,
         scale,
         recipe,
         layout if layout is not None else recipe.default_layout(axis),
-        shape,
+        shape,  # type: ignore[arg-type]  # None means "infer from data"
         global_scale,
         zero_point,
     )
