@@ -8,9 +8,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 from conftest import RECIPES, recipe_id
-from spec import spec_cast
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec import spec_cast
 from test_cast import axes_for, make_x
 
 import breccia
