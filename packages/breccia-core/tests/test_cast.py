@@ -75,7 +75,7 @@ def spec_dequant(
 
 
 def check_against_spec(x: np.ndarray, recipe: breccia.Recipe, axis: int) -> breccia.ScaledTensor:
-    layout = recipe.default_layout(axis)
+    layout = recipe.default_layout(axis - x.ndim if axis >= 0 else axis)
     st_ = breccia.cast(x, recipe, axis=axis)
     assert isinstance(st_, breccia.ScaledTensor)
     assert st_.shape == x.shape and st_.layout == layout

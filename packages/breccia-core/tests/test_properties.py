@@ -76,7 +76,7 @@ def error_bound(recipe: breccia.Recipe, x: np.ndarray, layout: breccia.Layout) -
 
 def fp16_scale_overflows(recipe: breccia.Recipe, x: np.ndarray, axis: int) -> bool:
     """Whether some block's scale, computed as the recipe defines it, is beyond fp16 (the oracle says)."""
-    _, scales, _, _ = spec_cast(x, recipe, recipe.default_layout(axis))
+    _, scales, _, _ = spec_cast(x, recipe, recipe.default_layout(axis - x.ndim if axis >= 0 else axis))
     return bool(np.any(np.isinf(scales)))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from ._dispatch import backend_for
-from ._errors import RecipeError, ShapeError
+from ._errors import DTypeError, RecipeError, ShapeError
 from ._history import AmaxHistory
 from ._layouts import Layout
 from ._recipes import Recipe
@@ -18,14 +18,21 @@ from ._tensor import ScaledTensor
 __all__ = ["cast", "cast_ste", "dequantize", "matmul", "requantize"]
 
 
-def _resolve(recipe: Any, layout: Layout | None, axis: Any, who: str) -> Layout:
+def _resolve(recipe: Any, layout: Layout | None, axis: Any, who: str, ndim: int | None = None) -> Layout:
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"{who} needs a breccia recipe (e.g. breccia.MXFP8BlockScaling()); got {recipe!r}")
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise RecipeError(f"{who} needs axis to be an int; got {axis!r}")
+    if ndim is not None and 0 <= axis < ndim:
+        axis -= ndim  # layouts record the blocked axis from the end, so it survives added batch axes
     lay = recipe.default_layout(axis) if layout is None else layout
     recipe.check_layout(lay)
     return lay
+
+
+def _ndim(x: Any) -> int | None:
+    shape = getattr(x, "shape", None)
+    return len(shape) if shape is not None else None
 
 
 @overload
@@ -68,7 +75,7 @@ def cast(
     lets them flow as the format allows. ``history`` (DelayedScaling only) makes ``cast`` return
     ``(ScaledTensor, new_history)``.
     """
-    lay = _resolve(recipe, layout, axis, "breccia.cast")
+    lay = _resolve(recipe, layout, axis, "breccia.cast", _ndim(x))
     if nonfinite not in ("raise", "propagate"):
         raise RecipeError(f"breccia.cast got nonfinite={nonfinite!r}; expected 'raise' or 'propagate'")
     if history is not None and not isinstance(history, AmaxHistory):
@@ -79,7 +86,7 @@ def cast(
 def dequantize(st: ScaledTensor, dtype: Any = None) -> Any:
     """``decode(data) · scale`` block by block, as an array of ``st``'s framework (fp32 unless ``dtype``)."""
     if not isinstance(st, ScaledTensor):
-        raise RecipeError(f"breccia.dequantize needs a ScaledTensor; got {type(st).__name__}")
+        raise DTypeError(f"breccia.dequantize needs a ScaledTensor; got {type(st).__name__}")
     return backend_for(st, who="breccia.dequantize").dequantize(st, dtype)
 
 
@@ -94,7 +101,7 @@ def requantize(
     Otherwise it is ``cast(dequantize(st), recipe)``.
     """
     if not isinstance(st, ScaledTensor):
-        raise RecipeError(f"breccia.requantize needs a ScaledTensor; got {type(st).__name__}")
+        raise DTypeError(f"breccia.requantize needs a ScaledTensor; got {type(st).__name__}")
     ax = axis if axis is not None else (st.layout.blocked_axis if st.layout.blocked_axis is not None else -1)
     lay = _resolve(recipe, layout, ax, "breccia.requantize")
     backend = backend_for(st, who="breccia.requantize")
@@ -120,6 +127,11 @@ def matmul(a: Any, b: Any, *, out_dtype: Any = None) -> Any:
     is always correct, and fast where it can be.
     """
     backend = backend_for(a, b, who="breccia.matmul")
+    if backend.name == "numpy":  # lists and scalars behave as in np.matmul
+        import numpy as np
+
+        a = a if isinstance(a, ScaledTensor) else np.asarray(a)
+        b = b if isinstance(b, ScaledTensor) else np.asarray(b)
     for side, x in (("a", a), ("b", b)):
         if not hasattr(x, "shape"):
             raise ShapeError(f"breccia.matmul: operand {side} has no shape ({type(x).__name__})")
@@ -137,5 +149,5 @@ def matmul(a: Any, b: Any, *, out_dtype: Any = None) -> Any:
 def cast_ste(x: Any, recipe: Recipe, *, layout: Layout | None = None, axis: int = -1) -> Any:
     """Fake-quantize with a straight-through gradient: the value of ``dequantize(cast(x))``, the gradient of
     identity (on frameworks with autograd). Returns an array of ``x``'s dtype and framework."""
-    lay = _resolve(recipe, layout, axis, "breccia.cast_ste")
+    lay = _resolve(recipe, layout, axis, "breccia.cast_ste", _ndim(x))
     return backend_for(x, who="breccia.cast_ste").cast_ste(x, recipe, lay)

@@ -47,7 +47,7 @@ class NumpyBackend:
         return np.asarray(as_float_input(x, "breccia.matmul"), dtype=np.float32)
 
     def matmul(self, a: Any, b: Any, out_dtype: Any) -> np.ndarray:
-        # Dequantize (exact for every recipe's stored values) and accumulate in fp32 (BLAS sgemm).
+        # Dequantize to fp32 (decode(q) · scale, the contract's definition) and accumulate in fp32 (BLAS sgemm).
         out = np.matmul(self.operand(a), self.operand(b))
         dt = _dtype_str(out_dtype)
         return out if dt == "float32" else dequantize_cast(out, dt)

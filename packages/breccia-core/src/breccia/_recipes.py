@@ -69,10 +69,6 @@ class Recipe:
         return self.element
 
     @property
-    def bits_per_value(self) -> int:
-        return self.element.bits
-
-    @property
     def has_global_scale(self) -> bool:
         return False
 

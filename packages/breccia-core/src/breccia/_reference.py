@@ -89,7 +89,7 @@ def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
             amax = float(vals[np.isfinite(vals)].max())
             raise RecipeError(
                 f"{recipe!r}: a block amax of {amax:.6g} overflows the {kind} scale; "
-                "use scale_dtype='bf16' or 'fp32', or smaller groups"
+                "use scale_dtype='fp32'" + (" or 'bf16'" if kind == "fp16" else "")
             )
     return sc
 
