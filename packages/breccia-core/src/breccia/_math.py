@@ -131,6 +131,7 @@ def compute_scales(
 ) -> Scales:
     """Per-block scales from per-block statistics (``amax``; ``vmin``/``vmax`` for asymmetric integers)."""
     fmt = recipe.element
+    amax = ops.from_bits(ops.bits(amax) & 0x7FFFFFFF)  # a −0 amax (max(x, −min) of zeros) must not sign a scale
     if isinstance(recipe, (Float8CurrentScaling, Float8BlockScaling)):
         a = amax
         if isinstance(recipe, Float8CurrentScaling) and recipe.amax_epsilon > 0:

@@ -89,6 +89,17 @@ class ArrayOps:
     def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
         return x.reshape(shape)
 
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        raise NotImplementedError
+
+    def asarray(self, value: Any, like: Array) -> Array:
+        """A host value (numpy scalar/array) as an fp32 array of this backend, on ``like``'s device."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Array) -> Any:
+        """Copy to host (error paths and state only — never on the hot path)."""
+        raise NotImplementedError
+
     def pad_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         """Zero-pad ``x`` at the end of each axis up to ``shape``."""
         raise NotImplementedError
@@ -197,6 +208,15 @@ class NumpyOps(ArrayOps):
         if tuple(x.shape) == tuple(shape):
             return x
         return np.pad(x, [(0, s - n) for n, s in zip(x.shape, shape)])
+
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        return np.broadcast_to(x, shape)
+
+    def asarray(self, value: Any, like: Array) -> Array:
+        return np.asarray(value, np.float32)
+
+    def to_numpy(self, x: Array) -> Any:
+        return np.asarray(x)
 
     def store_codes(self, codes: Array, fmt: ElementFormat) -> Array:
         if fmt.storage == "fp8":
