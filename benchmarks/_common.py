@@ -71,8 +71,7 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], align: st
         return (
             "| "
             + " | ".join(
-                str(c).ljust(w) if a == "l" else str(c).rjust(w)
-                for c, w, a in zip(cells, widths, align, strict=True)
+                str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align, strict=True)
             )
             + " |"
         )
@@ -80,8 +79,7 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], align: st
     rule = (
         "|"
         + "|".join(
-            (":" + "-" * (w + 1)) if a == "l" else ("-" * (w + 1) + ":")
-            for w, a in zip(widths, align, strict=True)
+            (":" + "-" * (w + 1)) if a == "l" else ("-" * (w + 1) + ":") for w, a in zip(widths, align, strict=True)
         )
         + "|"
     )

@@ -11,28 +11,10 @@ from spec import ML, breccia_codes, breccia_scales, spec_cast
 
 import breccia
 from breccia._recipes import scale_kind
+from breccia._testing import AWKWARD_SHAPES, axes_for, make_x
 
-AWKWARD = [(1,), (7,), (1, 1), (3, 1), (5, 129), (130, 257), (2, 3, 37), (33, 16), (17, 300), (2, 129, 130)]
+AWKWARD = AWKWARD_SHAPES
 DTYPES = [np.float32, np.float16, ml_dtypes.bfloat16, np.float64]
-
-
-def make_x(shape: tuple[int, ...], seed: int, dtype: object = np.float32) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) * np.exp(rng.uniform(-4, 4, (*shape[:-1], 1) if shape else ()))
-    if x.size > 4:
-        x.reshape(-1)[rng.integers(0, x.size, max(1, x.size // 50))] *= 30.0  # outliers
-    if x.ndim and x.shape[-1] > 40:
-        x[..., 3:35] = 0.0  # a zero block for most block sizes
-    return x.astype(dtype)
-
-
-def axes_for(recipe: breccia.Recipe, ndim: int) -> list[int]:
-    lay = recipe.default_layout()
-    if isinstance(lay, breccia.PerTensor):
-        return [-1]
-    if isinstance(lay, breccia.PerBlock2D):
-        return [-1, -2] if ndim >= 2 else []
-    return sorted({-1, 0}) if ndim >= 1 else []
 
 
 def spec_dequant(

@@ -82,15 +82,14 @@ def cast_generic(
     else:
         stats = [ops.amax(xs, red)]
         amax = stats[0]
-    bad = ~ops.isfinite(stats[0])
-    for s in stats[1:]:
-        bad = bad | ~ops.isfinite(s)
-    has_nan = False
-    if nonfinite == "raise":
-        if ops.any(bad):
-            _raise_nonfinite(ops, bad, layout, shape)
-    else:
+    has_nan = True
+    if nonfinite == "raise" or not ops.prefer_no_sync:
+        bad = ~ops.isfinite(stats[0])
+        for s in stats[1:]:
+            bad = bad | ~ops.isfinite(s)
         has_nan = ops.any(bad)
+        if has_nan and nonfinite == "raise":
+            _raise_nonfinite(ops, bad, layout, shape)
     gamax = ops.amax(amax, tuple(range(len(split)))) if (recipe.has_global_scale or history is not None) else None
     hist_amax = None
     if history is not None:

@@ -207,7 +207,9 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
             q = ops.where(ops.isnan(q), 0.0, q)
         return ops.i32(q) & ((1 << fmt.bits) - 1) if fmt.storage == "packed4" else ops.i32(q)
     v = ops.clip(x / safe_divisor(ops, recipe, sc.divisor), -fmt.fmax, fmt.fmax)
-    code = encode_float(ops, v, fmt)
+    code = ops.encode_float(v, fmt)
+    if code is None:
+        code = encode_float(ops, v, fmt)
     if has_nan:
         code = ops.where(ops.isnan(v), fmt.nan_code if fmt.nan_code is not None else 0, code)
     return code

@@ -27,6 +27,9 @@ class ArrayOps:
     """Backend primitives. Every method takes and returns arrays of the backend's own type."""
 
     name = "abstract"
+    #: Device backends set this: ``nonfinite="propagate"`` then patches NaN codes unconditionally instead of asking
+    #: the device whether any NaN is present (a host sync, and a graph break under torch.compile).
+    prefer_no_sync = False
 
     # --- construction and conversion
     def f32(self, x: Array) -> Array:
@@ -108,6 +111,11 @@ class ArrayOps:
         if tuple(x.shape) == tuple(shape):
             return x
         return x[tuple(slice(0, n) for n in shape)]
+
+    def encode_float(self, v: Array, fmt: ElementFormat) -> Array | None:
+        """Optional native element encoder (e.g. torch's float8 cast) for clamped fp32 ``v``: integer codes, or
+        ``None`` to use the shared bit-arithmetic encoder. A native encoder must be bit-identical to it."""
+        return None
 
     # --- storage: codes (int32) <-> the dtypes a ScaledTensor holds
     def store_codes(self, codes: Array, fmt: ElementFormat) -> Array:

@@ -1,8 +1,17 @@
-"""breccia.torch — skeleton. The capability lands with its own issue; until then breccia reports it as not ready.
+"""breccia.torch — the PyTorch backend: native cast/dequantize/matmul on CPU and CUDA, and training.
 
-Add-ons never ship ``breccia/__init__.py`` (DESIGN.md §1): this file is ``breccia/torch/__init__.py`` only.
+Importing it (breccia does so lazily the first time it sees a ``torch.Tensor``) registers ScaledTensor as a torch
+pytree node. Public: :func:`to_device`, :func:`cast_ste` (straight-through estimator), :mod:`breccia.torch.nn`
+(``ScaledLinear``, ``convert_linears``, ``export_weights``).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._backend import BACKEND, TorchBackend
+from ._device import to_device
+from ._pytree import register as _register_pytree
+from ._ste import cast_ste, fake_quant
+
+_register_pytree()
+
+__all__ = ["BACKEND", "TorchBackend", "cast_ste", "fake_quant", "to_device"]

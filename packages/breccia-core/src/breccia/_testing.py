@@ -1,0 +1,92 @@
+"""Test support shared by every backend's test suite: the recipe catalogue and adversarial inputs.
+
+Backends (breccia-torch, -jax, -mlx, -triton, third parties) test themselves bit-exact against the numpy reference
+on the same recipes and the same awkward shapes; keeping the catalogue here keeps those suites honest and alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._layouts import PerBlock2D, PerTensor
+from ._recipes import (
+    DelayedScaling,
+    Float8BlockScaling,
+    Float8CurrentScaling,
+    INT4Scaling,
+    INT8Scaling,
+    MXFP4BlockScaling,
+    MXFP6BlockScaling,
+    MXFP8BlockScaling,
+    NVFP4BlockScaling,
+    Recipe,
+)
+
+__all__ = ["AWKWARD_SHAPES", "RECIPES", "axes_for", "make_x", "recipe_id"]
+
+RECIPES: list[Recipe] = [
+    Float8CurrentScaling(),
+    Float8CurrentScaling(fp8_format="E5M2"),
+    Float8CurrentScaling(power_of_2_scales=True),
+    Float8CurrentScaling(amax_epsilon=1e-3),
+    DelayedScaling(),
+    Float8BlockScaling(),
+    Float8BlockScaling(block_k=32, fp8_format="E5M2"),
+    Float8BlockScaling(block_m=128),
+    Float8BlockScaling(block_k=16, block_m=8, power_of_2_scales=True),
+    MXFP8BlockScaling(),
+    MXFP8BlockScaling(fp8_format="E5M2", scale_rounding="floor"),
+    MXFP8BlockScaling(scale_rounding="floor"),
+    MXFP4BlockScaling(),
+    MXFP4BlockScaling(scale_rounding="floor"),
+    MXFP6BlockScaling(element="E2M3"),
+    MXFP6BlockScaling(element="E3M2", scale_rounding="floor"),
+    NVFP4BlockScaling(),
+    NVFP4BlockScaling(block_m=16),
+    NVFP4BlockScaling(per_tensor_scale=False),
+    INT4Scaling(),
+    INT4Scaling(group_size=32, symmetric_range="half_range", scale_dtype="bf16"),
+    INT4Scaling(group_size=16, symmetric=False, signed=False, scale_dtype="fp32"),
+    INT4Scaling(group_size=-1, symmetric=False),
+    INT8Scaling(),
+    INT8Scaling(granularity="tensor"),
+    INT8Scaling(granularity="group", group_size=64, symmetric=False, signed=False),
+]
+
+AWKWARD_SHAPES: list[tuple[int, ...]] = [
+    (1,),
+    (7,),
+    (1, 1),
+    (3, 1),
+    (5, 129),
+    (130, 257),
+    (2, 3, 37),
+    (33, 16),
+    (17, 300),
+    (2, 129, 130),
+]
+
+
+def recipe_id(r: Recipe) -> str:
+    return repr(r).replace(" ", "")
+
+
+def make_x(shape: tuple[int, ...], seed: int, dtype: object = np.float32) -> np.ndarray:
+    """Awkward data: per-row magnitudes spanning e^±4, 2% outliers ×30, and a zero block where there is room."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * np.exp(rng.uniform(-4, 4, (*shape[:-1], 1) if shape else ()))
+    if x.size > 4:
+        x.reshape(-1)[rng.integers(0, x.size, max(1, x.size // 50))] *= 30.0
+    if x.ndim and x.shape[-1] > 40:
+        x[..., 3:35] = 0.0
+    return x.astype(dtype)  # type: ignore[call-overload,no-any-return]
+
+
+def axes_for(recipe: Recipe, ndim: int) -> list[int]:
+    """The contraction axes worth testing for a recipe on an ``ndim`` tensor."""
+    lay = recipe.default_layout()
+    if isinstance(lay, PerTensor):
+        return [-1]
+    if isinstance(lay, PerBlock2D):
+        return [-1, -2] if ndim >= 2 else []
+    return [-1, 0] if ndim >= 1 else []

@@ -1,0 +1,107 @@
+"""breccia-torch casts are byte-identical to the numpy reference: every recipe × dtype × awkward shape × axis."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+import breccia
+from breccia._testing import AWKWARD_SHAPES, RECIPES, axes_for, make_x, recipe_id
+
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def raw(t: object) -> np.ndarray:
+    """Bytes of a buffer as uint8 (torch or numpy), for byte-for-byte comparison."""
+    if t is None:
+        return np.zeros(0, np.uint8)
+    if isinstance(t, torch.Tensor):
+        t = t.detach().cpu().contiguous()
+        return t.reshape(-1).view(torch.uint8).numpy() if t.numel() else np.zeros(0, np.uint8)
+    a = np.ascontiguousarray(np.asarray(t))
+    return a.reshape(-1).view(np.uint8)
+
+
+def assert_same(st: breccia.ScaledTensor, ref: breccia.ScaledTensor) -> None:
+    assert st.shape == ref.shape and st.layout == ref.layout and st.recipe == ref.recipe
+    for name in ("data", "scale", "global_scale", "zero_point"):
+        a, b = getattr(st, name), getattr(ref, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert tuple(a.shape) == tuple(np.asarray(b).shape), name
+            np.testing.assert_array_equal(raw(a), raw(b), err_msg=name)
+
+
+def to_np(x: torch.Tensor) -> np.ndarray:
+    if x.dtype == torch.bfloat16:
+        return x.float().cpu().numpy().astype(ml_dtypes.bfloat16)
+    return x.cpu().numpy()
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_bytes_equal_reference(recipe: breccia.Recipe, dtype: torch.dtype, device: torch.device) -> None:
+    for shape in AWKWARD_SHAPES:
+        x = torch.from_numpy(make_x(shape, seed=sum(shape))).to(dtype).to(device)
+        for axis in axes_for(recipe, len(shape)):
+            st = breccia.cast(x, recipe, axis=axis)
+            assert isinstance(st, breccia.ScaledTensor) and st.framework == "torch"
+            assert st.data.device.type == device.type and st.scale.device.type == device.type
+            ref = breccia.cast(to_np(x), recipe, axis=axis)
+            assert_same(st, ref)
+            y = breccia.dequantize(st)
+            assert y.dtype == torch.float32 and y.device.type == device.type
+            np.testing.assert_array_equal(y.cpu().numpy(), breccia.dequantize(ref))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
+def test_native_dtypes(recipe: breccia.Recipe, device: torch.device) -> None:
+    st = breccia.cast(torch.randn(4, 64, device=device), recipe)
+    fmt = recipe.element
+    want = {"fp8": {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}.get(fmt.name), "packed4": torch.uint8,
+            "byte": torch.uint8, "int8": torch.int8}[fmt.storage]
+    assert st.data.dtype == want
+    kind = breccia._recipes.scale_kind(recipe)
+    assert st.scale.dtype == {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+                              "e8m0": torch.float8_e8m0fnu, "e4m3": torch.float8_e4m3fn}[kind]
+
+
+def test_nonfinite_policy(device: torch.device) -> None:
+    x = torch.randn(8, 300, device=device)
+    x[5, 260] = float("nan")
+    with pytest.raises(breccia.NonFiniteError, match=r"block \(5, 8\)"):
+        breccia.cast(x, breccia.MXFP8BlockScaling())
+    st = breccia.cast(x, breccia.MXFP8BlockScaling(), nonfinite="propagate")
+    ref = breccia.cast(x.cpu().numpy(), breccia.MXFP8BlockScaling(), nonfinite="propagate")
+    assert_same(st, ref)
+    assert torch.isnan(breccia.dequantize(st)[5, 260])
+
+
+def test_bad_input_raises_core_errors(device: torch.device) -> None:
+    with pytest.raises(breccia.DTypeError, match="int32"):
+        breccia.cast(torch.ones(4, 32, dtype=torch.int32, device=device), breccia.MXFP8BlockScaling())
+    with pytest.raises(breccia.DTypeError, match="complex64"):
+        breccia.cast(torch.ones(4, 32, dtype=torch.complex64, device=device), breccia.MXFP8BlockScaling())
+    with pytest.raises(breccia.LayoutError, match="axis=3"):
+        breccia.cast(torch.ones(4, 32, device=device), breccia.MXFP8BlockScaling(), axis=3)
+    with pytest.raises(breccia.RecipeError, match="PerBlockK"):
+        breccia.cast(torch.ones(4, 64, device=device), breccia.MXFP8BlockScaling(), layout=breccia.PerBlockK(64))
+    with pytest.raises(breccia.DTypeError, match="different frameworks"):
+        breccia.matmul(torch.ones(4, 32, device=device), np.ones((32, 4), np.float32))
+    st = breccia.cast(torch.ones(4, 64, device=device), breccia.MXFP8BlockScaling())
+    with pytest.raises(breccia.DTypeError, match="float32"):
+        breccia.from_buffer(st.data.float(), st.scale, st.recipe)
+    with pytest.raises(breccia.RecipeError, match="overflows the fp16 scale"):
+        breccia.cast(torch.full((2, 128), 1e9, device=device), breccia.INT4Scaling())
+
+
+def test_empty_and_scalar(device: torch.device) -> None:
+    for recipe in (breccia.MXFP4BlockScaling(), breccia.Float8CurrentScaling(), breccia.INT4Scaling(symmetric=False)):
+        x = torch.zeros(0, 64, device=device)
+        st = breccia.cast(x, recipe)
+        assert_same(st, breccia.cast(x.cpu().numpy(), recipe))
+        assert breccia.dequantize(st).shape == (0, 64)
+    s = breccia.cast(torch.tensor(3.0, device=device), breccia.Float8CurrentScaling())
+    assert float(breccia.dequantize(s)) == 3.0
