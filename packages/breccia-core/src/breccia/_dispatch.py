@@ -87,8 +87,23 @@ def _entry_point_backends() -> dict[str, Any]:
     return found
 
 
-@cache
+_LOADED: dict[str, Any] = {}
+
+
+def register_backend(name: str, backend: Any) -> None:
+    """Called by an add-on when it is imported, so dispatch finds it with a plain dict lookup (which tracers such
+    as torch.compile follow without a graph break)."""
+    _LOADED[name] = backend
+
+
 def _load(name: str) -> Any:
+    backend = _LOADED.get(name)
+    if backend is None:
+        backend = _LOADED[name] = _import_backend(name)
+    return backend
+
+
+def _import_backend(name: str) -> Any:
     if name == "numpy":
         from ._numpy_backend import BACKEND
 

@@ -19,9 +19,10 @@ from ._errors import LayoutError
 __all__ = ["Layout", "PerBlock2D", "PerBlockK", "PerChannel", "PerTensor", "layout_from_dict"]
 
 
-def _norm_axis(axis: int, ndim: int, who: str) -> int:
+def _norm_axis(axis: int, ndim: int, who: object) -> int:
+    # ``who`` is the layout itself, formatted only on error (repr on the hot path would also break tracers)
     if not -ndim <= axis < ndim:
-        raise LayoutError(f"{who} has axis={axis}, out of range for a tensor with {ndim} dimension(s)")
+        raise LayoutError(f"{who!r} has axis={axis}, out of range for a tensor with {ndim} dimension(s)")
     return axis % ndim
 
 
@@ -99,11 +100,11 @@ class PerChannel(Layout):
         return self.axis
 
     def block_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        ax = _norm_axis(self.axis, len(shape), repr(self))
+        ax = _norm_axis(self.axis, len(shape), self)
         return tuple(max(n, 1) if i == ax else 1 for i, n in enumerate(shape))
 
     def scale_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        ax = _norm_axis(self.axis, len(shape), repr(self))
+        ax = _norm_axis(self.axis, len(shape), self)
         return tuple(1 if i == ax else n for i, n in enumerate(shape))
 
 
@@ -125,7 +126,7 @@ class PerBlockK(Layout):
         return self.axis
 
     def block_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        ax = _norm_axis(self.axis, len(shape), repr(self))
+        ax = _norm_axis(self.axis, len(shape), self)
         return tuple(max(min(self.block_k, n), 1) if i == ax else 1 for i, n in enumerate(shape))
 
 
