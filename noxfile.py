@@ -15,11 +15,17 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
+# Install the packages as built wheels, not as the workspace's editable sources: each session must see what a user
+# gets from `pip install` (and mypy then checks the merged, installed tree).
+os.environ["UV_NO_SOURCES"] = "1"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "core", "integration", "typecheck", "wheels", "examples"]
+nox.options.sessions = ["lint", "core", "torch", "integration", "typecheck", "wheels", "examples"]
 
 ROOT = Path(__file__).parent
 CORE = "packages/breccia-core"
+TORCH = "packages/breccia-torch"
+# Add-ons whose backend has landed; integration and typecheck install all of them into one venv (the merged tree).
+READY = [TORCH]
 TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
@@ -44,6 +50,13 @@ def core(session: nox.Session) -> None:
     _pytest(session, f"{CORE}/tests")
 
 
+@nox.session
+def torch(session: nox.Session) -> None:
+    """breccia-torch with breccia-core only (plus torchao, the peer it is checked against)."""
+    session.install(CORE, TORCH, "torchao>=0.18", *TEST_TOOLS)
+    _pytest(session, f"{TORCH}/tests")
+
+
 @nox.session(python=PYTHONS)
 def matrix(session: nox.Session) -> None:
     """Opt-in: breccia-core's tests on every supported interpreter found here (``nox -s matrix``)."""
@@ -52,15 +65,15 @@ def matrix(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Cross-package tests: seed API verbatim, every recipe end to end, CLI."""
-    session.install(CORE, *TEST_TOOLS)
+    """Cross-package tests: seed API verbatim, every recipe end to end, docs snippets, framework hand-offs."""
+    session.install(CORE, *READY, *TEST_TOOLS)
     _pytest(session, "tests-integration")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on breccia-core, installed as a wheel (the merged tree a user gets)."""
-    session.install(CORE, "mypy>=1.13")
+    """mypy --strict on the merged, installed tree (breccia-core plus every landed add-on in one venv)."""
+    session.install(CORE, *READY, "mypy>=1.13")
     # -p checks the package as installed in this venv (site-packages), not the source tree
     session.run("mypy", "--strict", "--python-version", "3.10", "-p", "breccia", "--no-incremental")
 
@@ -101,13 +114,14 @@ def _example_requires(path: Path) -> set[str]:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """The demo command, and every example whose requirements are only breccia-core."""
-    session.install(CORE)
+    """The demo command, and every example whose requirements have landed (``# requires:`` in its header)."""
+    session.install(CORE, *READY)
     session.run("breccia", "demo")
     session.run("python", "-m", "breccia", "info")
+    ready = {"breccia-core"} | {Path(p).name for p in READY}
     ran = 0
     for ex in sorted((ROOT / "examples").glob("*.py")):
-        if _example_requires(ex) <= {"breccia-core"}:
+        if _example_requires(ex) <= ready:
             session.run("python", str(ex))
             ran += 1
     session.log(f"{ran} examples ran")

@@ -60,12 +60,24 @@ def test_bytes_equal_reference(recipe: breccia.Recipe, dtype: torch.dtype, devic
 def test_native_dtypes(recipe: breccia.Recipe, device: torch.device) -> None:
     st = breccia.cast(torch.randn(4, 64, device=device), recipe)
     fmt = recipe.element
-    want = {"fp8": {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}.get(fmt.name), "packed4": torch.uint8,
-            "byte": torch.uint8, "int8": torch.int8}[fmt.storage]
+    want = {
+        "fp8": {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}.get(fmt.name),
+        "packed4": torch.uint8,
+        "byte": torch.uint8,
+        "int8": torch.int8,
+    }[fmt.storage]
     assert st.data.dtype == want
     kind = breccia._recipes.scale_kind(recipe)
-    assert st.scale.dtype == {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
-                              "e8m0": torch.float8_e8m0fnu, "e4m3": torch.float8_e4m3fn}[kind]
+    assert (
+        st.scale.dtype
+        == {
+            "fp32": torch.float32,
+            "fp16": torch.float16,
+            "bf16": torch.bfloat16,
+            "e8m0": torch.float8_e8m0fnu,
+            "e4m3": torch.float8_e4m3fn,
+        }[kind]
+    )
 
 
 def test_nonfinite_policy(device: torch.device) -> None:

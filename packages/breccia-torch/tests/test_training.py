@@ -21,8 +21,16 @@ def test_cast_ste_gradient_is_identity(device: torch.device) -> None:
     assert torch.equal(y.detach(), ref)
 
 
-@pytest.mark.parametrize("recipe", [breccia.MXFP8BlockScaling(), breccia.Float8CurrentScaling(fp8_format="HYBRID"),
-                                    breccia.NVFP4BlockScaling(), breccia.DelayedScaling()], ids=repr)
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        breccia.MXFP8BlockScaling(),
+        breccia.Float8CurrentScaling(fp8_format="HYBRID"),
+        breccia.NVFP4BlockScaling(),
+        breccia.DelayedScaling(),
+    ],
+    ids=repr,
+)
 def test_scaled_linear_grad_equals_ste_formula(recipe: breccia.Recipe, device: torch.device) -> None:
     torch.manual_seed(0)
     layer = ScaledLinear(64, 32, recipe=recipe).to(device)
@@ -45,7 +53,8 @@ def test_scaled_linear_grad_equals_ste_formula(recipe: breccia.Recipe, device: t
 
 def test_hybrid_quantizes_gradients_to_e5m2() -> None:
     assert bt.nn.grad_recipe_for(breccia.Float8CurrentScaling(fp8_format="HYBRID")) == breccia.Float8CurrentScaling(
-        fp8_format="E5M2")
+        fp8_format="E5M2"
+    )
     assert bt.nn.grad_recipe_for(breccia.MXFP8BlockScaling()) is None
 
 
@@ -86,8 +95,9 @@ def test_pytree_roundtrip_and_device_move(device: torch.device) -> None:
     assert moved.data.device.type == "cpu" and torch.equal(breccia.dequantize(moved), breccia.dequantize(st).cpu())
 
 
-@pytest.mark.parametrize("recipe", [breccia.MXFP8BlockScaling(), breccia.Float8CurrentScaling(),
-                                    breccia.NVFP4BlockScaling()], ids=repr)
+@pytest.mark.parametrize(
+    "recipe", [breccia.MXFP8BlockScaling(), breccia.Float8CurrentScaling(), breccia.NVFP4BlockScaling()], ids=repr
+)
 def test_cast_compiles_fullgraph(recipe: breccia.Recipe, device: torch.device) -> None:
     def f(x: torch.Tensor) -> breccia.ScaledTensor:
         return breccia.cast(x, recipe, nonfinite="propagate")

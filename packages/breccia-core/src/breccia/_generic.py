@@ -124,7 +124,7 @@ def cast_generic(
 
 def _cast_empty(
     ops: ArrayOps, x: Array, recipe: Recipe, layout: Layout, shape: tuple[int, ...], history: AmaxHistory | None
-) -> Any:
+) -> ScaledTensor | tuple[ScaledTensor, AmaxHistory]:
     fmt = recipe.element
     sshape = layout.scale_shape(shape)
     zeros = ops.full(sshape, 0.0, like=x)

@@ -148,13 +148,15 @@ def cast_numpy(
     )
     if arr.size == 0:
         return _cast_empty(recipe, layout, shape, history)  # type: ignore[no-any-return]
-    plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=need_global)
+    # two passes over the input only where a block spans several tiles (plan.two_pass, small grids); a tensor-wide
+    # statistic (NVFP4's global amax, the history step's amax) is one cheap max pass before the fused tile loop
+    plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=False)
     xc = arr.reshape(plan.shape)
     work = Scratch(_scratch_size(plan))
     xbuf = np.empty(_scratch_size(plan), np.float32)
     out_shape = (*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape
     out = np.empty(out_shape, np.int8 if fmt.storage == "int8" else np.uint8)
-    stored = np.empty(plan.grid, np.int32 if scale_kind(recipe) in ("e8m0", "e4m3") else np.float32)
+    stored = np.empty(plan.grid, np.uint8 if scale_kind(recipe) in ("e8m0", "e4m3") else np.float32)
     zp = np.empty(plan.grid, np.int32) if recipe.has_zero_point else None
     glob = None
     hist_amax = None
@@ -194,16 +196,32 @@ def cast_numpy(
         else:
             out[tile.data] = codes
 
+    gamax = None
+    if need_global and not plan.two_pass:
+        gamax = np.float32(0)
+        for tile in plan.tiles():
+            xs = load(tile)
+            gamax = np.maximum(gamax, amax_bits(xs, tuple(range(xs.ndim)), work).reshape(()))
+        gamax = np.asarray(gamax, np.float32)
+
     if not plan.two_pass:
         for tile in plan.tiles():
             xs = load(tile)
             st = stats(xs, tile)
             has_nan = _check_finite(st, plan, tile, layout, shape, nonfinite)
-            sc = _scales(recipe, st)
-            stored[tile.grid] = sc.stored.reshape(tile.grid_shape)
+            if fixed_scale is not None:
+                t = np.asarray(fixed_scale, np.float32).reshape(plan.grid)[tile.grid].reshape(tile.keep)
+                sc = M.Scales(M.floor_exponent(OPS, t) + 127 if scale_kind(recipe) == "e8m0" else t, t)
+            else:
+                sc = _scales(recipe, st, global_amax=gamax, history_amax=hist_amax)
+            glob = sc.global_scale
+            stored[tile.grid] = np.broadcast_to(sc.stored, tile.keep).reshape(tile.grid_shape)
             if zp is not None and sc.zero_point is not None:
                 zp[tile.grid] = sc.zero_point.reshape(tile.grid_shape)
             emit(tile, xs, sc, has_nan)
+        if history is not None:
+            assert gamax is not None
+            history = history.push(gamax)
     else:
         grid_stats = [np.full(plan.grid, np.inf if recipe.has_zero_point else 0.0, np.float32)]
         if recipe.has_zero_point:

@@ -57,7 +57,7 @@ class TorchBackend:
             return cast_generic(self.ops, t.detach(), recipe, layout, nonfinite=nonfinite, history=history)
 
     def dequantize(self, st: ScaledTensor, dtype: Any) -> torch.Tensor:
-        out = dequantize_generic(self.ops, st)
+        out: torch.Tensor = dequantize_generic(self.ops, st)
         want = torch_dtype(dtype)
         return out if want == torch.float32 else out.to(want)
 

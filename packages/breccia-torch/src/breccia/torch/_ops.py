@@ -35,7 +35,7 @@ class TorchOps(ArrayOps):
     def f32(self, x: Any) -> torch.Tensor:
         return x.to(torch.float32) if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=torch.float32)
 
-    def i32(self, x: Any) -> torch.Tensor:
+    def i32(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(torch.int32)
 
     def full(self, shape: tuple[int, ...], value: float, like: Any) -> torch.Tensor:

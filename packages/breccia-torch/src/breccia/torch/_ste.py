@@ -12,6 +12,7 @@ import torch
 from breccia._generic import cast_generic, dequantize_generic
 from breccia._layouts import Layout
 from breccia._recipes import Recipe
+from breccia._tensor import ScaledTensor
 
 from ._ops import TorchOps
 
@@ -23,7 +24,9 @@ _OPS = TorchOps()
 def fake_quant(x: torch.Tensor, recipe: Recipe, layout: Layout, nonfinite: str = "propagate") -> torch.Tensor:
     """``dequantize(cast(x))`` in ``x``'s dtype, without autograd."""
     st = cast_generic(_OPS, x.detach(), recipe, layout, nonfinite=nonfinite)
-    return dequantize_generic(_OPS, st).to(x.dtype)  # type: ignore[arg-type]
+    assert isinstance(st, ScaledTensor)
+    out: torch.Tensor = dequantize_generic(_OPS, st)
+    return out.to(x.dtype)
 
 
 class _STE(torch.autograd.Function):

@@ -34,7 +34,7 @@ _OPS = TorchOps()
 def grad_recipe_for(recipe: Recipe) -> Recipe | None:
     """The recipe gradients are quantized with: E5M2 for ``fp8_format="HYBRID"`` recipes, else none."""
     if getattr(recipe, "fp8_format", None) == "HYBRID":
-        return dataclasses.replace(recipe, fp8_format="E5M2")  # type: ignore[type-var]
+        return dataclasses.replace(recipe, **{"fp8_format": "E5M2"})
     return None
 
 
@@ -42,19 +42,32 @@ def _fq(x: torch.Tensor, recipe: Recipe, history: torch.Tensor | None = None) ->
     """Fake-quantize along the last axis; with a history buffer, use and update it (DelayedScaling)."""
     layout = recipe.default_layout(-1)
     if history is not None:
-        st, h = cast_generic(_OPS, x.detach(), recipe, layout, nonfinite="propagate",
-                             history=AmaxHistory(history.detach().cpu().numpy()))
+        res = cast_generic(
+            _OPS, x.detach(), recipe, layout, nonfinite="propagate", history=AmaxHistory(history.detach().cpu().numpy())
+        )
+        assert isinstance(res, tuple)
+        st, h = res
         history.copy_(torch.as_tensor(h.amaxes, device=history.device))
     else:
-        st = cast_generic(_OPS, x.detach(), recipe, layout, nonfinite="propagate")
-    assert isinstance(st, ScaledTensor)
-    return dequantize_generic(_OPS, st).to(x.dtype)  # type: ignore[no-any-return]
+        res = cast_generic(_OPS, x.detach(), recipe, layout, nonfinite="propagate")
+        assert isinstance(res, ScaledTensor)
+        st = res
+    out: torch.Tensor = dequantize_generic(_OPS, st)
+    return out.to(x.dtype)
 
 
 class _ScaledLinearFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, recipe: Recipe,
-                grad_recipe: Recipe | None, hx: torch.Tensor | None, hw: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        b: torch.Tensor | None,
+        recipe: Recipe,
+        grad_recipe: Recipe | None,
+        hx: torch.Tensor | None,
+        hw: torch.Tensor | None,
+    ) -> torch.Tensor:
         xq = _fq(x, recipe, hx)
         wq = _fq(w, recipe, hw)
         ctx.save_for_backward(xq, wq)
@@ -75,8 +88,17 @@ class _ScaledLinearFn(torch.autograd.Function):
 class ScaledLinear(nn.Linear):
     """``nn.Linear`` computing with a breccia recipe (fake-quantized operands, straight-through gradients)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, recipe: Recipe,
-                 grad_recipe: Recipe | None = None, device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        recipe: Recipe,
+        grad_recipe: Recipe | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         if not isinstance(recipe, Recipe):
             raise breccia.RecipeError(f"ScaledLinear needs a breccia recipe; got {recipe!r}")
@@ -89,8 +111,14 @@ class ScaledLinear(nn.Linear):
     @classmethod
     def from_linear(cls, linear: nn.Linear, recipe: Recipe) -> ScaledLinear:
         """A ScaledLinear sharing ``linear``'s parameters (no copy)."""
-        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, recipe=recipe,
-                  device=linear.weight.device, dtype=linear.weight.dtype)
+        new = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            recipe=recipe,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
         new.weight = linear.weight
         new.bias = linear.bias
         return new
