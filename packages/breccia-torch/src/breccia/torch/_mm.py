@@ -1,8 +1,11 @@
-"""Fused scaled matmul on CUDA: ``torch._scaled_mm`` where cuBLAS supports the operands, else ``None``.
+"""Fused scaled matmul on CUDA through cuBLAS, where cuBLAS supports the operands; else ``None``.
 
-cuBLAS FP8 GEMM takes E4M3/E5M2 operands with ``a`` row-major and ``b`` column-major, K and N multiples of 16, and
-dequantization scales per tensor (0-d) or per row/column (rowwise, bf16 output). Anything else — other recipes,
-block layouts, CPU tensors, unaligned shapes — returns ``None`` and the caller dequantizes (always correct).
+cuBLAS FP8 GEMM (``torch._scaled_mm`` / ``torch.nn.functional.scaled_mm``) wants ``a`` row-major and ``b``
+column-major, K and N multiples of 16, not both E5M2, and dequantization scales that are per tensor (one fp32),
+rowwise (``(M,1)`` and ``(1,N)``) or DeepSeek blockwise (``a`` 1×128 along K, ``b`` 128×128; E4M3 only; K and N
+multiples of 128; scales outer-dim-major, ``b``'s padded to a multiple of 4 along K). Those layout conversions are
+made here from breccia's compact row-major scale grids. Anything else — MX/NVFP4/INT recipes (cuBLAS on Hopper has no
+MX kernel), CPU tensors, unaligned shapes — returns ``None`` and the caller dequantizes, which is always correct.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from breccia._layouts import PerChannel, PerTensor
+import torch.nn.functional as F  # noqa: N812
+
+from breccia._layouts import PerBlock2D, PerBlockK, PerChannel, PerTensor
 from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling
 from breccia._tensor import ScaledTensor
 
@@ -19,12 +24,49 @@ __all__ = ["fused_matmul"]
 _FP8_RECIPES = (Float8CurrentScaling, DelayedScaling, Float8BlockScaling)
 
 
-def _fp8(x: Any) -> bool:
+def _fp8_cuda(x: Any) -> bool:
     return isinstance(x, ScaledTensor) and isinstance(x.recipe, _FP8_RECIPES) and x.data.is_cuda
 
 
+def _col_major(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (K, N) as a column-major matrix: free if it already is (a transposed view), else one copy."""
+    return t if t.stride() == (1, t.shape[0]) else t.t().contiguous().t()
+
+
+def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
+    la, lb = a.layout, b.layout
+    if not (isinstance(la, PerBlockK) and la.block_k == 128 and la.axis == -1):
+        return None
+    if not (isinstance(lb, PerBlock2D) and lb.block_m == 128 and lb.block_k == 128 and lb.axis == -2):
+        return None
+    if a.data.dtype != torch.float8_e4m3fn or b.data.dtype != torch.float8_e4m3fn:
+        return None
+    scaled_mm = getattr(F, "scaled_mm", None)
+    scaling = getattr(F, "ScalingType", None)
+    k, n = b.shape
+    if scaled_mm is None or scaling is None or k % 128 or n % 128:
+        return None
+    a2 = a.data.reshape(-1, k)
+    m = a2.shape[0]
+    sa = a.scale.reshape(m, k // 128).float().t().contiguous().t()  # (M, K/128), strides (1, M)
+    nb, lk = n // 128, k // 128
+    l4 = -(-lk // 4) * 4
+    sw = F.pad(b.scale.float().t().contiguous(), (0, l4 - lk))  # (N/128, L4)
+    out = scaled_mm(
+        a2,
+        _col_major(b.data),
+        sa,
+        scaling.BlockWise1x128,
+        sw.t(),
+        scaling.BlockWise128x128,
+        output_dtype=out_dtype if out_dtype in (torch.bfloat16, torch.float16) else torch.float32,
+    )
+    assert out.shape == (m, nb * 128)
+    return out.reshape(*a.shape[:-1], n).to(out_dtype)
+
+
 def fused_matmul(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
-    if not (_fp8(a) and _fp8(b)) or a.ndim < 2 or b.ndim != 2:
+    if not (_fp8_cuda(a) and _fp8_cuda(b)) or a.ndim < 2 or b.ndim != 2:
         return None
     if a.data.dtype == torch.float8_e5m2 and b.data.dtype == torch.float8_e5m2:
         return None  # cuBLAS has no E5M2 x E5M2 kernel
@@ -33,24 +75,25 @@ def fused_matmul(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
         return None
     a2 = a.data.reshape(-1, k)
     lead = a.shape[:-1]
+    out_dt = out_dtype if out_dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
     if isinstance(a.layout, PerTensor) and isinstance(b.layout, PerTensor):
         out = torch._scaled_mm(
             a2,
-            b.data.t().contiguous().t(),
+            _col_major(b.data),
             scale_a=a.scale.reshape(()).float(),
             scale_b=b.scale.reshape(()).float(),
-            out_dtype=out_dtype,
-        )
-        return out.reshape(*lead, n)
-    rowwise_a = isinstance(a.layout, PerChannel) and a.layout.axis in (-1, a.ndim - 1)
-    rowwise_b = isinstance(b.layout, PerChannel) and b.layout.axis in (0, -2)
-    if rowwise_a and rowwise_b and a.ndim == 2:
-        out = torch._scaled_mm(
-            a2,
-            b.data.t().contiguous().t(),
-            scale_a=a.scale.reshape(-1, 1).float(),
-            scale_b=b.scale.reshape(1, -1).float(),
-            out_dtype=torch.bfloat16,
+            out_dtype=out_dt,
         )
         return out.reshape(*lead, n).to(out_dtype)
-    return None
+    rowwise_a = isinstance(a.layout, PerChannel) and a.layout.axis == -1
+    rowwise_b = isinstance(b.layout, PerChannel) and b.layout.axis == -2
+    if rowwise_a and rowwise_b:
+        out = torch._scaled_mm(
+            a2,
+            _col_major(b.data),
+            scale_a=a.scale.reshape(-1, 1).float().contiguous(),
+            scale_b=b.scale.reshape(1, -1).float(),
+            out_dtype=out_dt,
+        )
+        return out.reshape(*lead, n).to(out_dtype)
+    return _blockwise(a, b, out_dtype)
