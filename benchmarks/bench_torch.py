@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved_min  # noqa: E402
+import torch
+from _common import interleaved_min
 
-import torch  # noqa: E402
-
-import breccia  # noqa: E402
-import breccia.torch  # noqa: E402, F401
-from breccia._demo import DEMO_RECIPES  # noqa: E402
+import breccia
+import breccia.torch
+from breccia._demo import DEMO_RECIPES
 
 COMPILE_ON_GPU = {
     "FP8 E4M3 per-tensor (current)",
@@ -93,7 +92,7 @@ def cuda_time(fn: Callable[[], Any], iters: int) -> float:
 
 def gpu_cast_section(iters: int) -> list[dict[str, Any]]:
     x = torch.randn(8192, 8192, device="cuda")
-    t_copy = cuda_time(lambda: x.clone(), iters)
+    t_copy = cuda_time(x.clone, iters)
     copy_gbs = 2 * x.numel() * 4 / t_copy / 1e9
     rows = []
     for label, recipe in DEMO_RECIPES:
@@ -117,63 +116,69 @@ def gpu_cast_section(iters: int) -> list[dict[str, Any]]:
     return rows
 
 
-def gpu_matmul_section(iters: int) -> list[dict[str, Any]]:
-    import torch.nn.functional as F  # noqa: N812
+def one_shape(m: int, n: int, k: int, iters: int) -> list[dict[str, Any]]:
+    """Tensorwise and DeepSeek-blockwise FP8 GEMM through breccia vs cuBLAS directly, one shape."""
+    import torch.nn.functional as F
 
     rows = []
+    flops = 2 * m * n * k
+    a, w = torch.randn(m, k, device="cuda"), torch.randn(k, n, device="cuda") * 0.05
+    bf_a, bf_w = a.bfloat16(), w.bfloat16()
+    t_bf16 = cuda_time(lambda: bf_a @ bf_w, iters)
+    sa, sw = breccia.cast(a, breccia.Float8CurrentScaling()), breccia.cast(w, breccia.Float8CurrentScaling())
+    wt = sw.data.t().contiguous().t()
+    sw_col = breccia.from_buffer(wt, sw.scale, sw.recipe, sw.layout)
+    t_ref = cuda_time(
+        lambda: torch._scaled_mm(sa.data, wt, scale_a=sa.scale, scale_b=sw.scale, out_dtype=torch.bfloat16), iters
+    )
+    t_ours = cuda_time(lambda: breccia.matmul(sa, sw_col, out_dtype=torch.bfloat16), iters)
+    rows.append(
+        {
+            "shape MxNxK": f"{m}x{n}x{k}",
+            "path": "FP8 tensorwise",
+            "breccia TFLOP/s": f"{flops / t_ours / 1e12:.0f}",
+            "cuBLAS TFLOP/s": f"{flops / t_ref / 1e12:.0f}",
+            "ratio": f"{t_ref / t_ours:.2f}",
+            "bf16 TFLOP/s": f"{flops / t_bf16 / 1e12:.0f}",
+        }
+    )
+    ba = breccia.cast(a, breccia.Float8BlockScaling())
+    bw = breccia.cast(w, breccia.Float8BlockScaling(block_m=128), axis=0)
+    bwt = breccia.from_buffer(bw.data.t().contiguous().t(), bw.scale, bw.recipe, bw.layout)
+    lk, l4 = k // 128, -(-(k // 128) // 4) * 4
+    s_a = ba.scale.t().contiguous().t()
+    s_b = F.pad(bw.scale.t().contiguous(), (0, l4 - lk)).t()
+    t_ref = cuda_time(
+        lambda: F.scaled_mm(
+            ba.data,
+            bwt.data,
+            s_a,
+            F.ScalingType.BlockWise1x128,
+            s_b,
+            F.ScalingType.BlockWise128x128,
+            output_dtype=torch.bfloat16,
+        ),
+        iters,
+    )
+    t_ours = cuda_time(lambda: breccia.matmul(ba, bwt, out_dtype=torch.bfloat16), iters)
+    rows.append(
+        {
+            "shape MxNxK": f"{m}x{n}x{k}",
+            "path": "FP8 1x128 x 128x128",
+            "breccia TFLOP/s": f"{flops / t_ours / 1e12:.0f}",
+            "cuBLAS TFLOP/s": f"{flops / t_ref / 1e12:.0f}",
+            "ratio": f"{t_ref / t_ours:.2f}",
+            "bf16 TFLOP/s": f"{flops / t_bf16 / 1e12:.0f}",
+        }
+    )
+    torch.cuda.empty_cache()
+    return rows
+
+
+def gpu_matmul_section(iters: int) -> list[dict[str, Any]]:
+    rows = []
     for m, n, k in [(8192, 8192, 8192), (4096, 7168, 16384), (4096, 24576, 1536)]:
-        flops = 2 * m * n * k
-        a, w = torch.randn(m, k, device="cuda"), torch.randn(k, n, device="cuda") * 0.05
-        bf_a, bf_w = a.bfloat16(), w.bfloat16()
-        t_bf16 = cuda_time(lambda: bf_a @ bf_w, iters)
-        sa, sw = breccia.cast(a, breccia.Float8CurrentScaling()), breccia.cast(w, breccia.Float8CurrentScaling())
-        wt = sw.data.t().contiguous().t()
-        sw_col = breccia.from_buffer(wt, sw.scale, sw.recipe, sw.layout)
-        t_ref = cuda_time(
-            lambda: torch._scaled_mm(sa.data, wt, scale_a=sa.scale, scale_b=sw.scale, out_dtype=torch.bfloat16), iters
-        )
-        t_ours = cuda_time(lambda: breccia.matmul(sa, sw_col, out_dtype=torch.bfloat16), iters)
-        rows.append(
-            {
-                "shape MxNxK": f"{m}x{n}x{k}",
-                "path": "FP8 tensorwise",
-                "breccia TFLOP/s": f"{flops / t_ours / 1e12:.0f}",
-                "cuBLAS TFLOP/s": f"{flops / t_ref / 1e12:.0f}",
-                "ratio": f"{t_ref / t_ours:.2f}",
-                "bf16 TFLOP/s": f"{flops / t_bf16 / 1e12:.0f}",
-            }
-        )
-        ba = breccia.cast(a, breccia.Float8BlockScaling())
-        bw = breccia.cast(w, breccia.Float8BlockScaling(block_m=128), axis=0)
-        bwt = breccia.from_buffer(bw.data.t().contiguous().t(), bw.scale, bw.recipe, bw.layout)
-        lk, l4 = k // 128, -(-(k // 128) // 4) * 4
-        s_a = ba.scale.t().contiguous().t()
-        s_b = F.pad(bw.scale.t().contiguous(), (0, l4 - lk)).t()
-        t_ref = cuda_time(
-            lambda: F.scaled_mm(
-                ba.data,
-                bwt.data,
-                s_a,
-                F.ScalingType.BlockWise1x128,
-                s_b,
-                F.ScalingType.BlockWise128x128,
-                output_dtype=torch.bfloat16,
-            ),
-            iters,
-        )
-        t_ours = cuda_time(lambda: breccia.matmul(ba, bwt, out_dtype=torch.bfloat16), iters)
-        rows.append(
-            {
-                "shape MxNxK": f"{m}x{n}x{k}",
-                "path": "FP8 1x128 x 128x128",
-                "breccia TFLOP/s": f"{flops / t_ours / 1e12:.0f}",
-                "cuBLAS TFLOP/s": f"{flops / t_ref / 1e12:.0f}",
-                "ratio": f"{t_ref / t_ours:.2f}",
-                "bf16 TFLOP/s": f"{flops / t_bf16 / 1e12:.0f}",
-            }
-        )
-        del a, w, bf_a, bf_w, sa, sw, wt, sw_col, ba, bw, bwt
-        torch.cuda.empty_cache()
+        rows += one_shape(m, n, k, iters)
     return rows
 
 

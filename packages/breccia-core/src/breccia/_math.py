@@ -111,7 +111,7 @@ class Scales:
 
 
 def _fp8_scale(ops: ArrayOps, amax: Array, fmax: float, pow2_scales: bool) -> Array:
-    s = amax / fmax
+    s = ops.div(amax, fmax)
     if pow2_scales:
         finite = ops.isfinite(s)
         p = pow2(ops, ops.minimum(pow2_ceil_exponent(ops, ops.where(finite, s, 0.0)), 127))
@@ -140,12 +140,12 @@ def compute_scales(
         return Scales(s, s)
     if isinstance(recipe, DelayedScaling):
         a = amax if history_amax is None else history_amax
-        s = ops.where(a == 0, 1.0, (a / fmt.fmax) * float(2.0**recipe.margin))
+        s = ops.where(a == 0, 1.0, ops.div(a, fmt.fmax) * float(2.0**recipe.margin))
         return Scales(s, s)
     if isinstance(recipe, (MXFP8BlockScaling, MXFP4BlockScaling, MXFP6BlockScaling)):
         finite = ops.where(ops.isfinite(amax), amax, 0.0)
         if recipe.scale_rounding == "rceil":
-            e = pow2_ceil_exponent(ops, finite / fmt.fmax)
+            e = pow2_ceil_exponent(ops, ops.div(finite, fmt.fmax))
         else:
             e = floor_exponent(ops, finite) - fmt.emax
         byte = ops.minimum(ops.maximum(e + 127, 0), 254)
@@ -157,11 +157,11 @@ def compute_scales(
     if isinstance(recipe, NVFP4BlockScaling):
         if recipe.per_tensor_scale:
             ga = ops.maximum(amax, 0.0) if global_amax is None else global_amax
-            g = ops.where(ga == 0, 1.0, ga / 2688.0)
-            sbf = (amax / 6.0) / g
+            g = ops.where(ga == 0, 1.0, ops.div(ga, 2688.0))
+            sbf = ops.div(amax, 6.0) / g
         else:
             g = None
-            sbf = amax / 6.0
+            sbf = ops.div(amax, 6.0)
         code = encode_float(ops, ops.minimum(sbf, 448.0), _E4M3)
         code = ops.where(ops.isnan(sbf), 0x7F, code)
         sb = decode_codes(ops, code, _E4M3)
@@ -171,13 +171,13 @@ def compute_scales(
         kind = scale_kind(recipe)
         if recipe.symmetric:
             denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
-            s = ops.where(amax == 0, 1.0, amax / float(denom))
+            s = ops.where(amax == 0, 1.0, ops.div(amax, float(denom)))
             zp = None
         else:
             assert vmin is not None and vmax is not None
             lo = ops.minimum(vmin, 0.0)
             hi = ops.maximum(vmax, 0.0)
-            s = (hi - lo) / float(fmt.qmax - fmt.qmin)
+            s = ops.div(hi - lo, float(fmt.qmax - fmt.qmin))
             s = ops.where(s == 0, 1.0, s)
         s = ops.load_float(ops.store_float(s, kind))
         tiny = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}[kind]

@@ -56,6 +56,13 @@ class ArrayOps:
     def where(self, c: Array, a: Array, b: Array) -> Array:
         raise NotImplementedError
 
+    def div(self, a: Array, b: float) -> Array:
+        """``a / b`` for a Python-number divisor, as one correctly rounded fp32 division.
+
+        Not the ``/`` operator: frameworks may turn division by a host scalar into multiplication by its reciprocal
+        (torch on CUDA does), which differs in the last bit. The scale formulas of DESIGN.md §3 divide."""
+        raise NotImplementedError
+
     def maximum(self, a: Array, b: Array | float) -> Array:
         raise NotImplementedError
 
@@ -173,6 +180,9 @@ class NumpyOps(ArrayOps):
 
     def where(self, c: Array, a: Array, b: Array) -> Array:
         return np.where(c, a, b)
+
+    def div(self, a: Array, b: float) -> Array:
+        return np.divide(a, np.float32(b))
 
     def maximum(self, a: Array, b: Array | float) -> Array:
         return np.maximum(a, b)

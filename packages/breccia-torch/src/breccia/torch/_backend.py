@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from breccia._errors import DTypeError
 from breccia._generic import cast_generic, dequantize_generic
 from breccia._layouts import Layout

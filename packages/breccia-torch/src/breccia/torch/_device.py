@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from breccia._tensor import ScaledTensor
 
 __all__ = ["to_device"]

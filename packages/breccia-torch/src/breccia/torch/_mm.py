@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 from breccia._layouts import PerBlock2D, PerBlockK, PerChannel, PerTensor
 from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling

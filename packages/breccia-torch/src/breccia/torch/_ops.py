@@ -12,8 +12,8 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-
 import torch
+
 from breccia._formats import ElementFormat, decode_table
 from breccia._ops import ArrayOps
 
@@ -49,6 +49,10 @@ class TorchOps(ArrayOps):
 
     def where(self, c: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
         return torch.where(c, a, b)
+
+    def div(self, a: torch.Tensor, b: float) -> torch.Tensor:
+        # a device tensor divisor: CUDA turns division by a host scalar into a reciprocal multiply (last-bit drift)
+        return a / torch.tensor(b, dtype=torch.float32, device=a.device)
 
     def maximum(self, a: torch.Tensor, b: Any) -> torch.Tensor:
         if isinstance(b, torch.Tensor):

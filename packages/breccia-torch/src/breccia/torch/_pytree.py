@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch.utils._pytree as pytree
+
 from breccia._tensor import ScaledTensor
 
 __all__ = ["register"]

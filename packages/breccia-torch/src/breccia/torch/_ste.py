@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from breccia._generic import cast_generic, dequantize_generic
 from breccia._layouts import Layout
 from breccia._recipes import Recipe
