@@ -74,8 +74,9 @@ def cpu_section(do_compile: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def cuda_time(fn: Callable[[], Any], iters: int) -> float:
-    """Median seconds of ``fn`` over ``iters`` CUDA-event-timed runs after 3 warm-ups."""
+def cuda_time(fn: Callable[[], Any], iters: int, batch: int = 10) -> float:
+    """Median seconds per call of ``fn``: ``iters`` CUDA-event-timed batches of ``batch`` back-to-back calls (so the
+    GPU, not Python's launch latency, sets the pace), after 3 warm-ups."""
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
@@ -83,10 +84,11 @@ def cuda_time(fn: Callable[[], Any], iters: int) -> float:
     for _ in range(iters):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         s.record()
-        fn()
+        for _ in range(batch):
+            fn()
         e.record()
         e.synchronize()
-        times.append(s.elapsed_time(e) / 1e3)
+        times.append(s.elapsed_time(e) / 1e3 / batch)
     return statistics.median(times)
 
 

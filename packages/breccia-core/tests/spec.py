@@ -85,10 +85,15 @@ def spec_cast(x: np.ndarray, recipe, layout):
             scales[gidx] = byte
         elif isinstance(recipe, breccia.NVFP4BlockScaling):
             sbf = (amax / F32(6.0)) / g if g is not None else amax / F32(6.0)
+            sbf = max(sbf, F32(recipe.block_scale_min))
             sb = np.asarray(min(sbf, F32(448.0)), F32).astype(ml_dtypes.float8_e4m3fn)
-            div = F32(sb.astype(F32)) * g if g is not None else F32(sb.astype(F32))
+            sbv = F32(sb.astype(F32))
+            div = sbv * g if g is not None else sbv
             if div == 0:
                 codes[sl] = encode_codes(np.copysign(np.zeros_like(blk), blk), el)
+            elif recipe.data_scaling == "reciprocal":  # torchao: x * ((1/g) / s_b)
+                mult = (F32(1.0) / g) / sbv if g is not None else F32(1.0) / sbv
+                codes[sl] = encode_codes(np.clip(blk * mult, -6, 6), el)
             else:
                 codes[sl] = encode_codes(np.clip(blk / div, -6, 6), el)
             scales[gidx] = int(sb.view(np.uint8))

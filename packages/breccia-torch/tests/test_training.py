@@ -105,6 +105,13 @@ def test_cast_compiles_fullgraph(recipe: breccia.Recipe, device: torch.device) -
     compiled = torch.compile(f, fullgraph=True)
     x = torch.randn(16, 256, device=device)
     got, want = compiled(x), f(x)
+    assert got.recipe == want.recipe and got.layout == want.layout
+    if device.type == "cuda" and breccia._recipes.scale_kind(recipe) == "fp32":
+        # Inductor's Triton code divides with div.full.f32 (not IEEE-rounded), so an fp32 scale may differ from
+        # eager (which is bit-exact with the reference) by an ulp; the codes then agree up to that rounding.
+        torch.testing.assert_close(got.scale, want.scale, rtol=2.0**-22, atol=0)
+        torch.testing.assert_close(breccia.dequantize(got), breccia.dequantize(want), rtol=2.0**-3, atol=0)
+        return
     for name in ("data", "scale", "global_scale"):
         a, b = getattr(got, name), getattr(want, name)
         assert (a is None) == (b is None)

@@ -43,12 +43,13 @@ def amax_bits(x: np.ndarray, axes: tuple[int, ...], work: Scratch) -> np.ndarray
 
 
 def encode_float_into(
-    x: np.ndarray, divisor: np.ndarray, fmt: ElementFormat, work: Scratch, has_nan: bool
+    x: np.ndarray, divisor: np.ndarray, fmt: ElementFormat, work: Scratch, has_nan: bool, multiply: bool = False
 ) -> np.ndarray:
-    """int32 codes (high bits unmasked) of ``clip(x / divisor, ±fmax)`` — :func:`_math.encode`, in place."""
+    """int32 codes (high bits unmasked) of ``clip(x / divisor, ±fmax)`` (``x · divisor`` with ``multiply``) —
+    :func:`_math.encode`, in place."""
     m, bias = fmt.mbits, fmt.bias
     v = work.view(work.f, x.shape)
-    np.divide(x, divisor, out=v)
+    (np.multiply if multiply else np.divide)(x, divisor, out=v)
     np.clip(v, np.float32(-fmt.fmax), np.float32(fmt.fmax), out=v)
     nan = np.isnan(v) if has_nan else None
     b = v.view(np.int32)

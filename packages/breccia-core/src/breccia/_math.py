@@ -108,6 +108,7 @@ class Scales:
     divisor: Array
     zero_point: Array | None = None
     global_scale: Array | None = None
+    multiplier: Array | None = None  # set when the recipe scales data by multiplying with a reciprocal
 
 
 def _fp8_scale(ops: ArrayOps, amax: Array, fmax: float, pow2_scales: bool) -> Array:
@@ -162,11 +163,17 @@ def compute_scales(
         else:
             g = None
             sbf = ops.div(amax, 6.0)
+        if recipe.block_scale_min > 0:
+            sbf = ops.maximum(sbf, float(recipe.block_scale_min))
         code = encode_float(ops, ops.minimum(sbf, 448.0), _E4M3)
         code = ops.where(ops.isnan(sbf), 0x7F, code)
         sb = decode_codes(ops, code, _E4M3)
         div = sb if g is None else sb * g
-        return Scales(code, div, global_scale=g)
+        mult = None
+        if recipe.data_scaling == "reciprocal":  # x · ((1/g) / s_b), as torchao computes it
+            mult = (1.0 / sb) if g is None else (1.0 / g) / sb
+            mult = ops.where(sb == 0, 0.0, mult)
+        return Scales(code, div, global_scale=g, multiplier=mult)
     if isinstance(recipe, (INT4Scaling, INT8Scaling)):
         kind = scale_kind(recipe)
         if recipe.symmetric:
@@ -206,7 +213,10 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
         if has_nan:
             q = ops.where(ops.isnan(q), 0.0, q)
         return ops.i32(q) & ((1 << fmt.bits) - 1) if fmt.storage == "packed4" else ops.i32(q)
-    v = ops.clip(x / safe_divisor(ops, recipe, sc.divisor), -fmt.fmax, fmt.fmax)
+    if sc.multiplier is not None:
+        v = ops.clip(x * sc.multiplier, -fmt.fmax, fmt.fmax)
+    else:
+        v = ops.clip(x / safe_divisor(ops, recipe, sc.divisor), -fmt.fmax, fmt.fmax)
     code = ops.encode_float(v, fmt)
     if code is None:
         code = encode_float(ops, v, fmt)

@@ -263,18 +263,27 @@ class MXFP6BlockScaling(_MXBase):
 class NVFP4BlockScaling(Recipe):
     """NVIDIA NVFP4: E2M1 elements, an E4M3 scale per 16 (1×16, or 16×16 with ``block_m=16``) and, by default,
     a second-level fp32 per-tensor ``global_scale = amax / (448·6)``; ``per_tensor_scale=False`` is the
-    one-level form (MLX's default ``mx.quantize(mode="nvfp4")``)."""
+    one-level form (MLX's default ``mx.quantize(mode="nvfp4")``).
+
+    Two options reproduce torchao's ``nvfp4_quantize`` byte for byte: ``block_scale_min=2**-6`` (torchao clamps the
+    pre-rounding block scale to E4M3's smallest normal) and ``data_scaling="reciprocal"`` (torchao multiplies the
+    data by ``(1/global)/block_scale`` instead of dividing by their product) — see :data:`NVFP4_TORCHAO`."""
 
     fp4_format: str = "E2M1"
     block_size: int = 16
     scale_format: str = "E4M3"
     block_m: int = 1
     per_tensor_scale: bool = True
+    block_scale_min: float = 0.0
+    data_scaling: str = "divide"
     name: ClassVar[str] = "NVFP4BlockScaling"
     scale_kind: ClassVar[ScaleKind] = "e4m3"
 
     def __post_init__(self) -> None:
         _choice(self.name, "fp4_format", self.fp4_format, ("E2M1",))
+        if not isinstance(self.block_scale_min, (int, float)) or not 0.0 <= float(self.block_scale_min) <= 448.0:
+            raise RecipeError(f"{self.name} needs block_scale_min in [0, 448]; got {self.block_scale_min!r}")
+        _choice(self.name, "data_scaling", self.data_scaling, ("divide", "reciprocal"))
         _choice(self.name, "scale_format", self.scale_format, ("E4M3",))
         if self.block_size != 16:
             raise RecipeError(f"{self.name} fixes block_size=16 (NVFP4); got block_size={self.block_size!r}")
@@ -372,6 +381,10 @@ class INT8Scaling(_IntBase):
         if self.granularity == "channel":
             return PerChannel(axis)
         return PerBlockK(self.group_size, axis)
+
+
+#: NVFP4 with torchao 0.18's rounding rules (``torchao.prototype.mx_formats.nvfp4_tensor.nvfp4_quantize``).
+NVFP4_TORCHAO = NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal")
 
 
 def scale_kind(recipe: Recipe) -> ScaleKind:

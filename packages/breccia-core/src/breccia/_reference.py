@@ -182,8 +182,10 @@ def cast_numpy(
 
     def emit(tile: Tile, xs: np.ndarray, sc: M.Scales, has_nan: bool) -> None:
         if is_float:
-            div = M.safe_divisor(OPS, recipe, sc.divisor)
-            codes = encode_float_into(xs, div, fmt, work, has_nan)
+            if sc.multiplier is not None:
+                codes = encode_float_into(xs, sc.multiplier, fmt, work, has_nan, multiply=True)
+            else:
+                codes = encode_float_into(xs, M.safe_divisor(OPS, recipe, sc.divisor), fmt, work, has_nan)
             if fmt.storage == "byte":  # FP6: clear the sign-extension bits above the code
                 np.bitwise_and(codes, np.int32((1 << fmt.bits) - 1), out=codes)
         else:
@@ -246,9 +248,15 @@ def cast_numpy(
             zp[...] = sc.zero_point
         glob = sc.global_scale
         divisor = np.broadcast_to(np.asarray(sc.divisor, np.float32), plan.grid)  # history scales are 0-d
+        mult = None if sc.multiplier is None else np.broadcast_to(np.asarray(sc.multiplier, np.float32), plan.grid)
         for tile in plan.tiles():
             div = divisor[tile.grid].reshape(tile.keep)
-            tsc = M.Scales(div, div, None if zp is None else zp[tile.grid].reshape(tile.keep))
+            tsc = M.Scales(
+                div,
+                div,
+                None if zp is None else zp[tile.grid].reshape(tile.keep),
+                multiplier=None if mult is None else mult[tile.grid].reshape(tile.keep),
+            )
             emit(tile, load(tile), tsc, has_nan)
         if history is not None:
             history = history.push(gamax)

@@ -44,6 +44,8 @@ RECIPES: list[Recipe] = [
     NVFP4BlockScaling(),
     NVFP4BlockScaling(block_m=16),
     NVFP4BlockScaling(per_tensor_scale=False),
+    NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal"),
+    NVFP4BlockScaling(per_tensor_scale=False, block_scale_min=2.0**-6, data_scaling="reciprocal"),
     INT4Scaling(),
     INT4Scaling(group_size=32, symmetric_range="half_range", scale_dtype="bf16"),
     INT4Scaling(group_size=16, symmetric=False, signed=False, scale_dtype="fp32"),

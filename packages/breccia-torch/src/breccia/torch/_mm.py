@@ -35,7 +35,7 @@ def _col_major(t: torch.Tensor) -> torch.Tensor:
 
 def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
     la, lb = a.layout, b.layout
-    if not (isinstance(la, PerBlockK) and la.block_k == 128 and la.axis == -1):
+    if not (isinstance(la, PerBlockK) and la.block_k == 128 and la.axis in (-1, a.ndim - 1)):
         return None
     if not (isinstance(lb, PerBlock2D) and lb.block_m == 128 and lb.block_k == 128 and lb.axis == -2):
         return None
@@ -85,8 +85,8 @@ def fused_matmul(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
             out_dtype=out_dt,
         )
         return out.reshape(*lead, n).to(out_dtype)
-    rowwise_a = isinstance(a.layout, PerChannel) and a.layout.axis == -1
-    rowwise_b = isinstance(b.layout, PerChannel) and b.layout.axis == -2
+    rowwise_a = isinstance(a.layout, PerChannel) and a.layout.axis in (-1, a.ndim - 1)
+    rowwise_b = isinstance(b.layout, PerChannel) and b.layout.axis in (-2, 0)
     if rowwise_a and rowwise_b:
         out = torch._scaled_mm(
             a2,
