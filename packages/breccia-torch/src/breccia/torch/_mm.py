@@ -62,7 +62,8 @@ def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torc
         output_dtype=out_dtype if out_dtype in (torch.bfloat16, torch.float16) else torch.float32,
     )
     assert out.shape == (m, nb * 128)
-    return out.reshape(*a.shape[:-1], n).to(out_dtype)
+    result: torch.Tensor = out.reshape(*a.shape[:-1], n).to(out_dtype)
+    return result
 
 
 def fused_matmul(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
