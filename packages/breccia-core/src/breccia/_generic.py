@@ -61,8 +61,15 @@ def cast_generic(
     *,
     nonfinite: str = "raise",
     history: AmaxHistory | None = None,
+    amax_override: Array | None = None,
+    global_amax: Array | None = None,
 ) -> ScaledTensor | tuple[ScaledTensor, AmaxHistory]:
-    """Quantize a backend array (any float dtype) with the shared math; see :func:`breccia.cast`."""
+    """Quantize a backend array (any float dtype) with the shared math; see :func:`breccia.cast`.
+
+    ``amax_override`` (per-tensor layouts) and ``global_amax`` (NVFP4's tensor amax) let a caller that splits a
+    tensor into row chunks give every chunk the statistic of the whole tensor, so the chunks' bytes concatenate to
+    exactly the unsplit result.
+    """
     shape = tuple(int(n) for n in x.shape)
     layout.validate_shape(shape)
     fmt = recipe.element
@@ -79,6 +86,9 @@ def cast_generic(
     if recipe.has_zero_point:
         stats = [ops.vmin(xs, red), ops.vmax(xs, red)]
         amax = ops.maximum(stats[1], -stats[0])
+    elif amax_override is not None:
+        stats = [ops.reshape(ops.f32(amax_override), tuple(1 for _ in split))]
+        amax = stats[0]
     else:
         stats = [ops.amax(xs, red)]
         amax = stats[0]
@@ -91,6 +101,8 @@ def cast_generic(
         if has_nan and nonfinite == "raise":
             _raise_nonfinite(ops, bad, layout, shape)
     gamax = ops.amax(amax, tuple(range(len(split)))) if (recipe.has_global_scale or history is not None) else None
+    if global_amax is not None:
+        gamax = ops.reshape(ops.f32(global_amax), tuple(1 for _ in split))
     hist_amax = None
     if history is not None:
         hist_amax = ops.asarray(history.scale_amax(recipe), like=xs)

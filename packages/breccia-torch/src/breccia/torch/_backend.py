@@ -17,6 +17,7 @@ from breccia._layouts import Layout
 from breccia._recipes import Recipe
 from breccia._tensor import ScaledTensor
 
+from ._chunked import cast_chunked
 from ._ops import TorchOps
 
 __all__ = ["BACKEND", "TorchBackend", "as_float_tensor", "torch_dtype"]
@@ -55,6 +56,10 @@ class TorchBackend:
     def cast(self, x: Any, recipe: Recipe, layout: Layout, *, nonfinite: str, history: Any) -> Any:
         t = as_float_tensor(x, "breccia.cast")
         with torch.no_grad():
+            if history is None and not torch.compiler.is_compiling():
+                chunked = cast_chunked(self.ops, t.detach(), recipe, layout, nonfinite)
+                if chunked is not None:
+                    return chunked
             return cast_generic(self.ops, t.detach(), recipe, layout, nonfinite=nonfinite, history=history)
 
     def dequantize(self, st: ScaledTensor, dtype: Any) -> torch.Tensor:
