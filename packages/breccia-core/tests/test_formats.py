@@ -7,6 +7,7 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
+from spec import ML as SPEC_ML
 
 from breccia import _math as M
 from breccia._fastnp import Scratch, encode_float_into
@@ -15,14 +16,7 @@ from breccia._ops import NumpyOps
 
 OPS = NumpyOps()
 FLOATS = ["E4M3", "E5M2", "E2M1", "E2M3", "E3M2"]
-ML = {
-    "E4M3": ml_dtypes.float8_e4m3fn,
-    "E5M2": ml_dtypes.float8_e5m2,
-    "E2M1": ml_dtypes.float4_e2m1fn,
-    "E2M3": ml_dtypes.float6_e2m3fn,
-    "E3M2": ml_dtypes.float6_e3m2fn,
-    "E8M0": ml_dtypes.float8_e8m0fnu,
-}
+ML = {**SPEC_ML, "E8M0": ml_dtypes.float8_e8m0fnu}
 
 
 def all_codes(name: str) -> np.ndarray:
