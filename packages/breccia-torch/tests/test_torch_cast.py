@@ -124,14 +124,17 @@ def test_large_cpu_tensors_take_the_chunked_path_bit_exactly(recipe: breccia.Rec
     # > MIN_ELEMS, so the row-chunked CPU path runs where it applies; bytes must equal the numpy reference
     from breccia.torch import _chunked
 
+    for shape, dtype in [((1100, 1000), torch.float32), ((1030, 1024), torch.float32), ((1030, 1024), torch.bfloat16)]:
+        x = torch.from_numpy(make_x(shape, seed=3)).to(dtype)
+        ref_in = to_np(x)
+        for axis in axes_for(recipe, 2):
+            lay = recipe.default_layout(axis - 2 if axis >= 0 else axis)
+            chunked = _chunked.cast_chunked(breccia.torch.BACKEND.ops, x, recipe, lay, "raise")
+            ref = breccia.cast(ref_in, recipe, axis=axis)
+            assert_same(breccia.cast(x, recipe, axis=axis), ref)
+            if chunked is not None:
+                assert_same(chunked, ref)
     x = torch.from_numpy(make_x((1100, 1000), seed=3))
-    for axis in axes_for(recipe, 2):
-        lay = recipe.default_layout(axis - 2 if axis >= 0 else axis)
-        chunked = _chunked.cast_chunked(breccia.torch.BACKEND.ops, x, recipe, lay, "raise")
-        st = breccia.cast(x, recipe, axis=axis)
-        assert_same(st, breccia.cast(x.numpy(), recipe, axis=axis))
-        if chunked is not None:
-            assert_same(chunked, breccia.cast(x.numpy(), recipe, axis=axis))
     x[700, 5] = float("nan")
     with pytest.raises(breccia.NonFiniteError):
         breccia.cast(x, recipe)

@@ -99,8 +99,23 @@ class Recipe:
         return {"recipe": self.name, **asdict(self)}
 
 
+class _FP8Element:
+    """``element`` / ``grad_element`` of the recipes with an ``fp8_format`` field ("HYBRID": E4M3 forward,
+    E5M2 gradients, as TransformerEngine's Format.HYBRID)."""
+
+    fp8_format: str
+
+    @property
+    def element(self) -> ElementFormat:
+        return get_format("E4M3" if self.fp8_format == "HYBRID" else self.fp8_format)
+
+    @property
+    def grad_element(self) -> ElementFormat:
+        return get_format("E5M2" if self.fp8_format == "HYBRID" else self.fp8_format)
+
+
 @dataclass(frozen=True)
-class Float8CurrentScaling(Recipe):
+class Float8CurrentScaling(_FP8Element, Recipe):
     """FP8 with one fp32 scale ``amax / fmax`` computed from the tensor itself (per tensor, or per row/channel
     with ``layout=PerChannel(axis)``). ``power_of_2_scales`` rounds the scale up to a power of two."""
 
@@ -115,14 +130,6 @@ class Float8CurrentScaling(Recipe):
         if not isinstance(self.amax_epsilon, (int, float)) or not 0.0 <= float(self.amax_epsilon) < float("inf"):
             raise RecipeError(f"{self.name} needs amax_epsilon to be a finite float >= 0; got {self.amax_epsilon!r}")
 
-    @property
-    def element(self) -> ElementFormat:
-        return get_format("E4M3" if self.fp8_format == "HYBRID" else self.fp8_format)
-
-    @property
-    def grad_element(self) -> ElementFormat:
-        return get_format("E5M2" if self.fp8_format == "HYBRID" else self.fp8_format)
-
     def default_layout(self, axis: int = -1) -> Layout:
         return PerTensor()
 
@@ -131,7 +138,7 @@ class Float8CurrentScaling(Recipe):
 
 
 @dataclass(frozen=True)
-class DelayedScaling(Recipe):
+class DelayedScaling(_FP8Element, Recipe):
     """TransformerEngine's delayed scaling: the scale comes from a history of past amaxes.
 
     The history is state the caller holds (:class:`breccia.AmaxHistory`), passed to ``cast(..., history=h)``,
@@ -150,15 +157,12 @@ class DelayedScaling(Recipe):
         _int(self.name, "margin", self.margin, lo=0)
         _choice(self.name, "amax_compute_algo", self.amax_compute_algo, ("max", "most_recent"))
 
-    element = Float8CurrentScaling.element
-    grad_element = Float8CurrentScaling.grad_element
-
     def default_layout(self, axis: int = -1) -> Layout:
         return PerTensor()
 
 
 @dataclass(frozen=True)
-class Float8BlockScaling(Recipe):
+class Float8BlockScaling(_FP8Element, Recipe):
     """FP8 with an fp32 scale per ``block_m × block_k`` block: 1×128 activations, 128×128 weights (DeepSeek-V3).
     ``power_of_2_scales=True`` rounds each scale up to a power of two (DeepSeek-V3.1 ``ue8m0``)."""
 
@@ -173,9 +177,6 @@ class Float8BlockScaling(Recipe):
         _int(self.name, "block_k", self.block_k)
         _int(self.name, "block_m", self.block_m)
         _bool(self.name, "power_of_2_scales", self.power_of_2_scales)
-
-    element = Float8CurrentScaling.element
-    grad_element = Float8CurrentScaling.grad_element
 
     def default_layout(self, axis: int = -1) -> Layout:
         if self.block_m == 1:

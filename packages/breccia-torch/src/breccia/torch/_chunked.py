@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
+from breccia import _math as M
 from breccia._errors import NonFiniteError
 from breccia._generic import cast_generic
 from breccia._layouts import Layout, PerBlockK, PerChannel, PerTensor
-from breccia._recipes import Recipe
+from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling, MXFP8BlockScaling, Recipe
 from breccia._tensor import ScaledTensor
 
 from ._ops import TorchOps
@@ -44,6 +45,13 @@ def cast_chunked(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout,
     if row_layout is None or k == 0 or k > CHUNK_ELEMS:
         return None
     x2 = x.reshape(-1, k)
+    if nonfinite == "raise":
+        fast = _fp8_rows(ops, x2, recipe, layout, row_layout)
+        if fast is not None:
+            data, scale = fast
+            return ScaledTensor(
+                data.reshape(x.shape), scale.reshape(layout.scale_shape(tuple(x.shape))), recipe, layout, tuple(x.shape)
+            )
     amax = None
     if isinstance(layout, PerTensor) or recipe.has_global_scale:
         lo, hi = torch.aminmax(x2.to(torch.float32) if x2.dtype != torch.float32 else x2)
@@ -72,3 +80,59 @@ def cast_chunked(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout,
     else:
         scale = torch.cat([p.scale for p in parts]).reshape(*lead, parts[0].scale.shape[-1])  # type: ignore[union-attr]
     return ScaledTensor(data, scale, recipe, layout, tuple(x.shape), global_scale=parts[0].global_scale)  # type: ignore[union-attr]
+
+
+_FP8_FAST = (Float8CurrentScaling, DelayedScaling, Float8BlockScaling, MXFP8BlockScaling)
+_NATIVE = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}
+
+
+def _fp8_rows(
+    ops: TorchOps, x2: torch.Tensor, recipe: Recipe, layout: Layout, row_layout: Layout
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """FP8 recipes blocked along rows, with reusable ``out=`` buffers: the same IEEE operations as the shared math
+    (block amax, :func:`breccia._math.compute_scales` on the small grid, divide, clamp, RNE cast), no per-step
+    allocation. ``None`` where it does not apply. NaN/Inf make it return ``None`` so the general path raises."""
+    if not isinstance(recipe, _FP8_FAST) or getattr(recipe, "block_m", 1) != 1:
+        return None
+    r_all, k = x2.shape
+    b = k if isinstance(row_layout, (PerTensor, PerChannel)) else row_layout.block_k  # type: ignore[attr-defined]
+    if k % b:
+        return None
+    fmt = recipe.element
+    rows = max(1, CHUNK_ELEMS // k)
+    buf = torch.empty(rows, k)
+    ab = torch.empty(rows, k)
+    xin = torch.empty(rows, k) if x2.dtype != torch.float32 else None
+    out = torch.empty(r_all, k, dtype=_NATIVE[fmt.name])
+    per_tensor = isinstance(row_layout, PerTensor)
+    divisor = None
+    scales = []
+    if per_tensor:
+        lo, hi = torch.aminmax(x2)
+        amax = torch.maximum(hi, -lo).float()
+        if not bool(torch.isfinite(amax)):
+            return None
+        sc = M.compute_scales(ops, recipe, amax.reshape(1, 1, 1))
+        divisor = sc.divisor
+        scales.append(M.store_scale(ops, recipe, sc.stored.reshape(())))
+    for i in range(0, r_all, rows):
+        r = min(rows, r_all - i)
+        xc = x2[i : i + r]
+        if xin is not None:
+            xin[:r].copy_(xc)
+            xc = xin[:r]
+        xv = xc.reshape(r, k // b, b)
+        if not per_tensor:
+            torch.abs(xc, out=ab[:r])
+            amax = torch.amax(ab[:r].view(r, k // b, b), dim=-1, keepdim=True)
+            if not bool(torch.isfinite(amax).all()):
+                return None
+            sc = M.compute_scales(ops, recipe, amax)
+            divisor = sc.divisor
+            scales.append(M.store_scale(ops, recipe, sc.stored.reshape(r, k // b)))
+        bv = buf[:r].view(r, k // b, b)
+        assert divisor is not None
+        torch.div(xv, divisor, out=bv)
+        bv.clamp_(-fmt.fmax, fmt.fmax)
+        out[i : i + r].copy_(buf[:r])
+    return out, (scales[0] if per_tensor else torch.cat(scales))
