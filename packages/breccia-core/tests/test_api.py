@@ -26,7 +26,7 @@ def test_packed_shape_inference_and_odd_rows() -> None:
     assert np.asarray(st.data).shape == (3, 17) and st.shape == (3, 33)
     st2 = breccia.from_buffer(st.data, st.scale, st.recipe, shape=(3, 33))
     np.testing.assert_array_equal(breccia.dequantize(st2), breccia.dequantize(st))
-    with pytest.raises(breccia.LayoutError):  # inferring 34 from 17 bytes makes the scale grid disagree? no: data ok
+    with pytest.raises(breccia.LayoutError):  # a scale grid that does not cover the 33 columns
         breccia.from_buffer(st.data, np.asarray(st.scale)[:, :1], st.recipe, shape=(3, 33))
 
 

@@ -10,7 +10,6 @@ a partial last block has its own scale.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -178,7 +177,3 @@ def layout_from_dict(d: dict[str, Any]) -> Layout:
         return cls(**fields)
     except TypeError as e:
         raise LayoutError(f"bad fields for layout {kind}: {fields!r} ({e})") from None
-
-
-def numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
