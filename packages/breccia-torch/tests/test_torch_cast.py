@@ -138,3 +138,37 @@ def test_large_cpu_tensors_take_the_chunked_path_bit_exactly(recipe: breccia.Rec
     x[700, 5] = float("nan")
     with pytest.raises(breccia.NonFiniteError):
         breccia.cast(x, recipe)
+
+
+@pytest.mark.parametrize("name", ["E4M3", "E5M2"])
+def test_native_fp8_encoder_equals_shared_encoder(name: str) -> None:
+    # torch's float8 cast is the encoder TorchOps uses; it must equal the shared bit arithmetic (and ml_dtypes) on
+    # every representable value, every midpoint, one ulp either side of each midpoint, and random values.
+    from breccia import _math as M
+    from breccia._formats import get_format
+    from breccia.torch._ops import TorchOps
+
+    fmt = get_format(name)
+    dt = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}[name]
+    vals = torch.arange(256, dtype=torch.uint8).view(dt).float()
+    vals = torch.unique(vals[torch.isfinite(vals)].abs())
+    mids = ((vals[1:].double() + vals[:-1].double()) / 2).float()
+    g = torch.Generator().manual_seed(0)
+    rnd = (torch.rand(200_000, generator=g) * 2 - 1) * fmt.fmax
+    x = torch.cat(
+        [
+            vals,
+            mids,
+            torch.nextafter(mids, torch.full_like(mids, float("inf"))),
+            torch.nextafter(mids, torch.zeros_like(mids)),
+            rnd,
+        ]
+    )
+    x = torch.cat([x, -x]).clamp(-fmt.fmax, fmt.fmax)
+    ops = TorchOps()
+    native = ops.encode_float(x, fmt).to(torch.int32)
+    shared = M.encode_float(ops, x, fmt).to(torch.int32) & 0xFF
+    assert torch.equal(native, shared)
+    ml = ml_dtypes.float8_e4m3fn if name == "E4M3" else ml_dtypes.float8_e5m2
+    ref = torch.from_numpy(x.numpy().astype(ml).view(np.uint8)).to(torch.int32)
+    assert torch.equal(native, ref)

@@ -52,7 +52,8 @@ class TorchOps(ArrayOps):
 
     def div(self, a: torch.Tensor, b: float) -> torch.Tensor:
         # a device tensor divisor: CUDA turns division by a host scalar into a reciprocal multiply (last-bit drift)
-        return a / torch.tensor(b, dtype=torch.float32, device=a.device)
+        # torch.full allocates on the device without a host-to-device copy (torch.tensor would sync)
+        return a / torch.full((), b, dtype=torch.float32, device=a.device)
 
     def maximum(self, a: torch.Tensor, b: Any) -> torch.Tensor:
         if isinstance(b, torch.Tensor):
