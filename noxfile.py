@@ -66,7 +66,7 @@ def matrix(session: nox.Session) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """Cross-package tests: seed API verbatim, every recipe end to end, docs snippets, framework hand-offs."""
-    session.install(CORE, *READY, *TEST_TOOLS)
+    session.install(CORE, *READY, "torchao>=0.18", *TEST_TOOLS)  # torchao: the docs show conformance with it
     _pytest(session, "tests-integration")
 
 
