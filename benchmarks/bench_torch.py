@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import interleaved_min, markdown_table  # pins BLAS/OpenMP threads, so it must come before torch
+
+# isort: split
 import torch
-from _common import interleaved_min
 
 import breccia
 import breccia.torch
@@ -39,14 +41,7 @@ FP8 = {"FP8 E4M3 per-tensor (current)", "FP8 E4M3 1x128 blocks", "FP8 E4M3 128x1
 
 
 def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    w = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
-    out = [
-        "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(cols)) + " |",
-        "|" + "|".join("-" * (x + 2) for x in w) + "|",
-    ]
-    out += ["| " + " | ".join(x[i].ljust(w[i]) for i in range(len(cols))) + " |" for x in cells]
-    return "\n".join(out)
+    return markdown_table(cols, [[str(r.get(c, "")) for c in cols] for r in rows])
 
 
 def cpu_section(do_compile: bool) -> list[dict[str, Any]]:

@@ -50,28 +50,6 @@ def test_namespace_is_extendable() -> None:
     assert isinstance(breccia.__path__, list)  # extend_path keeps a list other distributions can join
 
 
-# The core session deliberately does not install torch (it proves breccia-core's minimal dependencies), so a
-# stand-in module named "torch" plays the framework's role in sys.modules; the real torch path is tested by
-# breccia-torch's own session.
-def test_missing_addon_names_the_pip_command() -> None:
-    out = run_py("""
-        import sys, types
-        fake = types.ModuleType("torch")
-        class Tensor: pass
-        fake.Tensor = Tensor
-        sys.modules["torch"] = fake
-        import breccia
-        try:
-            breccia.cast(Tensor(), breccia.MXFP8BlockScaling())
-        except breccia.BackendNotInstalledError as e:
-            print(type(e).__name__, "|", e)
-    """)
-    assert out == (
-        "BackendNotInstalledError | breccia.cast got a torch.Tensor, but breccia-torch is not installed: "
-        "pip install breccia-torch"
-    )
-
-
 def test_third_party_backend_via_entry_point(tmp_path: Path) -> None:
     # A real (if tiny) installed distribution: a dist-info with an entry point in the breccia.backends group.
     (tmp_path / "mybackend.py").write_text(

@@ -40,10 +40,13 @@ class Layout:
         """Block size per axis for a tensor of logical ``shape``, each clipped to ``[1, n_i]``."""
         raise NotImplementedError
 
+    def grid_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Blocks per axis, full rank (``ceil(n_i / b_i)``); ``scale_shape`` is this, squeezed where a layout says."""
+        return tuple(-(-n // b) for n, b in zip(shape, self.block_shape(shape)))
+
     def scale_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of the compact scale array for a tensor of logical ``shape``."""
-        blocks = self.block_shape(shape)
-        return tuple(-(-n // b) for n, b in zip(shape, blocks))
+        return self.grid_shape(shape)
 
     @property
     def blocked_axis(self) -> int | None:

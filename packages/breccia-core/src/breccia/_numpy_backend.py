@@ -11,6 +11,7 @@ from ._layouts import Layout
 from ._ops import NumpyOps
 from ._recipes import Recipe
 from ._reference import as_float_input, cast_numpy, dequantize_numpy
+from ._reference import out_dtype as numpy_out_dtype
 from ._tensor import ScaledTensor
 
 __all__ = ["BACKEND", "NumpyBackend"]
@@ -50,21 +51,14 @@ class NumpyBackend:
         # Dequantize to fp32 (decode(q) · scale, the contract's definition) and accumulate in fp32 (BLAS sgemm).
         out = np.matmul(self.operand(a), self.operand(b))
         dt = _dtype_str(out_dtype)
-        return out if dt == "float32" else dequantize_cast(out, dt)
+        result: np.ndarray = out if dt == "float32" else out.astype(numpy_out_dtype(dt, "breccia.matmul"))
+        return result
 
     def cast_ste(self, x: Any, recipe: Recipe, layout: Layout) -> Any:
         arr = as_float_input(x, "breccia.cast_ste")
         st = cast_numpy(arr, recipe, layout)
         assert isinstance(st, ScaledTensor)
         return dequantize_numpy(st, arr.dtype.name if arr.dtype.name != "float64" else "float64")
-
-
-def dequantize_cast(x: np.ndarray, dtype: str) -> np.ndarray:
-    from ._reference import _OUT_DTYPES
-
-    if dtype not in _OUT_DTYPES:
-        raise DTypeError(f"out_dtype={dtype!r}; expected one of {sorted(_OUT_DTYPES)}")
-    return x.astype(_OUT_DTYPES[dtype])
 
 
 BACKEND = NumpyBackend()

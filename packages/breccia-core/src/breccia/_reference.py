@@ -34,6 +34,13 @@ _OUT_DTYPES = {
 }
 
 
+def out_dtype(dtype: str, who: str = "dequantize") -> Any:
+    """The numpy dtype for a result dtype name; raises :class:`DTypeError` naming it otherwise."""
+    if dtype not in _OUT_DTYPES:
+        raise DTypeError(f"{who} got dtype={dtype!r}; expected one of {sorted(_OUT_DTYPES)}")
+    return _OUT_DTYPES[dtype]
+
+
 def as_float_input(x: Any, who: str = "breccia.cast") -> np.ndarray:
     """``x`` as a numpy floating array; integer, bool, complex or object input raises :class:`DTypeError`."""
     arr = np.asarray(x)
@@ -313,13 +320,12 @@ def _fast_dest(ov: np.ndarray, rv: np.ndarray, packed: bool, n_last: int) -> boo
 
 def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
     """``decode(data) · scale`` per block (``(q − zp) · scale`` for asymmetric integers), tiled."""
-    if dtype not in _OUT_DTYPES:
-        raise DTypeError(f"dequantize got dtype={dtype!r}; expected one of {sorted(_OUT_DTYPES)}")
+    want = out_dtype(dtype)
     recipe, layout, shape = st.recipe, st.layout, st.shape
     fmt = recipe.element
     packed = fmt.storage == "packed4"
     if st.size == 0:
-        return np.zeros(shape, _OUT_DTYPES[dtype])
+        return np.zeros(shape, want)
     plan = make_plan(shape, layout.block_shape(shape), keep_last=packed, need_global=False, tile_elems=1 << 18)
     sgrid = M.stored_scale_to_f32(OPS, recipe, np.asarray(st.scale), st.global_scale).reshape(plan.grid)
     zgrid = None if st.zero_point is None else np.asarray(st.zero_point).astype(np.float32).reshape(plan.grid)
@@ -354,4 +360,4 @@ def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
         res = M.dequant_values(OPS, recipe, vals, sgrid[tile.grid].reshape(tile.keep), z).reshape(tile.padded)
         out[tile.data] = res[tuple(slice(0, d.stop - d.start) for d in tile.data)]
     res = out.reshape(shape)
-    return res if dtype == "float32" else res.astype(_OUT_DTYPES[dtype])
+    return res if dtype == "float32" else res.astype(want)

@@ -57,7 +57,7 @@ def requantize_direct(backend: Any, st: ScaledTensor, recipe: Recipe, layout: La
     s = s.reshape(st.layout.scale_shape(shape) or (1,) * max(len(shape), 1))
     if not np.all(np.isfinite(s)):
         return None
-    t = _group_max(s.reshape(_grid(st.layout, shape)), sb, db, shape)
+    t = _group_max(s.reshape(st.layout.grid_shape(shape)), sb, db, shape)
     pow2 = bool((np.asarray(M.pow2(OPS, M.floor_exponent(OPS, t))) == t).all())
     if (dst_kind == "e8m0" or getattr(recipe, "power_of_2_scales", False)) and not pow2:
         return None
@@ -67,8 +67,3 @@ def requantize_direct(backend: Any, st: ScaledTensor, recipe: Recipe, layout: La
     if not np.array_equal(dequantize_numpy(out), y):
         return None
     return out
-
-
-def _grid(layout: Layout, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Scale grid with one entry per axis (PerTensor's () becomes all-ones)."""
-    return tuple(-(-n // b) for n, b in zip(shape, layout.block_shape(shape)))
