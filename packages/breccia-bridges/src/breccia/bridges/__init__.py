@@ -1,8 +1,22 @@
-"""breccia.bridges — skeleton. The capability lands with its own issue; until then breccia reports it as not ready.
+"""breccia.bridges — lossless bridges between ScaledTensor and the formats people ship.
 
-Add-ons never ship ``breccia/__init__.py`` (DESIGN.md §1): this file is ``breccia/bridges/__init__.py`` only.
+safetensors files and sharded checkpoints, DLPack, DeepSeek-V3, torchao, TransformerEngine and compressed-tensors
+(vLLM / Hugging Face). Every bridge passes bits through unchanged (no FP32 round trip); external libraries are
+imported only when their bridge is called, and a missing one raises :class:`breccia.BackendNotInstalledError`
+naming the pip extra.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._dlpack import DLPackCapsules, from_dlpack, to_dlpack
+from ._safetensors import SafetensorsReader, load_safetensors, open_safetensors, save_safetensors
+
+__all__ = [
+    "DLPackCapsules",
+    "SafetensorsReader",
+    "from_dlpack",
+    "load_safetensors",
+    "open_safetensors",
+    "save_safetensors",
+    "to_dlpack",
+]
