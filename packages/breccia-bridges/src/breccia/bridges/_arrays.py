@@ -46,8 +46,9 @@ def require(module: str, extra: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
+        top = module.partition(".")[0]
         raise BackendNotInstalledError(
-            f"{what} needs {module.split('.')[0]}, which is not installed: pip install 'breccia-bridges[{extra}]'"
+            f"{what} needs {top}, which is not installed: pip install 'breccia-bridges[{extra}]'"
         ) from e
 
 
@@ -98,8 +99,10 @@ def host_numpy(arr: Any) -> np.ndarray:
         return _c(np.array(arr, copy=False))
     if fw == "jax":
         return _c(np.asarray(arr))
-    raise DTypeError(f"cannot read a buffer of type {type(arr).__module__}.{type(arr).__name__}; "
-                     f"expected a numpy, torch, jax or mlx array")
+    raise DTypeError(
+        f"cannot read a buffer of type {type(arr).__module__}.{type(arr).__name__}; "
+        f"expected a numpy, torch, jax or mlx array"
+    )
 
 
 def from_numpy(arr: np.ndarray, framework: str, device: Any = None) -> Any:
@@ -155,8 +158,10 @@ def _import(arr: Any, src: str, framework: str) -> Any:
         return jnp.asarray(arr) if carrier else jnp.from_dlpack(view)
     if src == "mlx" and name == "bfloat16":
         return _import(host_numpy(arr), "numpy", framework)
-    mod = require("torch", "torch", "moving buffers into torch") if framework == "torch" else require(
-        "jax.numpy", "jax", "moving buffers into jax"
+    mod = (
+        require("torch", "torch", "moving buffers into torch")
+        if framework == "torch"
+        else require("jax.numpy", "jax", "moving buffers into jax")
     )
     try:
         return mod.from_dlpack(arr)

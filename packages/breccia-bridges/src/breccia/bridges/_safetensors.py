@@ -65,7 +65,9 @@ def save_safetensors(
     buffers stay together in one shard.
     """
     if not isinstance(tensors, Mapping):
-        raise FormatError(f"save_safetensors needs a dict of name → ScaledTensor or array; got {type(tensors).__name__}")
+        raise FormatError(
+            f"save_safetensors needs a dict of name → ScaledTensor or array; got {type(tensors).__name__}"
+        )
     groups: list[tuple[dict[str, Any], dict[str, str]]] = []
     taken: dict[str, str] = {}
     for name, value in tensors.items():
