@@ -8,15 +8,20 @@ naming the pip extra.
 
 from __future__ import annotations
 
+from ._deepseek import from_deepseek_v3, load_deepseek_v3, save_deepseek_v3, to_deepseek_v3
 from ._dlpack import DLPackCapsules, from_dlpack, to_dlpack
 from ._safetensors import SafetensorsReader, load_safetensors, open_safetensors, save_safetensors
 
 __all__ = [
     "DLPackCapsules",
     "SafetensorsReader",
+    "from_deepseek_v3",
     "from_dlpack",
+    "load_deepseek_v3",
     "load_safetensors",
     "open_safetensors",
+    "save_deepseek_v3",
     "save_safetensors",
+    "to_deepseek_v3",
     "to_dlpack",
 ]

@@ -151,7 +151,11 @@ def write_checkpoint(
         write_file(tensors, directory / fname, meta)
         weight_map.update(dict.fromkeys(tensors, fname))
     if len(names) > 1 or max_shard_size is not None:
-        index = {"metadata": {"total_size": sum(sizes), **(index_metadata or {})}, "weight_map": weight_map}
+        per_tensor = {k: v for _, meta in groups for k, v in meta.items()}  # readers find configs without shards
+        index = {
+            "metadata": {"total_size": sum(sizes), **(index_metadata or {}), **per_tensor},
+            "weight_map": weight_map,
+        }
         with atomic_path(directory / INDEX_NAME) as tmp:
             Path(tmp).write_text(json.dumps(index, indent=2, sort_keys=True))
     return names

@@ -116,10 +116,13 @@ class SafetensorsReader:
         self._configs: dict[str, str] = {}
         keys = self._ckpt.keys()
         owned: set[str] = set()
+        index = self._ckpt.index_metadata  # a breccia index lists every config: no shard is opened here
         for key in keys:
             if key.endswith(".data"):
                 name = key[: -len(".data")]
-                cfg = self._ckpt.file_of(key).metadata.get(f"{name}.config")
+                cfg = index.get(f"{name}.config")
+                if not isinstance(cfg, str):
+                    cfg = self._ckpt.file_of(key).metadata.get(f"{name}.config")
                 if cfg is not None:
                     self._configs[name] = cfg
                     owned.update(f"{name}.{p}" for p in PARTS)
@@ -128,7 +131,8 @@ class SafetensorsReader:
     @property
     def metadata(self) -> dict[str, str]:
         """The user metadata (``extra_metadata``), without breccia's per-tensor configs."""
-        meta = {**{str(k): str(v) for k, v in self._ckpt.index_metadata.items()}, **self._ckpt.metadata()}
+        index = {str(k): str(v) for k, v in self._ckpt.index_metadata.items()}
+        meta = index if index else self._ckpt.metadata()
         meta.pop("total_size", None)
         return {k: v for k, v in meta.items() if not (k.endswith(".config") and k[: -len(".config")] in self._configs)}
 
