@@ -19,13 +19,17 @@ nox.options.default_venv_backend = "uv"
 # gets from `pip install` (and mypy then checks the merged, installed tree).
 os.environ["UV_NO_SOURCES"] = "1"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "core", "torch", "integration", "typecheck", "wheels", "examples"]
+nox.options.sessions = ["lint", "core", "torch", "bridges", "integration", "typecheck", "wheels", "examples"]
 
 ROOT = Path(__file__).parent
 CORE = "packages/breccia-core"
 TORCH = "packages/breccia-torch"
+BRIDGES = "packages/breccia-bridges"
 # Add-ons whose backend has landed; integration and typecheck install all of them into one venv (the merged tree).
-READY = [TORCH]
+READY = [TORCH, BRIDGES]
+# The peers the bridges convert to and from, installed from the registry so tests compare with the real libraries.
+PEERS = ["torchao>=0.18", "compressed-tensors>=0.12", "jax>=0.4.30", "mlx[cpu]; sys_platform == 'linux'",
+         "mlx; sys_platform == 'darwin'"]  # fmt: skip
 TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
@@ -57,6 +61,16 @@ def torch(session: nox.Session) -> None:
     _pytest(session, f"{TORCH}/tests")
 
 
+@nox.session
+def bridges(session: nox.Session) -> None:
+    """breccia-bridges twice: with core + safetensors only (the numpy paths, and the pip-hint errors for missing
+    peers), then with torch, torchao, compressed-tensors, jax and mlx so every bridge is checked against the peer."""
+    session.install(CORE, BRIDGES, *TEST_TOOLS)
+    _pytest(session, f"{BRIDGES}/tests")
+    session.install(TORCH, f"{BRIDGES}[torchao,compressed-tensors]", *PEERS)
+    _pytest(session, f"{BRIDGES}/tests")
+
+
 @nox.session(python=PYTHONS)
 def matrix(session: nox.Session) -> None:
     """Opt-in: breccia-core's tests on every supported interpreter found here (``nox -s matrix``)."""
@@ -66,7 +80,7 @@ def matrix(session: nox.Session) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """Cross-package tests: seed API verbatim, every recipe end to end, docs snippets, framework hand-offs."""
-    session.install(CORE, *READY, "torchao>=0.18", *TEST_TOOLS)  # torchao: the docs show conformance with it
+    session.install(CORE, *READY, *PEERS, *TEST_TOOLS)  # the docs show conformance with the peers
     _pytest(session, "tests-integration")
 
 

@@ -171,6 +171,9 @@ class SafetensorsReader:
                 raise FormatError(f"{where}: {key} has dtype {got_code}; {recipe.name} stores {code}")
             if got_dims != dims:
                 raise FormatError(f"{where}: {key} has shape {got_dims}; the config's shape {shape} needs {dims}")
+        extra = [f"{name}.{p}" for p in PARTS if p not in want and f"{name}.{p}" in self._ckpt]
+        if extra:
+            raise FormatError(f"{where}: the file holds {extra}, which {recipe!r} does not have; the config is wrong")
         bufs = {p: self._ckpt.read(f"{name}.{p}", self.framework, self.device) for p in want}
         bufs = _relabel(bufs, recipe, self.framework)
         try:
