@@ -163,11 +163,11 @@ def test_hostile_deepseek_dirs(tmp_path: Path) -> None:
     make_deepseek_dir(tmp_path / "ds")
     cfg = tmp_path / "ds" / "config.json"
     cfg.write_text("{not json")
-    with pytest.raises(breccia.FormatError, match="config.json: not valid JSON"):
+    with pytest.raises(breccia.FormatError, match=r"config\.json: not valid JSON"):
         load_deepseek_v3(tmp_path / "ds")
     cfg.write_text(json.dumps({"quantization_config": dict(QCONFIG, weight_block_size=[128, 64])}))
     with pytest.raises(breccia.FormatError, match="weight_block_size"):
         load_deepseek_v3(tmp_path / "ds")
     cfg.write_text(json.dumps({"quantization_config": dict(QCONFIG, weight_block_size=[64, 64])}))
-    with pytest.raises(breccia.FormatError, match="down_proj.weight"):  # scale grid no longer matches
+    with pytest.raises(breccia.FormatError, match=r"down_proj\.weight"):  # scale grid no longer matches
         load_deepseek_v3(tmp_path / "ds")

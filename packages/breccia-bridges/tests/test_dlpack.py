@@ -44,8 +44,11 @@ ZERO_COPY = [("numpy", "torch"), ("torch", "numpy"), ("jax", "numpy"), ("jax", "
              ("mlx", "torch")]  # fmt: skip
 
 
+ZC_RECIPES = [breccia.Float8BlockScaling(), breccia.MXFP8BlockScaling(), breccia.MXFP4BlockScaling()]
+
+
 @pytest.mark.parametrize(("src", "dst"), ZERO_COPY)
-@pytest.mark.parametrize("recipe", [breccia.Float8BlockScaling(), breccia.MXFP8BlockScaling(), breccia.MXFP4BlockScaling()])
+@pytest.mark.parametrize("recipe", ZC_RECIPES)
 def test_zero_copy_where_frameworks_allow(src: str, dst: str, recipe: breccia.Recipe) -> None:
     for fw in (src, dst):
         if not framework_available(fw):

@@ -56,7 +56,7 @@ def _with_config(good: bytes, change: Any) -> bytes:
 
 def test_truncated_files(tmp_path: Path, good: bytes) -> None:
     for cut in (0, 3, 8, 20, len(good) // 2, len(good) - 1):
-        with pytest.raises(breccia.FormatError, match="bad.safetensors"):
+        with pytest.raises(breccia.FormatError, match=r"bad\.safetensors"):
             _load(tmp_path, good[:cut])
 
 
@@ -103,7 +103,7 @@ def test_wrong_dtype_and_missing_parts(tmp_path: Path, good: bytes) -> None:
     header["w.scale"]["dtype"] = "U8"
     header["w.data"]["dtype"] = "I8"
     header["w.data"]["shape"] = [4, 24]
-    with pytest.raises(breccia.FormatError, match="'w'.*I8"):
+    with pytest.raises(breccia.FormatError, match=r"'w'.*I8"):
         _load(tmp_path, _join(header, body))
     header, body = _split(good)
     del header["w.global_scale"]
@@ -121,11 +121,11 @@ def test_index_pointing_outside_its_directory(tmp_path: Path) -> None:
                 "/etc/passwd", "model.safetensors.index.json"):  # fmt: skip
         index["weight_map"]["w.data"] = bad
         index_path.write_text(json.dumps(index))
-        with pytest.raises(breccia.FormatError, match="'w.data'.*outside|not a .safetensors"):
+        with pytest.raises(breccia.FormatError, match=r"'w\.data'.*outside|not a \.safetensors"):
             load_safetensors(ckpt)
     for text in ("{", json.dumps({"weight_map": [1]}), json.dumps({"weight_map": {"w.data": 3}})):
         index_path.write_text(text)
-        with pytest.raises(breccia.FormatError, match="index.json"):
+        with pytest.raises(breccia.FormatError, match=r"index\.json"):
             load_safetensors(ckpt)
 
 
@@ -152,7 +152,7 @@ def mutated_files(draw: st.DrawFn, good: bytes) -> bytes:
     kind = draw(st.sampled_from(["config", "entry", "bytes", "metadata"]))
     if kind == "config":
         cfg = json.loads(header["__metadata__"]["w.config"])
-        target = draw(st.sampled_from(_FIELDS + ["recipe.field", "layout.field"]))
+        target = draw(st.sampled_from([*_FIELDS, "recipe.field", "layout.field"]))
         if "." in target:
             sub = cfg[target.split(".")[0]]
             sub[draw(st.sampled_from(sorted(sub)))] = draw(_json_values)
@@ -186,7 +186,7 @@ def test_fuzzed_headers_raise_only_format_error(tmp_path: Path, good: bytes, dat
     path.write_bytes(raw)
     try:
         with open_safetensors(path) as reader:
-            for name in reader.keys():
+            for name in reader:
                 reader[name]
     except breccia.FormatError:
         pass

@@ -12,8 +12,7 @@ import pytest
 from conftest import ALL_RECIPES, FRAMEWORKS, assert_same_bits, cast_np
 
 import breccia
-from breccia.bridges import load_safetensors, open_safetensors, save_safetensors
-from breccia.bridges import _files
+from breccia.bridges import _files, load_safetensors, open_safetensors, save_safetensors
 
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES)
