@@ -8,20 +8,33 @@ naming the pip extra.
 
 from __future__ import annotations
 
+from ._compressed_tensors import load_compressed_tensors, save_compressed_tensors
 from ._deepseek import from_deepseek_v3, load_deepseek_v3, save_deepseek_v3, to_deepseek_v3
 from ._dlpack import DLPackCapsules, from_dlpack, to_dlpack
 from ._safetensors import SafetensorsReader, load_safetensors, open_safetensors, save_safetensors
+from ._te_write import te_buffers, to_transformer_engine
+from ._torchao import from_torchao, to_torchao
+from ._transformer_engine import from_transformer_engine, swizzle_scales, unswizzle_scales
 
 __all__ = [
     "DLPackCapsules",
     "SafetensorsReader",
     "from_deepseek_v3",
     "from_dlpack",
+    "from_torchao",
+    "from_transformer_engine",
+    "load_compressed_tensors",
     "load_deepseek_v3",
     "load_safetensors",
     "open_safetensors",
+    "save_compressed_tensors",
     "save_deepseek_v3",
     "save_safetensors",
+    "swizzle_scales",
+    "te_buffers",
     "to_deepseek_v3",
     "to_dlpack",
+    "to_torchao",
+    "to_transformer_engine",
+    "unswizzle_scales",
 ]

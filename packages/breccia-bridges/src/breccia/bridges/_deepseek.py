@@ -59,7 +59,7 @@ def from_deepseek_v3(
     data: Any,
     scale: Any,
     block_k: int = 128,
-    fp8_format: str = "E4M3",
+    fp8_format: str | None = None,
     *,
     scale_fmt: str | None = None,
 ) -> ScaledTensor:
@@ -67,8 +67,11 @@ def from_deepseek_v3(
 
     ``scale.shape == (ceil(out/B), ceil(in/B))`` on 2-D data is a B×B weight; ``(*data.shape[:-1], ceil(K/B))`` is
     a 1×B activation (a single-row tensor matches both; it reads as 1×B, the same values). ``scale_fmt="ue8m0"``
-    (V3.1) checks that every scale is a power of two and records ``power_of_2_scales=True``.
+    (V3.1) checks that every scale is a power of two and records ``power_of_2_scales=True``. ``fp8_format``
+    defaults to the data's dtype (``uint8`` bytes read as E4M3, DeepSeek's format).
     """
+    if fp8_format is None:
+        fp8_format = "E5M2" if dtype_name(data) == "float8_e5m2" else "E4M3"
     if fp8_format not in _FP8:
         raise RecipeError(f"from_deepseek_v3: fp8_format must be 'E4M3' or 'E5M2'; got {fp8_format!r}")
     if not isinstance(block_k, int) or block_k <= 0:
