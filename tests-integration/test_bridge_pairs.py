@@ -37,7 +37,9 @@ def no_float_math(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a bridge conversion called breccia's quantize/dequantize math")
 
-    for mod, names in ((_api, ("cast", "dequantize", "requantize")), (breccia, ("cast", "dequantize", "requantize")),
+    # breccia's public names load lazily from _api and are cached on first access: patch breccia first, so the
+    # value saved for restoring is the real function and not the patched _api one
+    for mod, names in ((breccia, ("cast", "dequantize", "requantize")), (_api, ("cast", "dequantize", "requantize")),
                        (_math, ("encode", "decode_codes", "compute_scales", "dequant_values")),
                        (_reference, ("cast_numpy", "dequantize_numpy"))):  # fmt: skip
         for name in names:

@@ -58,9 +58,8 @@ def _check_framework(framework: str) -> None:
 
 
 def _np_dtype(name: str) -> np.dtype[Any]:
-    if hasattr(ml_dtypes, name):
-        return np.dtype(getattr(ml_dtypes, name))
-    return np.dtype(name)
+    dt: np.dtype[Any] = np.dtype(getattr(ml_dtypes, name)) if hasattr(ml_dtypes, name) else np.dtype(name)
+    return dt
 
 
 def _c(arr: np.ndarray) -> np.ndarray:
@@ -85,10 +84,11 @@ def host_numpy(arr: Any) -> np.ndarray:
         t = t.contiguous()
         carrier = _CARRIER.get(name)
         if carrier is None:
-            return t.numpy()
+            out: np.ndarray = t.numpy()
+            return out
         import torch
 
-        raw = t.view(getattr(torch, carrier)).numpy()
+        raw: np.ndarray = t.view(getattr(torch, carrier)).numpy()
         return raw if name == "float4_e2m1fn_x2" else raw.view(_np_dtype(name))
     if fw == "mlx":
         import mlx.core as mx

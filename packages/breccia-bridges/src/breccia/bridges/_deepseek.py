@@ -92,6 +92,7 @@ def from_deepseek_v3(
         raise LayoutError("from_deepseek_v3: data must have at least one dimension")
     nk = math.ceil(shape[-1] / block_k)
     weight = (math.ceil(shape[0] / block_k), nk) if len(shape) == 2 else None
+    layout: PerBlockK | PerBlock2D
     if sshape == (*shape[:-1], nk):
         block_m, layout = 1, PerBlockK(block_k)
     elif sshape == weight:

@@ -28,7 +28,7 @@ import numpy as np
 
 from breccia._errors import FormatError
 
-from ._arrays import host_numpy, move
+from ._arrays import host_numpy, move, require
 
 __all__ = [
     "INDEX_NAME",
@@ -202,6 +202,7 @@ class _File:
             if self._torch is None:
                 from safetensors import safe_open
 
+                require("torch", "torch", "loading into torch")
                 self._torch = safe_open(str(self.path), framework="pt")
             t = self._torch.get_tensor(name)
             if code == "F4":
@@ -225,7 +226,8 @@ class _File:
         arr = np.fromfile(self.path, dtype=np.uint8, count=end - begin, offset=self._start + begin)
         if arr.size != end - begin:
             raise FormatError(f"{self.path}: tensor {name!r} is truncated ({arr.size} of {end - begin} bytes)")
-        return arr.view(_NP[code]).reshape(shape)
+        out: np.ndarray = arr.view(_NP[code]).reshape(shape)
+        return out
 
     def close(self) -> None:
         self._torch = None
