@@ -26,11 +26,12 @@ def blocks() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "code"), blocks(), ids=[w for w, _ in blocks()])
 def test_doc_snippet_runs(where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for mod in OPTIONAL:
-        if re.search(rf"^\s*(import|from)\s+{mod}\b|breccia\.{mod}\b|breccia\.bridges", code, re.M) and (
-            importlib.util.find_spec(mod if mod != "bridges" else "breccia.bridges") is None
+        if (
+            re.search(rf"^\s*(import|from)\s+{mod}\b|breccia\.{mod}\b", code, re.M)
+            and importlib.util.find_spec(mod) is None
         ):
             pytest.skip(f"{where} needs {mod}, not installed in this session")
-    if "breccia.bridges" in code and importlib.util.find_spec("safetensors") is None:
+    if "breccia.bridges" in code and importlib.util.find_spec("breccia.bridges") is None:
         pytest.skip(f"{where} needs breccia-bridges")
     monkeypatch.chdir(tmp_path)
     if "sys.modules" in code:  # a claim about what importing loads needs a fresh interpreter

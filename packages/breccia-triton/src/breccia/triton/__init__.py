@@ -1,8 +1,36 @@
-"""breccia.triton — skeleton. The capability lands with its own issue; until then breccia reports it as not ready.
+"""breccia.triton — Triton GPU kernels for breccia: a fused, one-pass quantize for block-scaled recipes.
 
-Add-ons never ship ``breccia/__init__.py`` (DESIGN.md §1): this file is ``breccia/triton/__init__.py`` only.
+``cast(x, recipe)`` quantizes a CUDA ``torch.Tensor`` (blocks along the last axis) with one Triton kernel and
+returns the same ScaledTensor, byte for byte, that ``breccia.cast`` returns through breccia-torch; it returns None
+where the kernel does not apply (``supports`` says which). It is not wired into breccia-torch's routing yet.
+
+Add-ons never ship ``breccia/__init__.py`` (DESIGN.md §1): this file is ``breccia/triton/__init__.py`` only, and
+it imports neither torch nor triton until a function is called, so ``import breccia.triton`` stays cheap.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from breccia._layouts import Layout
+    from breccia._recipes import Recipe
+    from breccia._tensor import ScaledTensor
+
+__all__ = ["cast", "supports"]
+
+
+def cast(
+    x: Any, recipe: Recipe, *, layout: Layout | None = None, axis: int = -1, nonfinite: str = "raise"
+) -> ScaledTensor | None:
+    """Quantize ``x`` with the Triton kernel (None where it does not apply); see :func:`breccia.cast`."""
+    from ._cast import cast as _cast
+
+    return _cast(x, recipe, layout=layout, axis=axis, nonfinite=nonfinite)
+
+
+def supports(x: Any, recipe: Recipe, layout: Layout | None = None, axis: int = -1) -> bool:
+    """Whether :func:`cast` runs the kernel for ``x`` (a CUDA tensor, or CPU under ``TRITON_INTERPRET=1``)."""
+    from ._cast import supports as _supports
+
+    return _supports(x, recipe, layout, axis)
