@@ -19,14 +19,15 @@ nox.options.default_venv_backend = "uv"
 # gets from `pip install` (and mypy then checks the merged, installed tree).
 os.environ["UV_NO_SOURCES"] = "1"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "core", "torch", "bridges", "integration", "typecheck", "wheels", "examples"]
+nox.options.sessions = ["lint", "core", "torch", "bridges", "triton", "integration", "typecheck", "wheels", "examples"]
 
 ROOT = Path(__file__).parent
 CORE = "packages/breccia-core"
 TORCH = "packages/breccia-torch"
 BRIDGES = "packages/breccia-bridges"
+TRITON = "packages/breccia-triton"
 # Add-ons whose backend has landed; integration and typecheck install all of them into one venv (the merged tree).
-READY = [TORCH, BRIDGES]
+READY = [TORCH, BRIDGES, TRITON]
 # The peers the bridges convert to and from, installed from the registry so tests compare with the real libraries.
 PEERS = ["torchao>=0.18", "compressed-tensors>=0.12", "jax>=0.4.30", "mlx[cpu]; sys_platform == 'linux'",
          "mlx; sys_platform == 'darwin'"]  # fmt: skip
@@ -69,6 +70,14 @@ def bridges(session: nox.Session) -> None:
     _pytest(session, f"{BRIDGES}/tests")
     session.install(TORCH, f"{BRIDGES}[torchao,compressed-tensors]", *PEERS)
     _pytest(session, f"{BRIDGES}/tests")
+
+
+@nox.session
+def triton(session: nox.Session) -> None:
+    """breccia-triton's kernels on CPU under TRITON_INTERPRET=1 at small sizes (the GPU runs them natively): casts
+    byte-identical to the reference, GEMMs within tolerance of an FP64 product."""
+    session.install(CORE, TORCH, TRITON, *TEST_TOOLS)
+    _pytest(session, f"{TRITON}/tests")
 
 
 @nox.session(python=PYTHONS)

@@ -1,4 +1,4 @@
-"""breccia.triton — Triton GPU kernels for breccia: a fused, one-pass quantize for block-scaled recipes.
+"""breccia.triton — Triton GPU kernels for breccia: a fused one-pass quantize and FP8 scaled GEMMs.
 
 ``cast(x, recipe)`` quantizes a CUDA ``torch.Tensor`` (blocks along the last axis) with one Triton kernel and
 returns the same ScaledTensor, byte for byte, that ``breccia.cast`` returns through breccia-torch; it returns None
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from breccia._recipes import Recipe
     from breccia._tensor import ScaledTensor
 
-__all__ = ["cast", "supports"]
+__all__ = ["cast", "scaled_gemm", "supports"]
 
 
 def cast(
@@ -27,6 +27,16 @@ def cast(
     from ._cast import cast as _cast
 
     return _cast(x, recipe, layout=layout, axis=axis, nonfinite=nonfinite)
+
+
+def scaled_gemm(
+    a: Any, sa: Any, b: Any, sb: Any, mode: str, out_dtype: Any, *, config: dict[str, int] | None = None
+) -> Any:
+    """FP8 ``(a · sa) @ (b · sb)`` with FP32 accumulation: ``mode`` ``"tensor"``, ``"row"`` or ``"block"`` (DeepSeek
+    1×128 activations · 128×128 weights, promoted to FP32 per 128-wide K block). See :mod:`breccia.triton._gemm`."""
+    from ._gemm import scaled_gemm as _gemm
+
+    return _gemm(a, sa, b, sb, mode, out_dtype, config=config)
 
 
 def supports(x: Any, recipe: Recipe, layout: Layout | None = None, axis: int = -1) -> bool:

@@ -1,0 +1,264 @@
+"""Host side of the Triton quantize: which casts the kernel covers, its launch, and the ScaledTensor it builds.
+
+The kernel writes raw codes (uint8/int8), scale bits and a per-program flag; this module turns them into exactly
+the buffers breccia-torch's ``cast`` returns (native float8 / e8m0 dtypes, fp16/bf16 scales rounded by torch the
+way ``TorchOps.store_float`` does), so the two are byte-identical. Whenever the flag says the input held NaN/Inf
+(or an fp16/bf16 integer scale overflowed) the cast is redone by breccia-torch, which owns those error messages
+and the ``nonfinite="propagate"`` semantics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+
+import breccia
+from breccia._api import _resolve
+from breccia._layouts import Layout, PerBlock2D, PerBlockK, PerChannel, PerTensor
+from breccia._recipes import (
+    Float8BlockScaling,
+    Float8CurrentScaling,
+    INT4Scaling,
+    INT8Scaling,
+    MXFP4BlockScaling,
+    MXFP6BlockScaling,
+    MXFP8BlockScaling,
+    NVFP4BlockScaling,
+    Recipe,
+    scale_kind,
+)
+from breccia._tensor import ScaledTensor
+
+__all__ = ["cast", "supports"]
+
+_INPUTS = (torch.float32, torch.float16, torch.bfloat16)
+_FP8 = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}
+_FLOAT = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_TINY = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}  # _math.compute_scales' zero-scale substitutes
+MAX_BLOCK = 16384  # one block is reduced in registers: PerChannel rows longer than this stay with breccia-torch
+TILE = 8192  # elements per program: enough bytes in flight per SM without spilling
+NUM_WARPS = 8
+
+
+def _f32_bits(v: float) -> int:
+    """int32 bit pattern of ``np.float32(v)``: the kernel rebuilds fp32 constants from bits, never from literals."""
+    return int(np.array([v], np.float32).view(np.int32)[0])
+
+
+def _pow2ceil(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class _Plan:
+    k: int  # elements per row
+    bk: int  # elements per block
+    pack: int  # 2 for 4-bit formats (two codes per byte)
+    per_tensor: bool = False  # one scale from a whole-tensor amax (Float8CurrentScaling's default layout)
+    rb: int = 1  # rows per block: > 1 for PerBlock2D tiles
+
+
+def _plan(x: Any, recipe: Recipe, layout: Layout) -> _Plan | None:
+    """The kernel's view of the cast, or None where it does not apply (then breccia-torch is the path)."""
+    if not isinstance(x, torch.Tensor) or x.dtype not in _INPUTS or x.ndim < 1 or x.numel() == 0:
+        return None
+    if not (x.is_cuda or (x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")):
+        return None
+    k = int(x.shape[-1])
+    if isinstance(layout, PerTensor):  # one amax from torch, then the encode kernel tiles rows in 1024-chunks
+        ok = isinstance(recipe, Float8CurrentScaling)
+        return _Plan(k, min(k, 1024), 1, per_tensor=True) if ok else None
+    pack = 2 if recipe.element.storage == "packed4" else 1
+    if isinstance(layout, PerBlock2D):  # 2-D tiles over the last two axes (128×128 FP8, 16×16 NVFP4)
+        if x.ndim < 2 or not isinstance(recipe, (Float8BlockScaling, NVFP4BlockScaling)):
+            return None
+        rb, cb = layout.block_shape(tuple(int(n) for n in x.shape))[-2:]
+        too_big = _pow2ceil(rb) * _pow2ceil(-(-cb // pack)) * pack > 2 * MAX_BLOCK
+        return None if too_big or (pack == 2 and cb % 2 and cb != k) else _Plan(k, cb, pack, rb=rb)
+    if not isinstance(layout, (PerBlockK, PerChannel)) or layout.axis not in (-1, x.ndim - 1):
+        return None
+    if not isinstance(
+        recipe,
+        (
+            Float8BlockScaling,
+            Float8CurrentScaling,
+            MXFP8BlockScaling,
+            MXFP6BlockScaling,
+            MXFP4BlockScaling,
+            NVFP4BlockScaling,
+            INT4Scaling,
+            INT8Scaling,
+        ),
+    ):
+        return None
+    bk = k if isinstance(layout, PerChannel) else min(layout.block_k, k)
+    if bk > MAX_BLOCK or (pack == 2 and bk % 2 and bk != k):  # nibble pairs must not straddle blocks
+        return None
+    return _Plan(k, bk, pack)
+
+
+def supports(x: Any, recipe: Recipe, layout: Layout | None = None, axis: int = -1) -> bool:
+    """Whether :func:`cast` runs the Triton kernel for this input (else it returns None)."""
+    try:
+        lay = _resolve(recipe, layout, axis, "breccia.triton.supports", getattr(x, "ndim", None))
+    except breccia.BrecciaError:
+        return False
+    return _plan(x, recipe, lay) is not None
+
+
+@cache
+def _kind_args(recipe: Recipe) -> dict[str, Any]:
+    """The constexpr specialisation of the kernel for one recipe."""
+    from . import _kernel as K
+
+    fmt = recipe.element
+    a: dict[str, Any] = dict(
+        KIND=K.KIND_FP8, EBITS=fmt.ebits, MBITS=fmt.mbits, BIAS=fmt.bias, ENC_MUL=float(2.0 ** (fmt.bias - 127)),
+        FMAX=float(fmt.fmax), POW2=False, EPS_BITS=0, RCEIL=False, EMAX=0, NV_GLOBAL=False, NV_RECIP=False,
+        NV_MIN_BITS=0, SYM=True, DENOM=1.0, QMIN=0, QMAX=0, SKIND=0, TINY_BITS=0,
+    )  # fmt: skip
+    if isinstance(recipe, (Float8BlockScaling, Float8CurrentScaling)):
+        a["POW2"] = recipe.power_of_2_scales
+        if isinstance(recipe, Float8CurrentScaling) and recipe.amax_epsilon > 0:
+            a["EPS_BITS"] = _f32_bits(recipe.amax_epsilon)
+    elif isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling)):
+        a.update(KIND=K.KIND_MX, RCEIL=recipe.scale_rounding == "rceil", EMAX=fmt.emax)
+    elif isinstance(recipe, NVFP4BlockScaling):
+        a.update(KIND=K.KIND_NV, NV_GLOBAL=recipe.per_tensor_scale, NV_RECIP=recipe.data_scaling == "reciprocal")
+        a["NV_MIN_BITS"] = _f32_bits(recipe.block_scale_min) if recipe.block_scale_min > 0 else 0
+    else:
+        assert isinstance(recipe, (INT4Scaling, INT8Scaling))
+        kind = scale_kind(recipe)
+        if recipe.symmetric:
+            denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
+        else:
+            denom = fmt.qmax - fmt.qmin
+        a.update(KIND=K.KIND_INT, SYM=recipe.symmetric, DENOM=float(denom), QMIN=fmt.qmin, QMAX=fmt.qmax)
+        a.update(SKIND={"fp32": 0, "fp16": 1, "bf16": 2}[kind], TINY_BITS=_f32_bits(_TINY[kind]))
+    return a
+
+
+def _use_mult(recipe: Recipe) -> bool:
+    """Encode by multiplying: NVFP4's reciprocal rule, or power-of-two scales (an exact reciprocal exists)."""
+    if isinstance(recipe, NVFP4BlockScaling):
+        return recipe.data_scaling == "reciprocal"
+    if isinstance(recipe, (Float8BlockScaling, Float8CurrentScaling)):
+        return recipe.power_of_2_scales
+    return isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling))
+
+
+def _launch(
+    x2: torch.Tensor, recipe: Recipe, plan: _Plan, gamax: torch.Tensor | None, m: int
+) -> tuple[torch.Tensor, ...]:
+    """Allocate the outputs and run the kernel over ``x2`` (``(R, K)``; ``m`` rows per matrix for 2-D tiles)."""
+    from . import _kernel as K
+
+    r, k = int(x2.shape[0]), plan.k
+    nb = -(-k // plan.bk)
+    nbr = -(-m // plan.rb)
+    srows = r if plan.rb == 1 else (r // m) * nbr  # rows of the scale grid
+    kd = -(-k // 2) if plan.pack == 2 else k
+    fmt = recipe.element
+    dev = x2.device
+    ddtype = torch.int8 if fmt.storage == "int8" else torch.uint8
+    data = torch.empty((r, kd), dtype=ddtype, device=dev)
+    skind = scale_kind(recipe)
+    scale = torch.empty(
+        (1, 1) if plan.per_tensor else (srows, nb),
+        dtype=torch.uint8 if skind in ("e8m0", "e4m3") else torch.float32,
+        device=dev,
+    )
+    zp = torch.empty((srows, nb), dtype=torch.int32, device=dev) if recipe.has_zero_point else scale
+    bkp = _pow2ceil(-(-plan.bk // plan.pack))
+    if plan.rb == 1:
+        nbt = min(_pow2ceil(nb), max(1, TILE // (bkp * plan.pack)))
+        rows = min(_pow2ceil(r), max(1, TILE // (nbt * bkp * plan.pack)))
+        grid = (-(-r // rows), -(-nb // nbt))
+    else:
+        rows = _pow2ceil(plan.rb)
+        nbt = min(_pow2ceil(nb), max(1, TILE // (rows * bkp * plan.pack)))
+        grid = (srows, -(-nb // nbt))
+    flags = torch.empty(grid, dtype=torch.int32, device=dev)
+    g = gamax if gamax is not None else scale
+    xin = x2.view(torch.int16) if x2.dtype == torch.bfloat16 else x2
+    K.quant_rows_kernel[grid](
+        xin, data, scale, zp, g, flags, r, k, nb, kd, m, nbr,
+        BK=plan.bk, BKP=bkp, PACK=plan.pack, ROWS=rows, NBT=nbt, **_kind_args(recipe),
+        BF16=x2.dtype == torch.bfloat16, PER_TENSOR=plan.per_tensor, RB=plan.rb, USE_MULT=_use_mult(recipe),
+        I64=x2.numel() >= 2**31 - 2 * TILE,
+        num_warps=NUM_WARPS if x2.is_cuda else 1, enable_fp_fusion=False,
+    )  # fmt: skip
+    return data, scale, zp, flags
+
+
+def cast(
+    x: Any, recipe: Recipe, *, layout: Layout | None = None, axis: int = -1, nonfinite: str = "raise"
+) -> ScaledTensor | None:
+    """Quantize ``x`` with the Triton kernel; byte-identical to ``breccia.cast`` on the same torch tensor.
+
+    Returns None where the kernel does not apply (see :func:`supports`). Non-finite input (and fp16/bf16 integer
+    scale overflow) is redone by breccia-torch, so errors and ``nonfinite="propagate"`` match it exactly.
+    """
+    lay = _resolve(recipe, layout, axis, "breccia.triton.cast", getattr(x, "ndim", None))
+    plan = _plan(x, recipe, lay)
+    if plan is None:
+        return None
+    shape = tuple(int(n) for n in x.shape)
+    lay.validate_shape(shape)
+    with torch.no_grad():
+        x2 = x.detach().contiguous().reshape(-1, plan.k)
+        gamax = None
+        if recipe.has_global_scale or plan.per_tensor:
+            lo, hi = torch.aminmax(x2)
+            gamax = torch.maximum(hi, -lo).to(torch.float32).reshape(1)
+        data, scale, zp, flags = _launch(x2, recipe, plan, gamax, shape[-2] if len(shape) >= 2 else 1)
+        if bool(flags.any().item()):  # NaN/Inf or a scale overflow: the reference decides what happens
+            return _fallback(x, recipe, lay, nonfinite)
+        return _assemble(data, scale, zp, gamax, recipe, lay, shape)
+
+
+def _fallback(x: torch.Tensor, recipe: Recipe, lay: Layout, nonfinite: str) -> ScaledTensor:
+    """breccia-torch's cast, which raises NonFiniteError / RecipeError or propagates exactly as the reference."""
+    st = breccia.cast(x, recipe, layout=lay, nonfinite=nonfinite)  # type: ignore[call-overload]
+    assert isinstance(st, ScaledTensor)
+    return st
+
+
+def _assemble(
+    data: torch.Tensor,
+    scale: torch.Tensor,
+    zp: torch.Tensor,
+    gamax: torch.Tensor | None,
+    recipe: Recipe,
+    lay: Layout,
+    shape: tuple[int, ...],
+) -> ScaledTensor:
+    """The kernel's raw buffers as the ScaledTensor breccia-torch would build (same dtypes, shapes, bytes)."""
+    fmt = recipe.element
+    data = data.reshape(*shape[:-1], data.shape[-1])
+    if fmt.storage == "fp8":
+        data = data.view(_FP8[fmt.name])
+    kind = scale_kind(recipe)
+    sshape = lay.scale_shape(shape)
+    scale = scale.reshape(sshape)
+    if kind == "e8m0":
+        scale = scale.view(torch.float8_e8m0fnu)
+    elif kind == "e4m3":
+        scale = scale.view(torch.float8_e4m3fn)
+    elif kind in _FLOAT:
+        scale = scale.to(_FLOAT[kind])
+    zero_point = None
+    if recipe.has_zero_point:
+        zero_point = zp.reshape(sshape).to(torch.int8 if fmt.signed else torch.uint8)
+    glob = None
+    if (
+        gamax is not None and recipe.has_global_scale
+    ):  # _math.compute_scales: where(ga == 0, 1, ops.div(ga, 2688)) with TorchOps.div
+        ga = gamax.reshape(())
+        glob = torch.where(ga == 0, 1.0, ga / torch.full((), 2688.0, dtype=torch.float32, device=ga.device))
+    return ScaledTensor(data, scale, recipe, lay, shape, global_scale=glob, zero_point=zero_point)

@@ -1,0 +1,165 @@
+"""FP8 scaled GEMM in Triton: per-tensor, rowwise, and DeepSeek 1×128 · 128×128 blockwise.
+
+``out[M, N] = (A[M, K] · sa) @ (B[K, N] · sb)`` with FP8 codes and FP32 accumulation. The blockwise kernel promotes
+per 128-wide K block: each block's product comes out of ``tl.dot`` in FP32 and is scaled by ``sa[m, kb] ·
+sb[kb, nb]`` before it joins the accumulator. On Hopper the FP8 tensor-core accumulator keeps ~14 mantissa bits
+over a long K; promoting every 128 elements bounds that loss (what DeepGEMM does), and it is also the only place the
+per-block scales can be applied. Per-tensor and rowwise scales factor out of the sum and are applied once at the end.
+
+The operands are addressed through strides, so ``B`` may be the transposed view of an ``(N, K)`` weight (the
+K-major layout the tensor cores want) or a row-major ``(K, N)`` array. K, M and N need not be multiples of anything:
+tails are masked, and a masked K tail reads zeros, which add nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["MODES", "scaled_gemm"]
+
+MODES = {"tensor": 0, "row": 1, "block": 2}
+
+
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # the CPU interpreter: small tiles, no tuning sweep
+
+
+def _configs() -> list[triton.Config]:
+    out = []
+    for bm, bn, warps, stages in ((128, 128, 4, 4), (128, 128, 8, 3), (128, 256, 8, 3), (64, 128, 4, 4)):
+        for pipe in (0, 1):
+            cfg = {"BM": bm, "BN": bn, "GROUP_M": 8, "PIPE": pipe}
+            out.append(triton.Config(cfg, num_warps=warps, num_stages=stages))
+    return out
+
+
+@triton.jit
+def _gemm_kernel(
+    a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr,
+    M, N, K, M_BUCKET,
+    s_am, s_ak, s_bk, s_bn, s_cm, s_cn,
+    s_sam, s_sak, s_sbk, s_sbn,
+    MODE: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr,
+    PIPE: tl.constexpr,
+):  # fmt: skip
+    pid = tl.program_id(0)
+    grid_m = tl.cdiv(M, BM)
+    grid_n = tl.cdiv(N, BN)
+    group = GROUP_M * grid_n  # grouped ordering: consecutive programs share A rows in L2
+    first_m = (pid // group) * GROUP_M
+    rows = tl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % group) % rows
+    pid_n = (pid % group) // rows
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_k = tl.arange(0, BK)
+    m_ok = offs_m < M
+    n_ok = offs_n < N
+    a_ptrs = a_ptr + offs_m[:, None].to(tl.int64) * s_am + offs_k[None, :] * s_ak
+    b_ptrs = b_ptr + offs_k[:, None] * s_bk + offs_n[None, :].to(tl.int64) * s_bn
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    nk = tl.cdiv(K, BK)
+    if MODE == 2 and PIPE == 1:
+        # Software-pipelined promotion: block kb's product is scaled into acc while block kb+1's MMA runs, so
+        # the tensor cores never wait for the FP32 scale-and-add (the wait sits before the *next* use).
+        a = tl.load(a_ptrs, mask=m_ok[:, None] & (offs_k < K)[None, :], other=0.0)
+        b = tl.load(b_ptrs, mask=(offs_k < K)[:, None] & n_ok[None, :], other=0.0)
+        prev = tl.dot(a, b, out_dtype=tl.float32)
+        for kb in range(1, nk):
+            a_ptrs += BK * s_ak
+            b_ptrs += BK * s_bk
+            k_ok = offs_k < K - kb * BK
+            a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+            cur = tl.dot(a, b, out_dtype=tl.float32)
+            sa = tl.load(sa_ptr + offs_m * s_sam + (kb - 1) * s_sak, mask=m_ok, other=0.0)
+            sb = tl.load(sb_ptr + (kb - 1) * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
+            acc += prev * (sa[:, None] * sb[None, :])
+            prev = cur
+        sa = tl.load(sa_ptr + offs_m * s_sam + (nk - 1) * s_sak, mask=m_ok, other=0.0)
+        sb = tl.load(sb_ptr + (nk - 1) * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
+        acc += prev * (sa[:, None] * sb[None, :])
+    else:
+        for kb in range(0, nk):
+            k_ok = offs_k < K - kb * BK
+            a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+            if MODE == 2:
+                sa = tl.load(sa_ptr + offs_m * s_sam + kb * s_sak, mask=m_ok, other=0.0)
+                sb = tl.load(sb_ptr + kb * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
+                acc += tl.dot(a, b, out_dtype=tl.float32) * (sa[:, None] * sb[None, :])
+            else:
+                # promote to FP32 every BK elements: Hopper's FP8 MMA otherwise accumulates ~14-bit sums over all K
+                acc = tl.dot(a, b, acc, out_dtype=tl.float32, max_num_imprecise_acc=BK)
+            a_ptrs += BK * s_ak
+            b_ptrs += BK * s_bk
+    if MODE == 0:
+        acc = acc * (tl.load(sa_ptr) * tl.load(sb_ptr))
+    elif MODE == 1:
+        sa = tl.load(sa_ptr + offs_m * s_sam, mask=m_ok, other=0.0)
+        sb = tl.load(sb_ptr + offs_n * s_sbn, mask=n_ok, other=0.0)
+        acc = acc * (sa[:, None] * sb[None, :])
+    c_ptrs = c_ptr + offs_m[:, None].to(tl.int64) * s_cm + offs_n[None, :] * s_cn
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+_tuned = triton.autotune(configs=_configs(), key=["M_BUCKET", "N", "K", "MODE"])(_gemm_kernel)
+
+
+def _bucket(m: int) -> int:
+    """Tune once per power-of-two M (decode-sized M differs from prefill-sized M), not per exact M."""
+    return 1 << max(0, (m - 1).bit_length())
+
+
+def scaled_gemm(
+    a: torch.Tensor,
+    sa: torch.Tensor,
+    b: torch.Tensor,
+    sb: torch.Tensor,
+    mode: str,
+    out_dtype: torch.dtype,
+    *,
+    config: dict[str, int] | None = None,
+) -> torch.Tensor:
+    """``(a · sa) @ (b · sb)`` for FP8 ``a`` (M, K) and ``b`` (K, N); returns (M, N) in ``out_dtype``.
+
+    ``mode="tensor"``: ``sa``, ``sb`` fp32 scalars. ``"row"``: ``sa`` (M,) / (M, 1), ``sb`` (N,) / (1, N).
+    ``"block"``: ``sa`` (M, ceil(K/128)) for 1×128 activation blocks, ``sb`` (ceil(K/128), ceil(N/128)) for 128×128
+    weight blocks (breccia's compact grids, any strides). ``config`` pins the tile (``BM``, ``BN``, ``GROUP_M``,
+    ``PIPE``) instead of autotuning; the CPU interpreter always uses a small pinned tile.
+    """
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
+        raise ValueError(f"scaled_gemm: a is {tuple(a.shape)} and b is {tuple(b.shape)}; K must agree")
+    c = torch.empty((m, n), dtype=out_dtype, device=a.device)
+    if m == 0 or n == 0:
+        return c
+    sa = sa.float()
+    sb = sb.float()
+    if mode == "block":
+        sa2, sb2 = sa.reshape(m, -1), sb.reshape(-1, sb.shape[-1])
+        strides = (sa2.stride(0), sa2.stride(1), sb2.stride(0), sb2.stride(1))
+    elif mode == "row":
+        sa2, sb2 = sa.reshape(m), sb.reshape(n)
+        strides = (sa2.stride(0), 0, 0, sb2.stride(0))
+    else:
+        sa2, sb2 = sa.reshape(()), sb.reshape(())
+        strides = (0, 0, 0, 0)
+
+    def grid(meta: dict[str, Any]) -> tuple[int]:
+        return (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)
+
+    args = (a, b, c, sa2, sb2, m, n, k, _bucket(m),
+            a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1), *strides)  # fmt: skip
+    if config is None and _INTERPRET:
+        config = {"BM": 16, "BN": 32, "GROUP_M": 2, "PIPE": 1}
+    if config is None:
+        _tuned[grid](*args, MODE=MODES[mode], BK=128)
+    else:
+        _gemm_kernel[grid](*args, MODE=MODES[mode], BK=128, **config)
+    return c

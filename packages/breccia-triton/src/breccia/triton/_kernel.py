@@ -1,0 +1,300 @@
+"""The Triton quantize kernel: one pass over a contiguous ``(R, K)`` view, blocks along the last axis.
+
+Every line mirrors :mod:`breccia._math` operation for operation, because the bytes must equal the reference's:
+
+- every division that ``_math`` writes as ``ops.div`` *or* as Python ``/`` on fp32 arrays is ``tl.math.div_rn``.
+  Both are one correctly rounded IEEE division in numpy and in torch (CUDA included), while Triton's ``/`` on
+  fp32 lowers to ``div.full.f32``, which is off by up to 2 ulp;
+- element encoding is :func:`breccia._math.encode_float`'s branch-free bit arithmetic, not Triton's fp8 casts
+  (whose rounding and saturation are backend-dependent);
+- ``rint`` is the ``(|y| + 2^23) − 2^23`` trick, which is round-half-even by the FPU itself;
+- fp32 → bf16 rounding of integer-recipe scales is done on the bits (RNE), so the interpreter and the GPU agree;
+- the launcher turns FMA contraction off (``enable_fp_fusion=False``): ``_math`` rounds every product.
+
+Non-finite inputs are *not* handled here: each program writes a flag (1 = NaN/Inf seen, 2 = an fp16/bf16 scale
+overflowed) and the host falls back to breccia-torch, which raises or propagates exactly as the reference does.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
+KIND_MX = 1  # MXFP8 / MXFP6 / MXFP4: E8M0 scale byte
+KIND_NV = 2  # NVFP4: E4M3 block scale (and the fp32 global scale)
+KIND_INT = 3  # INT4 / INT8 groups, symmetric or with a zero point
+
+
+@triton.jit
+def _bits(v):
+    return v.to(tl.int32, bitcast=True)
+
+
+@triton.jit
+def _from_bits(b):
+    return b.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _pow2(e):
+    """Exact fp32 2^e for int32 e in [−127, 127] (2^−127 is the subnormal 0x00400000), as ``_math.pow2``."""
+    return tl.where(e <= -127, _from_bits(e * 0 + 0x00400000), _from_bits((e + 127) << 23))
+
+
+@triton.jit
+def _pow2_ceil_exp(q):
+    """``_math.pow2_ceil_exponent``: smallest e with 2^e ≥ q (q ≥ 0 finite)."""
+    b = _bits(q)
+    e = ((b + 0x7FFFFF) >> 23) - 127
+    return tl.where(b <= 0x00400000, -127, e)
+
+
+@triton.jit
+def _encode_float(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr):
+    """``_math.encode_float``: RNE codes of fp32 ``v`` already clamped to ±fmax (ENC_MUL = 2^(bias − 127))."""
+    b = _bits(v)
+    sgn = (b >> 31) & 1
+    a = b & 0x7FFFFFFF
+    c = _from_bits(tl.maximum(a & 0x7F800000, (128 - BIAS) << 23) + ((23 - MBITS) << 23))
+    r = (_from_bits(a) + c) - c
+    code = _bits(r * ENC_MUL) >> (23 - MBITS)
+    return (code | (sgn << (EBITS + MBITS))) & ((1 << (EBITS + MBITS + 1)) - 1)
+
+
+@triton.jit
+def _decode_e4m3(code):
+    """Exact fp32 value of a non-negative, non-NaN E4M3 code (``_math.decode_codes`` for block scales)."""
+    e = code >> 3
+    mant = code & 7
+    normal = _from_bits(((e + 120) << 23) | (mant << 20))
+    sub = mant.to(tl.float32) * 0.001953125  # 2^-9
+    return tl.where(e == 0, sub, normal)
+
+
+@triton.jit
+def _rint(y):
+    """Round half to even, as ``torch.round`` / ``np.rint`` (|y| ≥ 2^23 is already an integer)."""
+    t = tl.abs(y)
+    r = (t + 8388608.0) - 8388608.0
+    r = tl.where(t < 8388608.0, r, t)
+    return tl.where(y < 0, -r, r)
+
+
+@triton.jit
+def _load(ptrs, m, BF16: tl.constexpr):
+    """Masked load as fp32. bf16 arrives as int16 bits and is widened by a shift: exact everywhere (the
+    interpreter's own bf16 conversion flushes subnormals)."""
+    if BF16:
+        return _from_bits(tl.load(ptrs, mask=m, other=0).to(tl.int32) << 16)
+    return tl.load(ptrs, mask=m, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _amax(x):
+    """Block amax, +Inf where the block holds NaN (tl.max may drop NaN; a non-finite block must reach the flag)."""
+    a = tl.abs(x)
+    return tl.max(tl.where(a < float("inf"), a, float("inf")), axis=2)  # NaN compares false
+
+
+@triton.jit
+def quant_rows_kernel(
+    x_ptr,
+    data_ptr,
+    scale_ptr,
+    zp_ptr,
+    gamax_ptr,
+    flag_ptr,
+    R,
+    K,
+    NB,
+    KD,
+    M,
+    NBR,
+    BK: tl.constexpr,
+    BKP: tl.constexpr,
+    PACK: tl.constexpr,
+    ROWS: tl.constexpr,
+    NBT: tl.constexpr,
+    KIND: tl.constexpr,
+    EBITS: tl.constexpr,
+    MBITS: tl.constexpr,
+    BIAS: tl.constexpr,
+    ENC_MUL: tl.constexpr,
+    FMAX: tl.constexpr,
+    POW2: tl.constexpr,
+    EPS_BITS: tl.constexpr,
+    RCEIL: tl.constexpr,
+    EMAX: tl.constexpr,
+    NV_GLOBAL: tl.constexpr,
+    NV_RECIP: tl.constexpr,
+    NV_MIN_BITS: tl.constexpr,
+    SYM: tl.constexpr,
+    DENOM: tl.constexpr,
+    QMIN: tl.constexpr,
+    QMAX: tl.constexpr,
+    SKIND: tl.constexpr,
+    TINY_BITS: tl.constexpr,
+    BF16: tl.constexpr,
+    PER_TENSOR: tl.constexpr,
+    RB: tl.constexpr,
+    USE_MULT: tl.constexpr,
+    I64: tl.constexpr,
+):
+    """Quantize ``ROWS × NBT`` blocks of ``BK`` elements; ``PACK=2`` loads even/odd elements and packs nibbles.
+
+    ``RB > 1``: 2-D ``RB × BK`` tiles (PerBlock2D). Program row ``pid_r`` is then block-row ``pid_r % NBR`` of
+    matrix ``pid_r // NBR`` (each of ``M`` rows), its ``ROWS ≥ RB`` lanes one tile high; the per-row amaxes are
+    reduced once more over the rows, so every lane computes the tile's scale and row 0 stores it.
+    """
+    pid_r = tl.program_id(0)
+    pid_b = tl.program_id(1)
+    i = tl.arange(0, ROWS)
+    if RB == 1:
+        rows = pid_r * ROWS + i
+        rvalid = rows < R
+        srow = rows
+    else:
+        mrow = (pid_r % NBR) * RB + i
+        rows = (pid_r // NBR) * M + mrow
+        rvalid = (i < RB) & (mrow < M)
+        srow = pid_r + i * 0
+    blks = pid_b * NBT + tl.arange(0, NBT)
+    j = tl.arange(0, BKP)
+    r3 = rows[:, None, None]
+    b3 = blks[None, :, None]
+    j3 = j[None, None, :]
+    valid = rvalid[:, None, None] & (b3 < NB)
+    if I64:  # int64 address math only where int32 could wrap
+        r3 = r3.to(tl.int64)
+        srow = srow.to(tl.int64)
+    base = r3 * K
+    col = b3 * BK + PACK * j3
+    m0 = valid & (PACK * j3 < BK) & (col < K)
+    if PACK == 2:  # one contiguous (vectorisable) load, split into even / odd elements in registers
+        jj = tl.arange(0, 2 * BKP)[None, None, :]
+        colf = b3 * BK + jj
+        xf = _load(x_ptr + base + colf, valid & (jj < BK) & (colf < K), BF16)
+        x0, x1 = tl.split(tl.reshape(xf, (ROWS, NBT, BKP, 2)))
+        m1 = valid & (PACK * j3 + 1 < BK) & (col + 1 < K)
+        amax = tl.maximum(_amax(x0), _amax(x1))
+        if KIND == 3:
+            vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
+            vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
+    else:
+        x0 = _load(x_ptr + base + col, m0, BF16)
+        amax = _amax(x0)
+        if KIND == 3:
+            vmin = tl.min(x0, axis=2)
+            vmax = tl.max(x0, axis=2)
+    if RB != 1:
+        amax = tl.broadcast_to(tl.max(amax, axis=0)[None, :], (ROWS, NBT))
+    # NaN/±Inf anywhere in a block makes its amax +Inf (vmin/vmax only matter when amax is finite)
+    bad = tl.max(tl.max(((_bits(amax) & 0x7F800000) == 0x7F800000).to(tl.int32), axis=1), axis=0)
+    blks2 = blks[None, :]
+    smask = rvalid[:, None] & (blks2 < NB)
+    if RB != 1:
+        smask = smask & (i == 0)[:, None]
+    soff = srow[:, None] * NB + blks2
+    fmax = tl.full(amax.shape, FMAX, tl.float32)
+    if KIND == 0:
+        a = amax
+        if PER_TENSOR:  # Float8CurrentScaling per tensor: the host's torch amax of the whole tensor
+            a = tl.load(gamax_ptr + soff * 0)
+            smask = smask & (soff == 0)
+        if EPS_BITS != 0:
+            a = tl.maximum(a, _from_bits(tl.full(amax.shape, EPS_BITS, tl.int32)))
+        s = tl.math.div_rn(a, fmax)
+        if POW2:  # power-of-two scales: encode by multiplying with the exact reciprocal (see KIND_MX)
+            e = tl.minimum(_pow2_ceil_exp(s), 127)
+            s = _pow2(e)
+            mult = tl.where(a == 0, 1.0, _pow2(-e))
+        div = tl.where(a == 0, 1.0, s)
+        tl.store(scale_ptr + soff, div, mask=smask)
+    elif KIND == 1:
+        if RCEIL:  # noqa: SIM108 -- constexpr branches: only one side is compiled
+            e = _pow2_ceil_exp(tl.math.div_rn(amax, fmax))
+        else:
+            e = ((_bits(amax) & 0x7FFFFFFF) >> 23) - 127 - EMAX
+        byte = tl.minimum(tl.maximum(e + 127, 0), 254)
+        div = _pow2(byte - 127)
+        # x / 2^k and x · 2^-k are the same real number, both correctly rounded: the multiply is exact-equivalent
+        mult = _pow2(127 - byte)
+        tl.store(scale_ptr + soff, byte.to(tl.uint8), mask=smask)
+    elif KIND == 2:
+        sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
+        if NV_GLOBAL:
+            ga = tl.load(gamax_ptr + soff * 0)
+            g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full(amax.shape, 2688.0, tl.float32)))
+            sbf = tl.math.div_rn(sbf, g)
+        if NV_MIN_BITS != 0:
+            sbf = tl.maximum(sbf, _from_bits(tl.full(amax.shape, NV_MIN_BITS, tl.int32)))
+        code = _encode_float(tl.minimum(sbf, 448.0), 4, 3, 7, 7.52316384526264e-37)  # 2^-120
+        sb = _decode_e4m3(code)
+        div = sb
+        if NV_GLOBAL:
+            div = sb * g
+        if NV_RECIP:
+            one = tl.full(amax.shape, 1.0, tl.float32)
+            if NV_GLOBAL:  # noqa: SIM108
+                mult = tl.math.div_rn(tl.math.div_rn(one, g), sb)
+            else:
+                mult = tl.math.div_rn(one, sb)
+            mult = tl.where(sb == 0, 0.0, mult)
+        div = tl.where(div == 0, float("inf"), div)  # _math.safe_divisor: zero-scale blocks encode as ±0
+        tl.store(scale_ptr + soff, code.to(tl.uint8), mask=smask)
+    else:
+        if SYM:
+            s = tl.where(amax == 0, 1.0, tl.math.div_rn(amax, tl.full(amax.shape, DENOM, tl.float32)))
+        else:
+            lo = tl.minimum(vmin, 0.0)
+            hi = tl.maximum(vmax, 0.0)
+            s = tl.math.div_rn(hi - lo, tl.full(amax.shape, DENOM, tl.float32))
+            s = tl.where(s == 0, 1.0, s)
+        if SKIND == 1:
+            s = s.to(tl.float16).to(tl.float32)
+        elif SKIND == 2:
+            sb16 = _bits(s)
+            s = _from_bits((sb16 + 0x7FFF + ((sb16 >> 16) & 1)) & -65536)
+        if SKIND != 0:  # cast_generic raises RecipeError when a finite amax overflows an fp16/bf16 scale
+            over = tl.where(smask & ((_bits(s) & 0x7F800000) == 0x7F800000), 2, 0)
+            bad = tl.maximum(bad, tl.max(tl.max(over, axis=1), axis=0))
+        div = tl.where(s == 0, _from_bits(tl.full(amax.shape, TINY_BITS, tl.int32)), s)
+        tl.store(scale_ptr + soff, div, mask=smask)
+        if not SYM:
+            zp = _rint(tl.math.div_rn(lo, div))
+            zp = tl.minimum(tl.maximum(QMIN - zp, QMIN), QMAX).to(tl.int32)
+            tl.store(zp_ptr + soff, zp, mask=smask)
+    tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
+
+    # --- encode every element of the tile with its block's divisor
+    d3 = div[:, :, None]
+    if KIND == 3:
+        q0 = _rint(tl.math.div_rn(x0, d3))
+        if not SYM:
+            q0 = q0 + zp[:, :, None].to(tl.float32)
+        c0 = tl.minimum(tl.maximum(q0, QMIN), QMAX).to(tl.int32)
+    else:
+        if USE_MULT:  # noqa: SIM108
+            v0 = x0 * mult[:, :, None]
+        else:
+            v0 = tl.math.div_rn(x0, d3)
+        c0 = _encode_float(tl.minimum(tl.maximum(v0, -FMAX), FMAX), EBITS, MBITS, BIAS, ENC_MUL)
+    dbase = r3 * KD
+    if PACK == 2:
+        if KIND == 3:
+            q1 = _rint(tl.math.div_rn(x1, d3))
+            if not SYM:
+                q1 = q1 + zp[:, :, None].to(tl.float32)
+            c1 = tl.minimum(tl.maximum(q1, QMIN), QMAX).to(tl.int32)
+        else:
+            if USE_MULT:  # noqa: SIM108
+                v1 = x1 * mult[:, :, None]
+            else:
+                v1 = tl.math.div_rn(x1, d3)
+            c1 = _encode_float(tl.minimum(tl.maximum(v1, -FMAX), FMAX), EBITS, MBITS, BIAS, ENC_MUL)
+        c1 = tl.where(m1, c1, 0)
+        packed = (c0 & 0xF) | ((c1 & 0xF) << 4)
+        tl.store(data_ptr + dbase + col // 2, packed.to(tl.uint8), mask=m0)
+    else:
+        tl.store(data_ptr + dbase + col, c0.to(data_ptr.dtype.element_ty), mask=m0)

@@ -1,0 +1,200 @@
+"""The Triton quantize is byte-identical to breccia-torch and to the numpy reference, recipe by recipe.
+
+Runs on CUDA when available, else under ``TRITON_INTERPRET=1`` on CPU (conftest.py), at small awkward sizes:
+K not a multiple of the block, odd K for 4-bit, row counts that are not a multiple of the tile, all-zero blocks,
+outliers, and rows whose magnitudes reach fp32's subnormal range (scale and element subnormals both occur).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+import breccia
+from breccia._layouts import PerBlock2D, PerBlockK, PerChannel
+from breccia._recipes import scale_kind
+from breccia._testing import make_x, recipe_id
+from breccia.triton import _cast as triton_cast
+from breccia.triton import cast, supports
+
+# the interpreter runs the kernel in numpy, which warns where the GPU silently overflows to inf (flagged inputs)
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+DTYPES = [torch.bfloat16, torch.float16, torch.float32]
+
+PER_ROW = breccia.Float8CurrentScaling(fp8_format="E5M2", amax_epsilon=1e-3)  # cast with layout=PerChannel(-1)
+RECIPES: list[breccia.Recipe] = [
+    breccia.Float8BlockScaling(),
+    breccia.Float8BlockScaling(block_k=32, fp8_format="E5M2"),
+    breccia.Float8BlockScaling(block_k=48, power_of_2_scales=True),
+    breccia.Float8CurrentScaling(),
+    breccia.Float8CurrentScaling(power_of_2_scales=True),
+    breccia.Float8CurrentScaling(amax_epsilon=1e-3),
+    PER_ROW,
+    breccia.Float8BlockScaling(block_m=128),
+    breccia.Float8BlockScaling(block_k=16, block_m=8, power_of_2_scales=True),
+    breccia.NVFP4BlockScaling(block_m=16),
+    breccia.MXFP8BlockScaling(),
+    breccia.MXFP8BlockScaling(fp8_format="E5M2", scale_rounding="floor"),
+    breccia.MXFP8BlockScaling(scale_rounding="floor"),
+    breccia.MXFP4BlockScaling(),
+    breccia.MXFP4BlockScaling(scale_rounding="floor"),
+    breccia.MXFP6BlockScaling(element="E2M3"),
+    breccia.MXFP6BlockScaling(element="E3M2", scale_rounding="floor"),
+    breccia.NVFP4BlockScaling(),
+    breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    breccia.NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal"),
+    breccia.NVFP4BlockScaling(per_tensor_scale=False, block_scale_min=2.0**-6, data_scaling="reciprocal"),
+    breccia.INT4Scaling(),
+    breccia.INT4Scaling(group_size=32, symmetric_range="half_range", scale_dtype="bf16"),
+    breccia.INT4Scaling(group_size=16, symmetric=False, signed=False, scale_dtype="fp32"),
+    breccia.INT4Scaling(group_size=-1, symmetric=False),
+    breccia.INT8Scaling(),
+    breccia.INT8Scaling(granularity="group", group_size=64, symmetric=False, signed=False),
+    breccia.INT8Scaling(granularity="group", group_size=32, symmetric_range="half_range", scale_dtype="fp16"),
+]
+# one of each kernel path: FP8 1×32 E5M2, FP8 per tensor, FP8 128×128, MXFP8, MXFP4, NVFP4 two-level, INT4 asymmetric,
+# INT8 per channel
+SAMPLE = [RECIPES[i] for i in (1, 3, 7, 10, 13, 17, 23, 25)]
+# (shape, input dtype): each recipe sees every shape once; dtypes rotate so all three meet every recipe family
+CASES: list[tuple[tuple[int, ...], torch.dtype]] = [
+    ((5, 129), torch.bfloat16),
+    ((2, 3, 37), torch.float16),
+    ((33, 16), torch.float32),
+    ((3, 1), torch.bfloat16),
+    ((9, 300), torch.float32),
+]
+
+
+def layout_for(recipe: breccia.Recipe) -> breccia.Layout | None:
+    return PerChannel(-1) if recipe == PER_ROW else None
+
+
+def raw(t: object) -> np.ndarray:
+    """Bytes of a buffer as uint8 (torch or numpy), for byte-for-byte comparison."""
+    if t is None:
+        return np.zeros(0, np.uint8)
+    if isinstance(t, torch.Tensor):
+        t = t.detach().cpu().contiguous()
+        return t.reshape(-1).view(torch.uint8).numpy() if t.numel() else np.zeros(0, np.uint8)
+    a = np.ascontiguousarray(np.asarray(t))
+    return a.reshape(-1).view(np.uint8)
+
+
+def assert_same(st: breccia.ScaledTensor, ref: breccia.ScaledTensor, *, dtypes: bool) -> None:
+    assert st.shape == ref.shape and st.layout == ref.layout and st.recipe == ref.recipe
+    for name in ("data", "scale", "global_scale", "zero_point"):
+        a, b = getattr(st, name), getattr(ref, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert tuple(a.shape) == tuple(np.asarray(b).shape if not isinstance(b, torch.Tensor) else b.shape), name
+            if dtypes:
+                assert a.dtype == b.dtype and a.device == b.device, name
+            np.testing.assert_array_equal(raw(a), raw(b), err_msg=name)
+
+
+def to_np(x: torch.Tensor) -> np.ndarray:
+    if x.dtype == torch.bfloat16:
+        return x.float().cpu().numpy().astype(ml_dtypes.bfloat16)
+    return x.cpu().numpy()
+
+
+def make_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, big: bool = True) -> torch.Tensor:
+    """make_x's awkward data; fp32 rows additionally span 2^±100 and reach the subnormal range (``big=False``
+    leaves out the 2^100 row, whose scales would overflow fp16 and rightly take the RecipeError path)."""
+    x = torch.from_numpy(make_x(shape, seed))
+    if dtype == torch.float32 and x.ndim >= 2 and x.shape[-2] >= 4:
+        x[0] *= 2.0**-130
+        x[1] *= 2.0**100 if big else 1.0
+        x[2] *= 2.0**-120
+    return x.to(dtype).to(DEVICE)
+
+
+@pytest.fixture
+def no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if a finite input takes the breccia-torch fallback (the kernel would then not be what is tested)."""
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("the Triton cast fell back to breccia-torch on finite input")
+
+    monkeypatch.setattr(triton_cast, "_fallback", boom)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
+def test_cast_matches_torch_and_reference(recipe: breccia.Recipe) -> None:
+    two_d = isinstance(recipe.default_layout(), PerBlock2D)
+    for i, (shape, dtype) in enumerate(CASES):
+        x = make_input(shape, i, dtype, big=scale_kind(recipe) != "fp16")
+        for lay in [recipe.default_layout(-1), recipe.default_layout(-2)] if two_d else [layout_for(recipe)]:
+            assert supports(x, recipe, lay), (shape, dtype, lay)
+            st = cast(x, recipe, layout=lay)
+            assert st is not None
+            assert_same(st, breccia.cast(x, recipe, layout=lay), dtypes=True)
+            assert_same(st, breccia.cast(to_np(x), recipe, layout=lay), dtypes=False)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_zeros_and_extremes(dtype: torch.dtype) -> None:
+    """All-zero tensors (global amax 0) and values at the input dtype's limits, on a few representative recipes."""
+    big = torch.finfo(dtype).max
+    tiny = torch.finfo(dtype).smallest_normal / 4
+    x = torch.tensor([[0.0] * 40, [big, -big, tiny, -tiny] * 10, [tiny] * 40], dtype=dtype, device=DEVICE)
+    for recipe in [*SAMPLE, RECIPES[19]]:  # + NVFP4 with the torchao rules
+        for xs in (x, torch.zeros_like(x)):
+            st = cast(xs, recipe, layout=layout_for(recipe))
+            assert st is not None
+            assert_same(st, breccia.cast(xs, recipe, layout=layout_for(recipe)), dtypes=True)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("recipe", SAMPLE, ids=recipe_id)
+def test_nonfinite_falls_back_like_the_reference(recipe: breccia.Recipe, bad: float) -> None:
+    x = make_input((4, 50), 7, torch.bfloat16)
+    x[2, 41] = bad
+    with pytest.raises(breccia.NonFiniteError) as got:
+        cast(x, recipe)
+    with pytest.raises(breccia.NonFiniteError) as want:
+        breccia.cast(x, recipe)
+    assert str(got.value) == str(want.value)
+    st = cast(x, recipe, nonfinite="propagate")
+    assert st is not None
+    assert_same(st, breccia.cast(x, recipe, nonfinite="propagate"), dtypes=True)
+
+
+def test_fp16_scale_overflow_raises_like_torch() -> None:
+    recipe = breccia.INT4Scaling(group_size=16)  # fp16 scales: amax / 7 overflows fp16 past 458 745
+    x = torch.full((2, 32), 1e6, device=DEVICE)
+    with pytest.raises(breccia.RecipeError) as got:
+        cast(x, recipe)
+    with pytest.raises(breccia.RecipeError) as want:
+        breccia.cast(x, recipe)
+    assert str(got.value) == str(want.value)
+
+
+def test_supports_is_narrow() -> None:
+    x = torch.zeros((8, 64), device=DEVICE)
+    assert supports(x, breccia.MXFP8BlockScaling())
+    assert not supports(x, breccia.MXFP8BlockScaling(), axis=0)  # blocks along a leading axis
+    assert supports(x, breccia.Float8BlockScaling(block_m=128))
+    assert not supports(x[0], breccia.Float8BlockScaling(block_m=128))  # 2-D tiles need 2 dimensions
+    big = torch.zeros((512, 512), device=DEVICE)
+    assert not supports(big, breccia.Float8BlockScaling(block_m=512, block_k=512))  # a tile too big for registers
+    assert not supports(x, breccia.INT8Scaling(granularity="tensor"))  # per-tensor integers: not yet
+    assert not supports(x, breccia.INT4Scaling(group_size=7), PerBlockK(7))  # odd 4-bit groups straddle bytes
+    assert not supports(x.to(torch.float64), breccia.MXFP8BlockScaling())
+    assert not supports(torch.zeros((0, 64), device=DEVICE), breccia.MXFP8BlockScaling())
+    assert not supports(np.zeros((8, 64), np.float32), breccia.MXFP8BlockScaling())
+    assert cast(x, breccia.MXFP8BlockScaling(), axis=0) is None
+
+
+def test_import_is_lazy() -> None:
+    code = "import sys, breccia, breccia.triton; assert 'triton' not in sys.modules and 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

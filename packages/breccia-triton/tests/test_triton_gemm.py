@@ -1,0 +1,75 @@
+"""The Triton FP8 GEMMs against an FP64 product of the dequantized operands (on CUDA, or the CPU interpreter)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import breccia
+from breccia.triton._gemm import scaled_gemm
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# FP32 accumulation of FP8 products (Hopper tensor cores keep ~14 bits per 128-K block before promotion)
+TOL = 5e-4 if DEVICE == "cuda" else 1e-5
+SHAPES = [(33, 300, 70), (128, 256, 128), (5, 128, 260), (1, 1000, 17)]
+
+
+def _rel_err(out: torch.Tensor, a: breccia.ScaledTensor, b: breccia.ScaledTensor) -> float:
+    ref = breccia.dequantize(a).double() @ breccia.dequantize(b).double()
+    return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+
+
+def _xw(m: int, k: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, k, generator=g) * torch.rand(m, 1, generator=g) * 4  # rows of different magnitude
+    w = torch.randn(n, k, generator=g) * 0.05  # weights stored (N, K), as a Linear holds them
+    x[0, : min(k, 7)] *= 50  # an outlier block
+    return x.to(DEVICE), w.to(DEVICE)
+
+
+_TILE = {"BM": 64, "BN": 64, "GROUP_M": 8} if DEVICE == "cuda" else {"BM": 16, "BN": 32, "GROUP_M": 2}
+PIPES = [{**_TILE, "PIPE": p} for p in (0, 1)]  # both blockwise loop variants, pinned (no tuning sweep per test)
+
+
+@pytest.mark.parametrize(("m", "k", "n"), SHAPES)
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("config", PIPES, ids=lambda c: "tuned" if c is None else f"pipe{c['PIPE']}")
+def test_blockwise_1x128_by_128x128(m: int, k: int, n: int, out_dtype: torch.dtype, config: dict | None) -> None:
+    x, w = _xw(m, k, n, 0)
+    a = breccia.cast(x, breccia.Float8BlockScaling())
+    wt = breccia.cast(w, breccia.Float8BlockScaling(block_m=128))  # (N, K) blocks; b = its transpose
+    b = breccia.cast(w.t(), breccia.Float8BlockScaling(block_m=128), axis=-2)  # the (K, N) operand itself
+    out = scaled_gemm(a.data, a.scale, wt.data.t(), wt.scale.t(), "block", out_dtype, config=config)  # K-major view
+    assert out.dtype == out_dtype and out.shape == (m, n)
+    assert _rel_err(out, a, b) < (TOL if out_dtype == torch.float32 else 4e-3)
+    out2 = scaled_gemm(a.data, a.scale, b.data.contiguous(), b.scale, "block", torch.float32, config=config)
+    assert _rel_err(out2, a, b) < TOL
+
+
+@pytest.mark.parametrize(("m", "k", "n"), SHAPES)
+@pytest.mark.parametrize("fmt", ["E4M3", "E5M2"])
+def test_tensorwise_and_rowwise(m: int, k: int, n: int, fmt: str) -> None:
+    x, w = _xw(m, k, n, 1)
+    r = breccia.Float8CurrentScaling(fp8_format=fmt)
+    a, b = breccia.cast(x, r), breccia.cast(w.t(), r)
+    pin = {**_TILE, "PIPE": 0}
+    assert _rel_err(scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, config=pin), a, b) < TOL
+    a = breccia.cast(x, r, layout=breccia.PerChannel(-1))
+    b = breccia.cast(w.t(), r, layout=breccia.PerChannel(0))
+    assert _rel_err(scaled_gemm(a.data, a.scale, b.data, b.scale, "row", torch.float32, config=pin), a, b) < TOL
+
+
+@pytest.mark.parametrize("mode", ["tensor", "block"])
+def test_default_path(mode: str) -> None:
+    """What callers get without ``config``: autotuned on a GPU, the interpreter's pinned tile on CPU."""
+    x, w = _xw(70, 384, 200, 2)
+    r = breccia.Float8BlockScaling() if mode == "block" else breccia.Float8CurrentScaling()
+    a = breccia.cast(x, r)
+    b = breccia.cast(w.t(), breccia.Float8BlockScaling(block_m=128) if mode == "block" else r, axis=-2)
+    assert _rel_err(scaled_gemm(a.data, a.scale, b.data, b.scale, mode, torch.float32), a, b) < TOL
+
+
+def test_mismatched_k_is_refused() -> None:
+    a = breccia.cast(torch.randn(4, 128, device=DEVICE), breccia.Float8CurrentScaling())
+    with pytest.raises(ValueError, match="K must agree"):
+        scaled_gemm(a.data, a.scale, a.data, a.scale, "tensor", torch.float32)
