@@ -12,3 +12,7 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# The tests compare the kernel with breccia-torch's own driver: keep breccia.cast from routing CUDA casts to this
+# add-on (test_routing.py turns it back on where it checks the routing itself).
+os.environ["BRECCIA_TRITON"] = "0"

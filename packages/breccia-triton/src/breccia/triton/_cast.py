@@ -224,7 +224,9 @@ def cast(
 
 def _fallback(x: torch.Tensor, recipe: Recipe, lay: Layout, nonfinite: str) -> ScaledTensor:
     """breccia-torch's cast, which raises NonFiniteError / RecipeError or propagates exactly as the reference."""
-    st = breccia.cast(x, recipe, layout=lay, nonfinite=nonfinite)  # type: ignore[call-overload]
+    from breccia.torch._backend import BACKEND  # its native driver: breccia.cast would route back here
+
+    st = BACKEND.cast_native(x, recipe, lay, nonfinite=nonfinite, history=None)
     assert isinstance(st, ScaledTensor)
     return st
 
