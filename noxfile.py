@@ -19,15 +19,27 @@ nox.options.default_venv_backend = "uv"
 # gets from `pip install` (and mypy then checks the merged, installed tree).
 os.environ["UV_NO_SOURCES"] = "1"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "core", "torch", "bridges", "triton", "integration", "typecheck", "wheels", "examples"]
+nox.options.sessions = [
+    "lint",
+    "core",
+    "torch",
+    "bridges",
+    "triton",
+    "mlx",
+    "integration",
+    "typecheck",
+    "wheels",
+    "examples",
+]
 
 ROOT = Path(__file__).parent
 CORE = "packages/breccia-core"
 TORCH = "packages/breccia-torch"
 BRIDGES = "packages/breccia-bridges"
 TRITON = "packages/breccia-triton"
+MLX = "packages/breccia-mlx"
 # Add-ons whose backend has landed; integration and typecheck install all of them into one venv (the merged tree).
-READY = [TORCH, BRIDGES, TRITON]
+READY = [TORCH, BRIDGES, TRITON, MLX]
 # The peers the bridges convert to and from, installed from the registry so tests compare with the real libraries.
 PEERS = ["torchao>=0.18", "compressed-tensors>=0.12", "jax>=0.4.30", "mlx[cpu]; sys_platform == 'linux'",
          "mlx; sys_platform == 'darwin'"]  # fmt: skip
@@ -78,6 +90,14 @@ def triton(session: nox.Session) -> None:
     byte-identical to the reference, GEMMs within tolerance of an FP64 product."""
     session.install(CORE, TORCH, TRITON, *TEST_TOOLS)
     _pytest(session, f"{TRITON}/tests")
+
+
+@nox.session
+def mlx(session: nox.Session) -> None:
+    """breccia-mlx with breccia-core only (mlx[cpu] on Linux): every recipe byte-equal to the reference, and
+    conversion to and from MLX's own quantized format checked against MLX itself."""
+    session.install(CORE, MLX, *TEST_TOOLS)
+    _pytest(session, f"{MLX}/tests")
 
 
 @nox.session(python=PYTHONS)
