@@ -38,8 +38,9 @@ TORCH = "packages/breccia-torch"
 BRIDGES = "packages/breccia-bridges"
 TRITON = "packages/breccia-triton"
 MLX = "packages/breccia-mlx"
+JAX = "packages/breccia-jax"
 # Add-ons whose backend has landed; integration and typecheck install all of them into one venv (the merged tree).
-READY = [TORCH, BRIDGES, TRITON, MLX]
+READY = [TORCH, BRIDGES, TRITON, MLX, JAX]
 # The peers the bridges convert to and from, installed from the registry so tests compare with the real libraries.
 PEERS = ["torchao>=0.18", "compressed-tensors>=0.12", "jax>=0.4.30", "mlx[cpu]; sys_platform == 'linux'",
          "mlx; sys_platform == 'darwin'"]  # fmt: skip
@@ -90,6 +91,14 @@ def triton(session: nox.Session) -> None:
     byte-identical to the reference, GEMMs within tolerance of an FP64 product."""
     session.install(CORE, TORCH, TRITON, *TEST_TOOLS)
     _pytest(session, f"{TRITON}/tests")
+
+
+@nox.session
+def jax(session: nox.Session) -> None:
+    """breccia-jax with breccia-core only: every recipe byte-equal to the reference under jit, pytree/vmap/grad,
+    matmul, cast_ste, and sharded == unsharded bits on an 8-device CPU mesh."""
+    session.install(CORE, JAX, *TEST_TOOLS)
+    _pytest(session, f"{JAX}/tests")
 
 
 @nox.session

@@ -159,13 +159,15 @@ def compute_scales(
         if recipe.per_tensor_scale:
             ga = ops.maximum(amax, 0.0) if global_amax is None else global_amax
             g = ops.where(ga == 0, 1.0, ops.div(ga, 2688.0))
-            sbf = ops.div(amax, 6.0) / g
+            sbf = ops.div_blocks(ops.div(amax, 6.0), g)
         else:
             g = None
             sbf = ops.div(amax, 6.0)
         if recipe.block_scale_min > 0:
             sbf = ops.maximum(sbf, float(recipe.block_scale_min))
-        code = encode_float(ops, ops.minimum(sbf, 448.0), _E4M3)
+        clamped = ops.minimum(sbf, 448.0)
+        native = ops.encode_float(clamped, _E4M3)  # a backend's exact native encoder (uint8 or int32 codes)
+        code = encode_float(ops, clamped, _E4M3) if native is None else ops.i32(native)
         code = ops.where(ops.isnan(sbf), 0x7F, code)
         sb = decode_codes(ops, code, _E4M3)
         div = sb if g is None else sb * g
@@ -206,7 +208,7 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
     """int32 codes of split-form fp32 ``x`` given its block scales (broadcast from the keepdims grid)."""
     fmt = recipe.element
     if fmt.kind == "int":
-        q = ops.rint(x / sc.divisor)
+        q = ops.rint(ops.div_blocks(x, sc.divisor))
         if sc.zero_point is not None:
             q = q + ops.f32(sc.zero_point)
         q = ops.clip(q, fmt.qmin, fmt.qmax)
@@ -216,7 +218,7 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
     if sc.multiplier is not None:
         v = ops.clip(x * sc.multiplier, -fmt.fmax, fmt.fmax)
     else:
-        v = ops.clip(x / safe_divisor(ops, recipe, sc.divisor), -fmt.fmax, fmt.fmax)
+        v = ops.clip(ops.div_blocks(x, safe_divisor(ops, recipe, sc.divisor)), -fmt.fmax, fmt.fmax)
     code = ops.encode_float(v, fmt)
     if code is None:
         code = encode_float(ops, v, fmt)

@@ -63,6 +63,13 @@ class ArrayOps:
         (torch on CUDA does), which differs in the last bit. The scale formulas of DESIGN.md §3 divide."""
         raise NotImplementedError
 
+    def div_blocks(self, x: Array, d: Array) -> Array:
+        """``x / d`` with ``d`` a block grid that broadcasts against ``x``, as correctly rounded fp32 divisions.
+
+        The default is the ``/`` operator. XLA rewrites division by a broadcast into multiplication by the
+        reciprocal (last-bit drift), so breccia-jax materialises the divisor first; this hook is where it can."""
+        return x / d
+
     def maximum(self, a: Array, b: Array | float) -> Array:
         raise NotImplementedError
 
@@ -183,6 +190,13 @@ class NumpyOps(ArrayOps):
 
     def div(self, a: Array, b: float) -> Array:
         return np.divide(a, np.float32(b))
+
+    def div_blocks(self, x: Array, d: Array) -> Array:
+        """``x / d`` with ``d`` a block grid that broadcasts against ``x``, as correctly rounded fp32 divisions.
+
+        The default is the ``/`` operator. XLA rewrites division by a broadcast into multiplication by the
+        reciprocal (last-bit drift), so breccia-jax materialises the divisor first; this hook is where it can."""
+        return x / d
 
     def maximum(self, a: Array, b: Array | float) -> Array:
         return np.maximum(a, b)
