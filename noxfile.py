@@ -25,6 +25,7 @@ nox.options.sessions = [
     "torch",
     "bridges",
     "triton",
+    "jax",
     "mlx",
     "integration",
     "typecheck",
