@@ -2,7 +2,10 @@
 
 Each phase runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own: ``save`` builds 1 GiB of
 ScaledTensors (that 1x is the tensors themselves) and writes them; ``load`` reads them back into numpy or torch.
-Reported: (peak RSS - RSS after imports) / file size. Run: ``python benchmarks/bench_bridges_memory.py [GiB]``.
+The peer, measured in the same run on the same bytes: safetensors' own ``safetensors.numpy.save_file`` /
+``load_file`` (which have no float8 dtypes, so they get the buffers as uint8 views).
+Reported: (peak RSS - RSS after imports) / file size, and breccia / peer. Run:
+``python benchmarks/bench_bridges_memory.py [GiB]``.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ def _phase(phase: str, path: str, n: int) -> None:
 
     if phase == "load-torch":
         import torch  # noqa: F401  (imported before the baseline so its own footprint is not counted)
+    import safetensors.numpy
+
     base = _rss()
     t0 = time.perf_counter()
-    if phase == "save":
+    if phase in ("save", "peer-save"):
         rng = np.random.default_rng(0)
         recipe = breccia.MXFP8BlockScaling()
         sts = {}
@@ -47,7 +52,16 @@ def _phase(phase: str, path: str, n: int) -> None:
             scale = rng.integers(100, 140, (ROWS, COLS // 32), dtype=np.uint8).view(ml_dtypes.float8_e8m0fnu)
             sts[f"layer{i}"] = breccia.from_buffer(data, scale, recipe)
         t0 = time.perf_counter()
-        save_safetensors(sts, path)
+        if phase == "save":
+            save_safetensors(sts, path)
+        else:
+            plain = {f"{k}.{p}": getattr(st, p).view(np.uint8) for k, st in sts.items() for p in ("data", "scale")}
+            safetensors.numpy.save_file(plain, path + ".peer")
+    elif phase == "peer-load":
+        out = safetensors.numpy.load_file(path + ".peer")
+        assert len(out) == 2 * n
+        for arr in out.values():
+            arr.max()
     else:
         out = load_safetensors(path, framework="torch" if phase == "load-torch" else "numpy")
         assert len(out) == n
@@ -64,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ckpt.safetensors")
         rows = []
-        phases = ["save", "load-numpy"]
+        phases = ["save", "peer-save", "load-numpy", "peer-load"]
         try:
             import torch  # noqa: F401
 
@@ -77,11 +91,15 @@ def main() -> None:
             rows.append(json.loads(out.strip().splitlines()[-1]))
         size = os.path.getsize(path)
     print(f"checkpoint: {n} MXFP8 tensors of {ROWS}x{COLS}, file {size / (1 << 30):.3f} GiB\n")
-    print("| phase | peak RSS above baseline | / file size | seconds | GB/s |")
-    print("|---|---|---|---|---|")
+    by = {r["phase"]: r for r in rows}
+    peer = {"save": "peer-save", "load-numpy": "peer-load", "load-torch": "peer-load"}
+    print("| phase | peak RSS above baseline | / file size | seconds | GB/s | memory vs safetensors.numpy |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
+        p = by.get(peer.get(r["phase"], ""))
+        ratio = f"{r['extra'] / p['extra']:.3f}x" if p else "(peer)"
         print(f"| {r['phase']} | {r['extra'] / (1 << 30):.3f} GiB | {r['extra'] / size:.3f}x | {r['seconds']:.2f} | "
-              f"{size / r['seconds'] / 1e9:.2f} |")  # fmt: skip
+              f"{size / r['seconds'] / 1e9:.2f} | {ratio} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -47,3 +47,17 @@ FRAMEWORKS = [
     for f in ("numpy", "torch", "jax", "mlx")
 ]
 ALL_RECIPES = [pytest.param(r, id=recipe_id(r)) for r in RECIPES]
+
+
+# compressed-tensors tests: the weight name they write and awkward inputs (row magnitudes e^±2, 2% outliers)
+CT_WEIGHT = "m.proj.weight"
+
+
+def ct_x(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * np.exp(rng.uniform(-2, 2, (*shape[:-1], 1)))
+    return (x + (rng.uniform(size=shape) < 0.02) * 20 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def ct_cast(recipe: Any, layout: Any, shape: tuple[int, int], seed: int = 0) -> breccia.ScaledTensor:
+    return breccia.cast(ct_x(shape, seed), recipe, layout=layout)

@@ -8,30 +8,9 @@ import pytest
 import torch
 
 import breccia
-from breccia._testing import AWKWARD_SHAPES, RECIPES, axes_for, make_x, recipe_id
+from breccia._testing import AWKWARD_SHAPES, RECIPES, assert_same_bits, axes_for, make_x, recipe_id
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-
-def raw(t: object) -> np.ndarray:
-    """Bytes of a buffer as uint8 (torch or numpy), for byte-for-byte comparison."""
-    if t is None:
-        return np.zeros(0, np.uint8)
-    if isinstance(t, torch.Tensor):
-        t = t.detach().cpu().contiguous()
-        return t.reshape(-1).view(torch.uint8).numpy() if t.numel() else np.zeros(0, np.uint8)
-    a = np.ascontiguousarray(np.asarray(t))
-    return a.reshape(-1).view(np.uint8)
-
-
-def assert_same(st: breccia.ScaledTensor, ref: breccia.ScaledTensor) -> None:
-    assert st.shape == ref.shape and st.layout == ref.layout and st.recipe == ref.recipe
-    for name in ("data", "scale", "global_scale", "zero_point"):
-        a, b = getattr(st, name), getattr(ref, name)
-        assert (a is None) == (b is None), name
-        if a is not None:
-            assert tuple(a.shape) == tuple(np.asarray(b).shape), name
-            np.testing.assert_array_equal(raw(a), raw(b), err_msg=name)
 
 
 def to_np(x: torch.Tensor) -> np.ndarray:
@@ -50,7 +29,7 @@ def test_bytes_equal_reference(recipe: breccia.Recipe, dtype: torch.dtype, devic
             assert isinstance(st, breccia.ScaledTensor) and st.framework == "torch"
             assert st.data.device.type == device.type and st.scale.device.type == device.type
             ref = breccia.cast(to_np(x), recipe, axis=axis)
-            assert_same(st, ref)
+            assert_same_bits(st, ref)
             y = breccia.dequantize(st)
             assert y.dtype == torch.float32 and y.device.type == device.type
             np.testing.assert_array_equal(y.cpu().numpy(), breccia.dequantize(ref))
@@ -87,7 +66,7 @@ def test_nonfinite_policy(device: torch.device) -> None:
         breccia.cast(x, breccia.MXFP8BlockScaling())
     st = breccia.cast(x, breccia.MXFP8BlockScaling(), nonfinite="propagate")
     ref = breccia.cast(x.cpu().numpy(), breccia.MXFP8BlockScaling(), nonfinite="propagate")
-    assert_same(st, ref)
+    assert_same_bits(st, ref)
     assert torch.isnan(breccia.dequantize(st)[5, 260])
 
 
@@ -113,7 +92,7 @@ def test_empty_and_scalar(device: torch.device) -> None:
     for recipe in (breccia.MXFP4BlockScaling(), breccia.Float8CurrentScaling(), breccia.INT4Scaling(symmetric=False)):
         x = torch.zeros(0, 64, device=device)
         st = breccia.cast(x, recipe)
-        assert_same(st, breccia.cast(x.cpu().numpy(), recipe))
+        assert_same_bits(st, breccia.cast(x.cpu().numpy(), recipe))
         assert breccia.dequantize(st).shape == (0, 64)
     s = breccia.cast(torch.tensor(3.0, device=device), breccia.Float8CurrentScaling())
     assert float(breccia.dequantize(s)) == 3.0
@@ -131,9 +110,9 @@ def test_large_cpu_tensors_take_the_chunked_path_bit_exactly(recipe: breccia.Rec
             lay = recipe.default_layout(axis - 2 if axis >= 0 else axis)
             chunked = _chunked.cast_chunked(breccia.torch.BACKEND.ops, x, recipe, lay, "raise")
             ref = breccia.cast(ref_in, recipe, axis=axis)
-            assert_same(breccia.cast(x, recipe, axis=axis), ref)
+            assert_same_bits(breccia.cast(x, recipe, axis=axis), ref)
             if chunked is not None:
-                assert_same(chunked, ref)
+                assert_same_bits(chunked, ref)
     x = torch.from_numpy(make_x((1100, 1000), seed=3))
     x[700, 5] = float("nan")
     with pytest.raises(breccia.NonFiniteError):

@@ -18,7 +18,7 @@ import torch
 import breccia
 from breccia._layouts import PerBlock2D, PerBlockK, PerChannel
 from breccia._recipes import scale_kind
-from breccia._testing import make_x, recipe_id
+from breccia._testing import assert_same_bits, make_x, recipe_id
 from breccia.triton import _cast as triton_cast
 from breccia.triton import cast, supports
 
@@ -76,27 +76,14 @@ def layout_for(recipe: breccia.Recipe) -> breccia.Layout | None:
     return PerChannel(-1) if recipe == PER_ROW else None
 
 
-def raw(t: object) -> np.ndarray:
-    """Bytes of a buffer as uint8 (torch or numpy), for byte-for-byte comparison."""
-    if t is None:
-        return np.zeros(0, np.uint8)
-    if isinstance(t, torch.Tensor):
-        t = t.detach().cpu().contiguous()
-        return t.reshape(-1).view(torch.uint8).numpy() if t.numel() else np.zeros(0, np.uint8)
-    a = np.ascontiguousarray(np.asarray(t))
-    return a.reshape(-1).view(np.uint8)
-
-
 def assert_same(st: breccia.ScaledTensor, ref: breccia.ScaledTensor, *, dtypes: bool) -> None:
-    assert st.shape == ref.shape and st.layout == ref.layout and st.recipe == ref.recipe
-    for name in ("data", "scale", "global_scale", "zero_point"):
-        a, b = getattr(st, name), getattr(ref, name)
-        assert (a is None) == (b is None), name
-        if a is not None:
-            assert tuple(a.shape) == tuple(np.asarray(b).shape if not isinstance(b, torch.Tensor) else b.shape), name
-            if dtypes:
+    """Same bytes in every buffer; with ``dtypes``, also the same torch dtypes and device (both are torch)."""
+    assert_same_bits(st, ref)
+    if dtypes:
+        for name in ("data", "scale", "global_scale", "zero_point"):
+            a, b = getattr(st, name), getattr(ref, name)
+            if a is not None:
                 assert a.dtype == b.dtype and a.device == b.device, name
-            np.testing.assert_array_equal(raw(a), raw(b), err_msg=name)
 
 
 def to_np(x: torch.Tensor) -> np.ndarray:

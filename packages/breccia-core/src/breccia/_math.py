@@ -31,7 +31,15 @@ from ._recipes import (
     scale_kind,
 )
 
-__all__ = ["Scales", "compute_scales", "dequant_values", "encode", "encode_float", "pow2_ceil_exponent"]
+__all__ = [
+    "Scales",
+    "compute_scales",
+    "dequant_values",
+    "encode",
+    "encode_float",
+    "pow2_ceil_exponent",
+    "round_to_grid",
+]
 
 Array = Any
 _E4M3 = get_format("E4M3")
@@ -50,13 +58,21 @@ def encode_float(ops: ArrayOps, v: Array, fmt: ElementFormat) -> Array:
     that let NaN through patch them (:func:`encode`).
     """
     m, bias = fmt.mbits, fmt.bias
-    b = ops.bits(v)
+    b, r = round_to_grid(ops, v, fmt)
     sign = b & _SIGN
-    a = b & 0x7FFFFFFF
-    c = ops.from_bits(ops.maximum(a & 0x7F800000, (127 + 1 - bias) << 23) + ((23 - m) << 23))
-    r = (ops.from_bits(a) + c) - c
     code = ops.bits(r * float(2.0 ** (bias - 127))) >> (23 - m)
     return (code | (sign >> (31 - fmt.ebits - m))) & ((1 << (fmt.ebits + m + 1)) - 1)
+
+
+def round_to_grid(ops: ArrayOps, v: Array, fmt: ElementFormat) -> tuple[Array, Array]:
+    """``(bits of v, |v| rounded to fmt's grid)``: the rounding step of :func:`encode_float` (FPU round-to-nearest-
+    even through ``(|v| + c) − c``), shared with backends that assemble the code differently (breccia-jax, whose
+    XLA:CPU flushes the fp32 subnormals the re-biasing multiply would produce)."""
+    m, bias = fmt.mbits, fmt.bias
+    b = ops.bits(v)
+    a = b & 0x7FFFFFFF
+    c = ops.from_bits(ops.maximum(a & 0x7F800000, (127 + 1 - bias) << 23) + ((23 - m) << 23))
+    return b, (ops.from_bits(a) + c) - c
 
 
 def decode_codes(ops: ArrayOps, code: Array, fmt: ElementFormat) -> Array:

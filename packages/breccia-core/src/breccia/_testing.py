@@ -6,6 +6,9 @@ on the same recipes and the same awkward shapes; keeping the catalogue here keep
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import numpy as np
 
 from ._layouts import PerBlock2D, PerTensor
@@ -22,7 +25,7 @@ from ._recipes import (
     Recipe,
 )
 
-__all__ = ["AWKWARD_SHAPES", "RECIPES", "axes_for", "make_x", "recipe_id"]
+__all__ = ["AWKWARD_SHAPES", "RECIPES", "assert_same_bits", "axes_for", "make_x", "raw_bytes", "recipe_id"]
 
 RECIPES: list[Recipe] = [
     Float8CurrentScaling(),
@@ -92,3 +95,33 @@ def axes_for(recipe: Recipe, ndim: int) -> list[int]:
     if isinstance(lay, PerBlock2D):
         return [-1, -2] if ndim >= 2 else []
     return [-1, 0] if ndim >= 1 else []
+
+
+def raw_bytes(a: Any) -> np.ndarray:
+    """The bytes of a numpy, torch, jax or mlx buffer as flat uint8, for byte-for-byte comparison.
+
+    Frameworks are recognised by the array's type and reached through ``sys.modules`` (never imported here): a torch
+    float8 tensor has no numpy view and an mlx bfloat16 array no numpy dtype, so both are re-viewed as integers first.
+    """
+    if a is None:
+        return np.zeros(0, np.uint8)
+    mod = type(a).__module__.split(".", 1)[0]
+    if mod == "torch":
+        t = a.detach().cpu().contiguous().reshape(-1)
+        return t.view(sys.modules["torch"].uint8).numpy() if t.numel() else np.zeros(0, np.uint8)
+    if mod == "mlx":
+        mx = sys.modules["mlx.core"]
+        a = np.array(a.view(mx.uint16) if a.dtype == mx.bfloat16 else a)
+    arr = np.ascontiguousarray(np.asarray(a))
+    return arr.reshape(-1).view(np.uint8)
+
+
+def assert_same_bits(st: Any, ref: Any) -> None:
+    """Two ScaledTensors (any frameworks) hold the same recipe, layout, shape and bytes in every buffer."""
+    assert st.shape == ref.shape and st.layout == ref.layout and st.recipe == ref.recipe, (st, ref)
+    for name in ("data", "scale", "global_scale", "zero_point"):
+        a, b = getattr(st, name), getattr(ref, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert tuple(a.shape) == tuple(b.shape), (name, tuple(a.shape), tuple(b.shape))
+            np.testing.assert_array_equal(raw_bytes(a), raw_bytes(b), err_msg=name)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from breccia import _math as M
 from breccia._formats import ElementFormat, decode_table
 from breccia._ops import ArrayOps
 
@@ -49,10 +50,7 @@ def _encode_ftz_safe(ops: ArrayOps, v: Any, fmt: ElementFormat) -> Array:
     mantissa bits (normal targets) or from ``r / min_subnormal`` (an exact small integer, subnormal targets).
     """
     m, bias = fmt.mbits, fmt.bias
-    b = ops.bits(v)
-    a = b & 0x7FFFFFFF
-    c = ops.from_bits(ops.maximum(a & 0x7F800000, (127 + 1 - bias) << 23) + ((23 - m) << 23))
-    r = (ops.from_bits(a) + c) - c
+    b, r = M.round_to_grid(ops, v, fmt)  # the shared rounding; only the code assembly differs
     rb = ops.bits(r)
     normal = (((rb >> 23) - 127 + bias) << m) | ((rb >> (23 - m)) & ((1 << m) - 1))
     sub = ops.i32(r * float(2.0 ** (bias - 1 + m)))
