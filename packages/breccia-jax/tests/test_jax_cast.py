@@ -136,7 +136,7 @@ def test_scan_carries_a_scaled_tensor() -> None:
 def test_sharded_input_casts_to_the_same_bits() -> None:
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    devs = jax.devices()
+    devs = jax.devices("cpu")  # the host mesh, also where a GPU is the default backend
     assert len(devs) == 8, "conftest must set --xla_force_host_platform_device_count=8 before jax is imported"
     mesh = Mesh(np.array(devs).reshape(4, 2), ("rows", "cols"))
     x = make_x((64, 256), seed=5)

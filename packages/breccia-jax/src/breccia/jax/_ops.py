@@ -31,6 +31,28 @@ def barrier(x: jax.Array) -> jax.Array:
     return out
 
 
+def _x64() -> Any:
+    ctx = getattr(jax, "enable_x64", None)
+    if ctx is None:  # jax < 0.7
+        from jax.experimental import enable_x64 as ctx
+    return ctx(True)
+
+
+def ieee_div(a: Any, d: Any) -> Array:
+    """fp32 ``a / d`` correctly rounded (IEEE), on every XLA platform, for same-shape ``a`` and ``d``.
+
+    XLA:CPU divides in IEEE fp32. XLA:GPU lowers fp32 division to PTX ``div.full`` (up to 2 ulp off), which moved
+    scales and codes by an ulp on an H100. There the quotient is taken in fp64 (``div.rn.f64``, always IEEE) and
+    rounded once to fp32: with 53 ≥ 2·24 + 2 bits that double rounding equals the correctly rounded fp32 quotient.
+    The divisor stays behind an optimization barrier after its conversion, so the algebraic simplifier cannot turn
+    the division into a reciprocal multiply (see :meth:`JaxOps.div`)."""
+    if jax.default_backend() == "cpu":
+        return a / barrier(d)
+    with _x64():
+        q = lax.convert_element_type(a, np.float64) / barrier(lax.convert_element_type(d, np.float64))
+    return lax.convert_element_type(q, np.float32)
+
+
 _FP8 = {"E4M3": jnp.float8_e4m3fn, "E5M2": jnp.float8_e5m2}
 _FLOAT = {"fp32": jnp.float32, "fp16": jnp.float16, "bf16": jnp.bfloat16}
 
@@ -87,8 +109,7 @@ class JaxOps(ArrayOps):
         # A full-shape divisor behind an optimization barrier is not a broadcast, so the division stays IEEE.
         # ``div`` only ever sees scale grids (one value per block), so the materialised divisor is small.
         a = jnp.asarray(a, jnp.float32)
-        d = barrier(jnp.full(a.shape, b, dtype=jnp.float32))
-        return a / d
+        return ieee_div(a, jnp.full(a.shape, b, dtype=jnp.float32))
 
     def div_blocks(self, x: Any, d: Any) -> Array:
         """The encoder's per-element ``x / d``. A non-power-of-two ``d`` is broadcast to full size behind a barrier,
@@ -104,7 +125,7 @@ class JaxOps(ArrayOps):
         recip = jnp.where(normal, (254 - exp) << 23, jnp.where(tiny, 0x7F000000, 0x3F800000))
         pow2 = jnp.broadcast_to(normal | tiny, x.shape)
         exact = x * jnp.broadcast_to(lax.bitcast_convert_type(recip, jnp.float32), x.shape)
-        return jnp.where(pow2, exact, x / barrier(jnp.broadcast_to(d, x.shape)))
+        return jnp.where(pow2, exact, ieee_div(x, jnp.broadcast_to(d, x.shape)))
 
     def maximum(self, a: Any, b: Any) -> Array:
         return jnp.maximum(a, b)
@@ -193,7 +214,10 @@ class JaxOps(ArrayOps):
         return jnp.asarray(_table(fmt.name))[self.load_codes(data, fmt, n_last)]
 
     def store_float(self, x: Any, kind: str) -> Array:
-        return jnp.asarray(x, jnp.float32).astype(_FLOAT[kind])
+        out = jnp.asarray(x, jnp.float32).astype(_FLOAT[kind])
+        # XLA:GPU's default --xla_allow_excess_precision deletes an f32→bf16→f32 round trip inside a fusion, so a
+        # scale rounded to bf16/fp16 and read back would keep its fp32 bits; the barrier keeps the rounding.
+        return out if kind == "fp32" else barrier(out)
 
     def store_e8m0(self, b: Any) -> Array:
         return lax.bitcast_convert_type(jnp.asarray(b).astype(jnp.uint8), jnp.float8_e8m0fnu)
