@@ -102,6 +102,7 @@ def _fp8_rows(
     rows = max(1, CHUNK_ELEMS // k)
     buf = torch.empty(rows, k)
     ab = torch.empty(rows, k)
+    clamp = _needs_clamp(recipe)
     xin = torch.empty(rows, k) if x2.dtype != torch.float32 else None
     out = torch.empty(r_all, k, dtype=_NATIVE[fmt.name])
     per_tensor = isinstance(row_layout, PerTensor)
@@ -133,6 +134,19 @@ def _fp8_rows(
         bv = buf[:r].view(r, k // b, b)
         assert divisor is not None
         torch.div(xv, divisor, out=bv)
-        bv.clamp_(-fmt.fmax, fmt.fmax)
+        if clamp:
+            bv.clamp_(-fmt.fmax, fmt.fmax)
         out[i : i + r].copy_(buf[:r])
     return out, (scales[0] if per_tensor else torch.cat(scales))
+
+
+def _needs_clamp(recipe: Recipe) -> bool:
+    """Whether ``x / s`` can leave the format's range, so the clamp pass must run.
+
+    Where the scale is at least ``amax / fmax`` (current scaling, 1×128 blocks, MX ``rceil``), ``|x / s|`` exceeds
+    ``fmax`` by at most two ulps of rounding, which torch's round-to-nearest-even FP8 conversion maps to ``±fmax``
+    (the overflow threshold is ``fmax`` plus half its ulp): the clamp would change no byte, so it is skipped. A delayed
+    scale (from history) or an MX ``floor`` scale (up to twice ``amax / fmax`` below) can put values far past it."""
+    if isinstance(recipe, DelayedScaling):
+        return True
+    return isinstance(recipe, MXFP8BlockScaling) and recipe.scale_rounding != "rceil"
