@@ -71,5 +71,5 @@ def test_default_path(mode: str) -> None:
 
 def test_mismatched_k_is_refused() -> None:
     a = breccia.cast(torch.randn(4, 128, device=DEVICE), breccia.Float8CurrentScaling())
-    with pytest.raises(ValueError, match="K must agree"):
+    with pytest.raises(breccia.ShapeError, match=r"K \(a.s last axis, b.s first\) must agree"):
         scaled_gemm(a.data, a.scale, a.data, a.scale, "tensor", torch.float32)

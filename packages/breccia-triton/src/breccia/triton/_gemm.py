@@ -20,6 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
+from breccia._errors import ShapeError
+
 __all__ = ["MODES", "scaled_gemm"]
 
 MODES = {"tensor": 0, "row": 1, "block": 2}
@@ -135,7 +137,9 @@ def scaled_gemm(
     m, k = a.shape
     k2, n = b.shape
     if k != k2:
-        raise ValueError(f"scaled_gemm: a is {tuple(a.shape)} and b is {tuple(b.shape)}; K must agree")
+        raise ShapeError(
+            f"scaled_gemm: a is {tuple(a.shape)} and b is {tuple(b.shape)}; K (a's last axis, b's first) must agree"
+        )
     c = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return c
