@@ -60,6 +60,21 @@ def save_compressed_tensors(
     if extra_config is not None and (not isinstance(extra_config, Mapping) or "quantization_config" in extra_config):
         raise FormatError("save_compressed_tensors: extra_config must be a dict without 'quantization_config' "
                           "(the bridge writes that from the tensors)")  # fmt: skip
+    groups, schemes = tensor_groups(weights)
+    cfg = dict(extra_config or {})
+    if schemes:
+        cfg["quantization_config"] = quantization_config(list(schemes.values()))
+    root = Path(directory)
+    write_checkpoint(groups, root, parse_size(max_shard_size))
+    with atomic_path(root / "config.json") as tmp:
+        Path(tmp).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+
+
+def tensor_groups(
+    weights: Mapping[str, ScaledTensor | Any],
+) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], dict[str, tuple[str, Args, list[str]]]]:
+    """Per tensor ``(arrays, metadata)`` in compressed-tensors' naming, and the schemes seen (key → format, args,
+    modules) in first-seen order. Shared by :func:`save_compressed_tensors` and ``breccia convert`` (per shard)."""
     groups: list[tuple[dict[str, Any], dict[str, str]]] = []
     schemes: dict[str, tuple[str, Args, list[str]]] = {}
     written: set[str] = set()
@@ -86,28 +101,27 @@ def save_compressed_tensors(
             raise FormatError(f"save_compressed_tensors: tensor name {sorted(clash)[0]!r} would be written twice")
         written.update(group[0])
         groups.append(group)
-    cfg = dict(extra_config or {})
-    if schemes:
-        formats = {fmt for fmt, _, _ in schemes.values()}
-        config_groups = {
-            f"group_{i}": {
-                "targets": sorted(mods),
-                "weights": args.to_json(),
-                "input_activations": None,
-                "output_activations": None,
-                "format": fmt,
-            }
-            for i, (fmt, args, mods) in enumerate(schemes.values())
+    return groups, schemes
+
+
+def quantization_config(schemes: list[tuple[str, Args, list[str]]]) -> dict[str, Any]:
+    """The ``quantization_config`` of ``config.json`` for these ``(format, weights args, modules)`` schemes."""
+    formats = {fmt for fmt, _, _ in schemes}
+    config_groups = {
+        f"group_{i}": {
+            "targets": sorted(mods),
+            "weights": args.to_json(),
+            "input_activations": None,
+            "output_activations": None,
+            "format": fmt,
         }
-        cfg["quantization_config"] = {
-            "quant_method": "compressed-tensors", "format": formats.pop() if len(formats) == 1 else "mixed-precision",
-            "quantization_status": "compressed", "config_groups": config_groups, "ignore": [],
-            "kv_cache_scheme": None, "global_compression_ratio": None, "sparsity_config": {}, "transform_config": {},
-        }  # fmt: skip
-    root = Path(directory)
-    write_checkpoint(groups, root, parse_size(max_shard_size))
-    with atomic_path(root / "config.json") as tmp:
-        Path(tmp).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        for i, (fmt, args, mods) in enumerate(schemes)
+    }
+    return {
+        "quant_method": "compressed-tensors", "format": formats.pop() if len(formats) == 1 else "mixed-precision",
+        "quantization_status": "compressed", "config_groups": config_groups, "ignore": [],
+        "kv_cache_scheme": None, "global_compression_ratio": None, "sparsity_config": {}, "transform_config": {},
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -248,36 +262,49 @@ def _load(ckpt: Checkpoint, q: dict[str, Any], root: Path, framework: str, devic
     used: set[str] = set()
     names = ckpt.keys()
     for module in sorted(k[: -len(".weight_scale")] for k in names if k.endswith(".weight_scale")):
-        found = _scheme(module, q, root)
-        if found is None:
+        got = load_module(ckpt, q, root, module, meta)
+        if got is None:
             continue
-        gname, scheme = found
-        where = f"{root}: module {module!r}"
-        fmt = scheme.get("format") or q.get("format")
-        if fmt not in FORMATS:
-            raise FormatError(f"{where}: config group {gname!r} has format {fmt!r}; breccia reads {FORMATS}")
-        if f"{module}.weight_g_idx" in ckpt:
-            raise FormatError(f"{where}: activation reordering (weight_g_idx) is not supported")
-        args = _args(scheme["weights"], f"{root}: config_groups.{gname}.weights (module {module!r})")
-        keys = [f"{module}.{k}" for k in _LOCAL if f"{module}.{k}" in ckpt]
-        tensors = {k[len(module) + 1 :]: ckpt.read(k) for k in keys}
-        parts = decode(fmt, args, tensors, f"{root}: {module}")
-        if f"{module}.breccia" in meta:
-            try:
-                record = json.loads(meta[f"{module}.breccia"])
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                raise FormatError(f"{where}: metadata '{module}.breccia' is not a JSON object")
-            parts = _overlay(parts, record, tensors.get("weight_global_scale"), f"{root}: {module}")
-        try:
-            st = ScaledTensor(parts.data, parts.scale, parts.recipe, parts.layout, parts.shape,
-                              parts.global_scale, parts.zero_point)  # fmt: skip
-        except BrecciaError as e:
-            raise FormatError(f"{where}: {module}.weight_* do not form a {parts.recipe.name} tensor: {e}") from None
+        st, keys = got
         out[f"{module}.weight"] = convert(st, framework, device)
         used.update(keys)
     for key in names:
         if key not in used:
             out[key] = ckpt.read(key, framework, device)
     return out
+
+
+def load_module(
+    ckpt: Checkpoint, q: dict[str, Any], root: Path, module: str, meta: Mapping[str, str]
+) -> tuple[ScaledTensor, list[str]] | None:
+    """Module ``module`` as a host-numpy ScaledTensor and the tensor keys it used (``None``: the config ignores it).
+
+    Reads only that module's tensors, so ``breccia convert`` can stream a checkpoint shard by shard."""
+    found = _scheme(module, q, root)
+    if found is None:
+        return None
+    gname, scheme = found
+    where = f"{root}: module {module!r}"
+    fmt = scheme.get("format") or q.get("format")
+    if fmt not in FORMATS:
+        raise FormatError(f"{where}: config group {gname!r} has format {fmt!r}; breccia reads {FORMATS}")
+    if f"{module}.weight_g_idx" in ckpt:
+        raise FormatError(f"{where}: activation reordering (weight_g_idx) is not supported")
+    args = _args(scheme["weights"], f"{root}: config_groups.{gname}.weights (module {module!r})")
+    keys = [f"{module}.{k}" for k in _LOCAL if f"{module}.{k}" in ckpt]
+    tensors = {k[len(module) + 1 :]: ckpt.read(k) for k in keys}
+    parts = decode(fmt, args, tensors, f"{root}: {module}")
+    if f"{module}.breccia" in meta:
+        try:
+            record = json.loads(meta[f"{module}.breccia"])
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise FormatError(f"{where}: metadata '{module}.breccia' is not a JSON object")
+        parts = _overlay(parts, record, tensors.get("weight_global_scale"), f"{root}: {module}")
+    try:
+        st = ScaledTensor(parts.data, parts.scale, parts.recipe, parts.layout, parts.shape,
+                          parts.global_scale, parts.zero_point)  # fmt: skip
+    except BrecciaError as e:
+        raise FormatError(f"{where}: {module}.weight_* do not form a {parts.recipe.name} tensor: {e}") from None
+    return st, keys

@@ -205,6 +205,32 @@ def save_deepseek_v3(
     ScaledTensor, plain arrays as they are, a sharded index, and ``config.json`` with its ``quantization_config``
     (merged into ``config`` or an existing ``config.json``). Every file is written atomically."""
     root = Path(directory)
+    groups, blocks = tensor_groups(tensors)
+    if len(blocks) > 1:
+        raise RecipeError(f"save_deepseek_v3: one checkpoint holds one block size and format; got {sorted(blocks)}")
+    cfg: dict[str, Any] = dict(config) if config is not None else {}
+    if config is None and (root / "config.json").is_file():
+        cfg = json.loads((root / "config.json").read_text())
+    if blocks:
+        cfg["quantization_config"] = quant_config(*blocks.pop())
+    write_checkpoint(groups, root, parse_size(max_shard_size))
+    with atomic_path(root / "config.json") as tmp:
+        Path(tmp).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+
+
+def quant_config(block: int, fmt: str, pow2: bool) -> dict[str, Any]:
+    """The ``quantization_config`` DeepSeek-V3 (V3.1 with ``pow2``) declares for ``block``×``block`` FP8 weights."""
+    q: dict[str, Any] = {"quant_method": "fp8", "fmt": fmt.lower(), "weight_block_size": [block, block],
+                         "activation_scheme": "dynamic"}  # fmt: skip
+    if pow2:
+        q["scale_fmt"] = "ue8m0"
+    return q
+
+
+def tensor_groups(
+    tensors: Mapping[str, ScaledTensor | Any],
+) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], set[tuple[int, str, bool]]]:
+    """Per tensor ``(arrays, {})`` in DeepSeek's naming, and the ``(block, fmt, pow2)`` set the weights use."""
     groups: list[tuple[dict[str, Any], dict[str, str]]] = []
     blocks: set[tuple[int, str, bool]] = set()
     for name, value in tensors.items():
@@ -220,18 +246,4 @@ def save_deepseek_v3(
             groups.append(({name: data, name + SCALE_SUFFIX: scale}, {}))
         else:
             groups.append(({name: value}, {}))
-    if len(blocks) > 1:
-        raise RecipeError(f"save_deepseek_v3: one checkpoint holds one block size and format; got {sorted(blocks)}")
-    cfg: dict[str, Any] = dict(config) if config is not None else {}
-    if config is None and (root / "config.json").is_file():
-        cfg = json.loads((root / "config.json").read_text())
-    if blocks:
-        block, fmt, pow2 = blocks.pop()
-        q = {"quant_method": "fp8", "fmt": fmt.lower(), "weight_block_size": [block, block],
-             "activation_scheme": "dynamic"}  # fmt: skip
-        if pow2:
-            q["scale_fmt"] = "ue8m0"
-        cfg["quantization_config"] = q
-    write_checkpoint(groups, root, parse_size(max_shard_size))
-    with atomic_path(root / "config.json") as tmp:
-        Path(tmp).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    return groups, blocks

@@ -37,6 +37,7 @@ __all__ = [
     "parse_size",
     "write_checkpoint",
     "write_file",
+    "write_index",
 ]
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -110,7 +111,26 @@ def write_file(
         specs[name] = TensorSpec(dtype=dt, shape=list(host.shape), data_ptr=host.ctypes.data, data_len=host.nbytes)
     with atomic_path(path) as tmp:
         serialize_file(specs, tmp, metadata=dict(metadata) if metadata else None)
+        if metadata and len(metadata) > 1:
+            _sort_metadata(tmp)
     del keep
+
+
+def _sort_metadata(path: str) -> None:
+    """Rewrite the header's ``__metadata__`` with sorted keys, in place and at the same length.
+
+    safetensors keeps metadata in a Rust HashMap, whose order changes from process to process; sorting makes the
+    same tensors and metadata give the same file bytes (``breccia convert`` relies on it for resumable output).
+    """
+    with open(path, "r+b") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+        meta = header.pop("__metadata__", {})
+        text = json.dumps({"__metadata__": dict(sorted(meta.items())), **header}, separators=(",", ":"),
+                          ensure_ascii=False).encode()  # fmt: skip
+        if len(text) <= n:  # equal in practice (same JSON, reordered); never grow the header
+            fh.seek(8)
+            fh.write(text + b" " * (n - len(text)))
 
 
 def write_checkpoint(
@@ -152,13 +172,17 @@ def write_checkpoint(
         weight_map.update(dict.fromkeys(tensors, fname))
     if len(names) > 1 or max_shard_size is not None:
         per_tensor = {k: v for _, meta in groups for k, v in meta.items()}  # readers find configs without shards
-        index = {
-            "metadata": {"total_size": sum(sizes), **(index_metadata or {}), **per_tensor},
-            "weight_map": weight_map,
-        }
-        with atomic_path(directory / INDEX_NAME) as tmp:
-            Path(tmp).write_text(json.dumps(index, indent=2, sort_keys=True))
+        write_index(directory, weight_map, sum(sizes), {**(index_metadata or {}), **per_tensor})
     return names
+
+
+def write_index(
+    directory: str | os.PathLike[str], weight_map: Mapping[str, str], total_size: int, metadata: Mapping[str, Any]
+) -> None:
+    """Write ``model.safetensors.index.json`` atomically (sorted keys: the same checkpoint gives the same bytes)."""
+    index = {"metadata": {"total_size": total_size, **metadata}, "weight_map": dict(weight_map)}
+    with atomic_path(Path(directory) / INDEX_NAME) as tmp:
+        Path(tmp).write_text(json.dumps(index, indent=2, sort_keys=True))
 
 
 def host_nbytes(value: Any) -> int:

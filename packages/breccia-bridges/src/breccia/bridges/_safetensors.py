@@ -64,6 +64,24 @@ def save_safetensors(
     checkpoint (``model-0000k-of-0000n.safetensors`` + ``model.safetensors.index.json``); each ScaledTensor's
     buffers stay together in one shard.
     """
+    groups = tensor_groups(tensors)
+    meta = {str(k): str(v) for k, v in (extra_metadata or {}).items()}
+    for key in meta:
+        if key.endswith(".config") and key[: -len(".config")] in tensors:
+            raise FormatError(f"extra_metadata key {key!r} would overwrite the breccia config of that tensor")
+    size = parse_size(max_shard_size)
+    if size is None:
+        dirname, fname = os.path.split(os.fspath(path))
+        write_checkpoint(groups, dirname or ".", None, meta, single_name=fname)
+    else:
+        write_checkpoint(groups, path, size, meta)
+
+
+def tensor_groups(tensors: Mapping[str, ScaledTensor | Any]) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """``(safetensors arrays, metadata)`` per tensor: a ScaledTensor's buffers and ``name.config`` stay together.
+
+    Shared by :func:`save_safetensors` and ``breccia convert``, which writes one shard at a time.
+    """
     if not isinstance(tensors, Mapping):
         raise FormatError(
             f"save_safetensors needs a dict of name → ScaledTensor or array; got {type(tensors).__name__}"
@@ -88,16 +106,7 @@ def save_safetensors(
                 raise FormatError(f"tensor {name!r}: key {key!r} is already used by {taken[key]!r}; rename one")
             taken[key] = name
         groups.append(group)
-    meta = {str(k): str(v) for k, v in (extra_metadata or {}).items()}
-    for key in meta:
-        if key.endswith(".config") and key[: -len(".config")] in tensors:
-            raise FormatError(f"extra_metadata key {key!r} would overwrite the breccia config of that tensor")
-    size = parse_size(max_shard_size)
-    if size is None:
-        dirname, fname = os.path.split(os.fspath(path))
-        write_checkpoint(groups, dirname or ".", None, meta, single_name=fname)
-    else:
-        write_checkpoint(groups, path, size, meta)
+    return groups
 
 
 class SafetensorsReader:
