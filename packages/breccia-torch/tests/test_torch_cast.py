@@ -103,7 +103,9 @@ def test_large_cpu_tensors_take_the_chunked_path_bit_exactly(recipe: breccia.Rec
     # > MIN_ELEMS, so the row-chunked CPU path runs where it applies; bytes must equal the numpy reference
     from breccia.torch import _chunked
 
-    for shape, dtype in [((1100, 1000), torch.float32), ((1030, 1024), torch.float32), ((1030, 1024), torch.bfloat16)]:
+    cases = [((1100, 1000), torch.float32), ((1030, 1024), torch.float32), ((1030, 1024), torch.bfloat16)]
+    cases.append(((1152, 1024), torch.float32))  # whole 128×128 tiles: the tiled FP8 path
+    for shape, dtype in cases:
         x = torch.from_numpy(make_x(shape, seed=3)).to(dtype)
         ref_in = to_np(x)
         for axis in axes_for(recipe, 2):

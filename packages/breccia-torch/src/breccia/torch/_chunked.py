@@ -16,7 +16,7 @@ import torch
 from breccia import _math as M
 from breccia._errors import NonFiniteError
 from breccia._generic import cast_generic
-from breccia._layouts import Layout, PerBlockK, PerChannel, PerTensor
+from breccia._layouts import Layout, PerBlock2D, PerBlockK, PerChannel, PerTensor
 from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling, MXFP8BlockScaling, Recipe
 from breccia._tensor import ScaledTensor
 
@@ -40,6 +40,9 @@ def cast_chunked(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout,
     """The cast of ``x`` in row chunks, or ``None`` where chunking does not apply (then cast whole)."""
     if x.device.type != "cpu" or x.ndim < 1 or x.numel() < MIN_ELEMS or recipe.has_zero_point:
         return None
+    if isinstance(layout, PerBlock2D):  # 128×128 weight tiles: only the FP8 fast path chunks them (whole row tiles)
+        tiles = _fp8_rows(ops, x, recipe, layout, layout) if nonfinite == "raise" and x.ndim == 2 else None
+        return None if tiles is None else ScaledTensor(tiles[0], tiles[1], recipe, layout, tuple(x.shape))
     row_layout = _row_layout(layout, x.ndim)
     k = x.shape[-1]
     if row_layout is None or k == 0 or k > CHUNK_ELEMS:
@@ -92,14 +95,21 @@ def _fp8_rows(
     """FP8 recipes blocked along rows, with reusable ``out=`` buffers: the same IEEE operations as the shared math
     (block amax, :func:`breccia._math.compute_scales` on the small grid, divide, clamp, RNE cast), no per-step
     allocation. ``None`` where it does not apply. NaN/Inf make it return ``None`` so the general path raises."""
-    if not isinstance(recipe, _FP8_FAST) or getattr(recipe, "block_m", 1) != 1:
+    if not isinstance(recipe, _FP8_FAST):
         return None
     r_all, k = x2.shape
     b = k if isinstance(row_layout, (PerTensor, PerChannel)) else row_layout.block_k  # type: ignore[attr-defined]
+    bm = 1
+    if isinstance(row_layout, PerBlock2D):  # whole tiles per chunk: amax over (bm rows × b columns)
+        if row_layout.axis != -1 or r_all % row_layout.block_m:
+            return None
+        bm = row_layout.block_m
+    elif getattr(recipe, "block_m", 1) != 1:
+        return None
     if k % b:
         return None
     fmt = recipe.element
-    rows = max(1, CHUNK_ELEMS // k)
+    rows = max(1, CHUNK_ELEMS // k) // bm * bm or bm
     buf = torch.empty(rows, k)
     ab = torch.empty(rows, k)
     clamp = _needs_clamp(recipe)
@@ -122,16 +132,16 @@ def _fp8_rows(
         if xin is not None:
             xin[:r].copy_(xc)
             xc = xin[:r]
-        xv = xc.reshape(r, k // b, b)
+        xv = xc.reshape(r // bm, bm, k // b, b)
         if not per_tensor:
             torch.abs(xc, out=ab[:r])
-            amax = torch.amax(ab[:r].view(r, k // b, b), dim=-1, keepdim=True)
+            amax = torch.amax(ab[:r].view(r // bm, bm, k // b, b), dim=(1, 3), keepdim=True)
             if not bool(torch.isfinite(amax).all()):
                 return None
             sc = M.compute_scales(ops, recipe, amax)
             divisor = sc.divisor
-            scales.append(M.store_scale(ops, recipe, sc.stored.reshape(r, k // b)))
-        bv = buf[:r].view(r, k // b, b)
+            scales.append(M.store_scale(ops, recipe, sc.stored.reshape(r // bm, k // b)))
+        bv = buf[:r].view(r // bm, bm, k // b, b)
         assert divisor is not None
         torch.div(xv, divisor, out=bv)
         if clamp:
