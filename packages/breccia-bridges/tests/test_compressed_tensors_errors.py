@@ -39,6 +39,18 @@ from safetensors.torch import load_file, save_file  # noqa: E402
         (MXFP6BlockScaling("E3M2"), None, (8, 32), "E3M2"),
         (INT4Scaling(group_size=16, symmetric=False, signed=False), None, (8, 32), "signed=False"),
         (INT8Scaling(granularity="tensor"), None, (8, 32), "tensor"),
+        (
+            INT4Scaling(group_size=16, symmetric=False, signed=False, zero_point_domain="float"),
+            None,
+            (8, 32),
+            "zero point is a float offset",
+        ),
+        (
+            INT8Scaling(granularity="group", group_size=16, symmetric=False, signed=False, zero_point_domain="float"),
+            None,
+            (8, 32),
+            "compressed-tensors stores integer zero points",
+        ),
         (Float8CurrentScaling(), None, (2, 8, 32), r"\(2, 8, 32\)"),
         (INT4Scaling(group_size=32), breccia.PerBlockK(32, axis=0), (64, 8), "axis=0"),
         (INT4Scaling(group_size=32), None, (8, 48), "divisible by the group size 32"),

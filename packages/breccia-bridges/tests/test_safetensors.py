@@ -182,3 +182,25 @@ def test_bad_arguments_are_clear(tmp_path: Path) -> None:
     with pytest.raises(breccia.FormatError, match="no tensor 'nope'"):
         load_safetensors(tmp_path / "m.safetensors", names=["nope"])
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_mlx_affine_round_trip_is_exact(tmp_path: Path) -> None:
+    """MLX's own affine weights (float zero points) through a file: the header declares the zero point in the
+    scale's float dtype, and the loaded tensor dequantizes to ``mx.dequantize`` bit for bit."""
+    mx = pytest.importorskip("mlx.core")
+    from safetensors import safe_open
+
+    from breccia.mlx import from_mlx_quantized
+
+    for dtype, code in ((mx.bfloat16, "BF16"), (mx.float16, "F16"), (mx.float32, "F32")):
+        w = mx.array(np.random.default_rng(3).standard_normal((16, 128)).astype(np.float32)).astype(dtype)
+        q = mx.quantize(w, group_size=32, bits=4, mode="affine")
+        st = from_mlx_quantized(*q, group_size=32, bits=4)
+        save_safetensors({"w": st}, tmp_path / "m.safetensors")
+        with safe_open(str(tmp_path / "m.safetensors"), framework="numpy") as f:
+            assert f.get_slice("w.zero_point").get_dtype() == code
+        back = load_safetensors(tmp_path / "m.safetensors", framework="mlx")["w"]
+        assert_same_bits(st, back)
+        want = mx.dequantize(*q, group_size=32, bits=4, mode="affine", dtype=mx.float32)
+        got = np.array(breccia.dequantize(back))
+        np.testing.assert_array_equal(got.view(np.uint32), np.array(want).view(np.uint32))

@@ -391,6 +391,24 @@ def test_unsupported_recipe_names_it_and_the_supported_ones(recipe: Any) -> None
     )
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_float_zero_point_is_refused(bits: int) -> None:
+    """MLX-affine recipes (float zero points, unsigned codes) have no torchao tensor: refused, naming the field."""
+    kw: dict[str, Any] = dict(signed=False, symmetric=False, zero_point_domain="float", scale_dtype="bf16")
+    recipe = (
+        breccia.INT4Scaling(group_size=32, **kw)
+        if bits == 4
+        else breccia.INT8Scaling(granularity="group", group_size=32, **kw)
+    )
+    st = breccia.cast(weights((32, 64), dtype=torch.float32), recipe)
+    with pytest.raises(breccia.RecipeError, match="zero_point_domain='float'") as e:
+        to_torchao(st)
+    assert "Float8CurrentScaling" in str(e.value)
+    int4 = to_torchao(breccia.cast(weights((32, 64), dtype=torch.bfloat16), breccia.INT4Scaling(group_size=32)))
+    with pytest.raises(breccia.RecipeError, match="does not describe the bits"):
+        from_torchao(int4, recipe=recipe)
+
+
 @pytest.mark.parametrize("kind", ["torch", "numpy", "str", "none", "torchao-int8"])
 def test_from_torchao_rejects_foreign_objects(kind: str) -> None:
     from torchao.quantization import Int8Tensor

@@ -55,7 +55,7 @@ def spec_cast(x: np.ndarray, recipe, layout):
     el = recipe.element.name
     codes = np.zeros(shape, np.int16)
     scales = np.zeros(grid, np.float64)
-    zps = np.zeros(grid, np.int64)
+    zps = np.zeros(grid, np.float64 if getattr(recipe, "zero_point_domain", "int") == "float" else np.int64)
     g = None
     if isinstance(recipe, breccia.NVFP4BlockScaling) and recipe.per_tensor_scale:
         ga = F32(np.max(np.abs(x))) if x.size else F32(0)
@@ -97,6 +97,23 @@ def spec_cast(x: np.ndarray, recipe, layout):
             else:
                 codes[sl] = encode_codes(np.clip(blk / div, -6, 6), el)
             scales[gidx] = int(sb.view(np.uint8))
+        elif recipe.zero_point_domain == "float":  # MLX affine (mx.quantize), scalar fp32 per block
+            f = recipe.element
+            sdt = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[recipe.scale_dtype]
+            lo, hi = F32(np.min(blk)), F32(np.max(blk))
+            if blk.size < math.prod(layout.block_shape(shape)):  # a partial trailing block counts its zero padding
+                lo, hi = min(lo, F32(0.0)), max(hi, F32(0.0))
+            neg = abs(lo) > abs(hi)
+            s = max(F32((hi - lo) / F32(f.qmax)), F32(1e-7))
+            s = s if neg else -s
+            edge = lo if neg else hi
+            q0 = F32(np.rint(edge / s))
+            z = F32(0.0)
+            if q0 != 0:
+                s, z = F32(edge / q0), edge
+            codes[sl] = np.clip(np.rint((blk - z) / s), 0, f.qmax).astype(np.int64)
+            scales[gidx] = np.asarray(s).astype(sdt).astype(np.float64)
+            zps[gidx] = np.asarray(z).astype(sdt).astype(np.float64)
         else:  # INT4 / INT8
             f = recipe.element
             sdt = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[recipe.scale_dtype]

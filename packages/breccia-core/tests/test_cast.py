@@ -51,6 +51,10 @@ def spec_dequant(
         if zfull is not None:
             zfull = np.repeat(zfull, b, axis=ax)
     crop = tuple(slice(0, n) for n in shape)
+    if zfull is not None and getattr(recipe, "zero_point_domain", "int") == "float":  # MLX affine, rounded to T twice
+        sdt = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[kind]
+        prod = (vals * full[crop]).astype(sdt).astype(np.float32)
+        return (prod + zfull[crop]).astype(sdt).astype(np.float32)
     if zfull is not None:
         vals = vals - zfull[crop]
     return (vals * full[crop]).astype(np.float32)
@@ -70,7 +74,7 @@ def check_against_spec(x: np.ndarray, recipe: breccia.Recipe, axis: int) -> brec
     if g is not None:
         assert np.float32(st_.global_scale) == g
     if zps is not None:
-        np.testing.assert_array_equal(np.asarray(st_.zero_point).reshape(zps.shape), zps)
+        np.testing.assert_array_equal(np.asarray(st_.zero_point).astype(np.float64).reshape(zps.shape), zps)
     want = spec_dequant(codes, scales, g, zps, recipe, layout, x.shape)
     np.testing.assert_array_equal(breccia.dequantize(st_), want)
     return st_

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import breccia
-from breccia._testing import make_x
+from breccia._testing import make_x, raw_bytes
 from breccia.mlx import from_mlx_quantized, mlx_mode, to_mlx_quantized
 
 FLOAT_MODES = ["mxfp8", "mxfp4", "nvfp4", "nvfp4-global"]
@@ -123,11 +123,103 @@ def test_int_to_affine_is_lossless(bits: int, group: int, sym: bool) -> None:
     same_bits(breccia.dequantize(back), breccia.dequantize(st))
 
 
-def test_mlx_affine_refused_when_inexact() -> None:
-    """MLX's own affine biases (the group minimum) are not integer multiples of the scale: refused, not rounded."""
+def affine_recipe(bits: int, group: int, dtype: mx.Dtype) -> breccia.Recipe:
+    """The breccia recipe whose cast is ``mx.quantize(mode="affine")`` (float zero points, scales in ``dtype``)."""
+    kind = {mx.float32: "fp32", mx.bfloat16: "bf16", mx.float16: "fp16"}[dtype]
+    kw: dict[str, object] = dict(signed=False, symmetric=False, zero_point_domain="float", scale_dtype=kind)
+    if bits == 4:
+        return breccia.INT4Scaling(group_size=group, **kw)  # type: ignore[arg-type]
+    return breccia.INT8Scaling(granularity="group", group_size=group, **kw)  # type: ignore[arg-type]
+
+
+def same_bytes(a: mx.array, b: mx.array, what: str) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
+    np.testing.assert_array_equal(raw_bytes(a), raw_bytes(b), err_msg=what)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("group", [32, 64, 128])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_mlx_affine_round_trips_exactly(bits: int, group: int, dtype: mx.Dtype) -> None:
+    """MLX → breccia → MLX: dequantize equals ``mx.dequantize`` bit for bit (fp32 and the scale dtype), and the
+    re-pack gives MLX's bytes back."""
+    for seed in range(3):
+        w = weight(40, 384, seed=seed * 10 + bits + group, dtype=dtype)
+        q = mx.quantize(w, group_size=group, bits=bits, mode="affine")
+        st = from_mlx_quantized(*q, mode="affine", group_size=group, bits=bits)
+        assert st.recipe == affine_recipe(bits, group, dtype)
+        want = mx.dequantize(*q, group_size=group, bits=bits, mode="affine", dtype=mx.float32)
+        same_bits(want, breccia.dequantize(st))
+        native = mx.dequantize(*q, group_size=group, bits=bits, mode="affine")  # in the scale dtype
+        same_bytes(native, breccia.dequantize(st, dtype=dtype), "dequantize in the scale dtype")
+        back = to_mlx_quantized(st)
+        assert back.kwargs == {"mode": "affine", "group_size": group, "bits": bits}
+        for name, a, b in zip(("w_q", "scales", "biases"), back[:3], q):
+            same_bytes(a, b, name)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("group", [32, 64, 128])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cast_equals_mx_quantize_affine(bits: int, group: int, dtype: mx.Dtype) -> None:
+    """breccia.cast with the float-domain recipe is ``mx.quantize(mode="affine")`` byte for byte — on MLX arrays
+    and through the numpy reference."""
+    w = weight(48, 512, seed=bits * group, dtype=dtype)
+    q = mx.quantize(w, group_size=group, bits=bits, mode="affine")
+    recipe = affine_recipe(bits, group, dtype)
+    mine = to_mlx_quantized(breccia.cast(w, recipe))
+    for name, a, b in zip(("w_q", "scales", "biases"), mine[:3], q):
+        same_bytes(a, b, name)
+    ref = breccia.cast(np.array(w.astype(mx.float32)), recipe)
+    for name, a, b in (("data", ref.data, q[0]), ("scale", ref.scale, q[1]), ("zero_point", ref.zero_point, q[2])):
+        np.testing.assert_array_equal(raw_bytes(a), raw_bytes(b), err_msg=name)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_affine_awkward_groups_match_mlx(bits: int, dtype: mx.Dtype) -> None:
+    """Zero, constant, tiny, one-sided and non-finite groups (NaN, all-NaN, ±Inf, NaN with Inf, only +Inf):
+    breccia.cast(nonfinite="propagate") gives MLX's bytes, and dequantize MLX's values."""
+    x = np.random.default_rng(bits).standard_normal((16, 64)).astype(np.float32)
+    x[0] = 0.0
+    x[1, :32], x[2, :32], x[3, :32], x[4, :32] = 1.5, -3.0, 1e-9, 1e-30
+    x[5, :32] = np.abs(x[5, :32])
+    x[6, :32] = -np.abs(x[6, :32])
+    x[7, :16], x[7, 16:32] = 2.0, -2.0
+    x[8, 3] = np.nan
+    x[9, :32] = np.nan
+    x[10, 5] = np.inf
+    x[11, 7] = -np.inf
+    x[12, 0], x[12, 1] = np.nan, np.inf
+    x[13, :32] = np.inf
+    x[14, :32] = -np.inf
+    w = mx.array(x).astype(dtype)
+    q = mx.quantize(w, group_size=32, bits=bits, mode="affine")
+    st = breccia.cast(w, affine_recipe(bits, 32, dtype), nonfinite="propagate")
+    mine = to_mlx_quantized(st)
+    same_bytes(mine.w_q, q[0], "w_q")
+    for name, a, b in (("scales", mine.scales, q[1]), ("biases", mine.biases, q[2])):
+        same_bits_or_nan(a, b, name)
+    want = mx.dequantize(*q, group_size=32, bits=bits, mode="affine", dtype=mx.float32)
+    same_bits_or_nan(want, breccia.dequantize(from_mlx_quantized(*q, group_size=32, bits=bits)), "from MLX")
+    same_bits_or_nan(want, breccia.dequantize(st), "cast")
+
+
+def same_bits_or_nan(a: mx.array, b: mx.array, what: str) -> None:
+    """Bit-equal, except that a NaN may differ in sign: the sign of a default NaN is the CPU's (x86 sets it, ARM
+    does not) and MLX's bfloat16 conversion canonicalises it, so NaN scales match as NaN."""
+    x, y = np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32))
+    np.testing.assert_array_equal(np.isnan(x), np.isnan(y), err_msg=what)
+    ok = ~np.isnan(x)
+    np.testing.assert_array_equal(x[ok].view(np.uint32), y[ok].view(np.uint32), err_msg=what)
+
+
+def test_affine_bias_mismatch_is_refused() -> None:
     q = mx.quantize(weight(), group_size=64, bits=4, mode="affine")
-    with pytest.raises(breccia.RecipeError, match="affine groups are not exactly"):
-        from_mlx_quantized(*q, mode="affine", group_size=64, bits=4)
+    with pytest.raises(breccia.LayoutError, match="biases must match the scales' dtype"):
+        from_mlx_quantized(q[0], q[1], q[2].astype(mx.float16), group_size=64, bits=4)
+    with pytest.raises(breccia.LayoutError, match="needs biases"):
+        from_mlx_quantized(q[0], q[1], None, group_size=64, bits=4)
 
 
 def test_affine_fp32_scales_refused() -> None:
@@ -160,6 +252,8 @@ RECIPES = [
     breccia.INT4Scaling(group_size=64),
     breccia.INT4Scaling(group_size=32, symmetric=False, signed=False),
     breccia.INT8Scaling(granularity="group", group_size=128, scale_dtype="bf16"),
+    breccia.INT4Scaling(group_size=64, symmetric=False, signed=False, zero_point_domain="float", scale_dtype="bf16"),
+    breccia.INT8Scaling(granularity="group", group_size=32, symmetric=False, signed=False, zero_point_domain="float"),
 ]
 
 
@@ -179,9 +273,26 @@ def test_matmul_uses_quantized_matmul(recipe: breccia.Recipe, monkeypatch: pytes
     monkeypatch.setattr(mx, "quantized_matmul", spy)
     got = breccia.matmul(x, st)
     assert calls, "fused path not taken"
-    ref = np.array(x) @ breccia.dequantize(breccia.cast(np.array(w), recipe, axis=0))
+    ref = np.array(x) @ fused_weight_values(breccia.cast(np.array(w), recipe, axis=0))
     np.testing.assert_allclose(np.array(got), ref, rtol=2e-5, atol=2e-5 * float(np.abs(ref).max()))
     assert got.dtype == mx.float32 and breccia.matmul(x, st, out_dtype=mx.bfloat16).dtype == mx.bfloat16
+
+
+def fused_weight_values(st: breccia.ScaledTensor) -> np.ndarray:
+    """The weight as the fused kernel sees it: ``dequantize``, except that float zero points (MLX affine) are
+    applied in fp32 — ``quantized_matmul`` runs in x's dtype, so ``s·q + z`` is not rounded to the bf16/fp16 scale
+    dtype as ``breccia.dequantize`` (and ``mx.dequantize``) round it."""
+    if getattr(st.recipe, "zero_point_domain", "int") != "float":
+        return np.asarray(breccia.dequantize(st))
+    from breccia._formats import unpack_nibbles
+
+    k, n = st.shape
+    raw = np.asarray(st.data)
+    q = unpack_nibbles(raw, n) if st.recipe.element.storage == "packed4" else raw
+    g = k // np.asarray(st.scale).shape[0]
+    s = np.repeat(np.asarray(st.scale).astype(np.float32), g, axis=0)
+    z = np.repeat(np.asarray(st.zero_point).astype(np.float32), g, axis=0)
+    return np.asarray(q, np.float32) * s + z
 
 
 def test_matmul_many_rows_on_cpu_dequantizes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,6 +176,9 @@ def test_supports_is_narrow() -> None:
     assert not supports(big, breccia.Float8BlockScaling(block_m=512, block_k=512))  # a tile too big for registers
     assert not supports(x, breccia.INT8Scaling(granularity="tensor"))  # per-tensor integers: not yet
     assert not supports(x, breccia.INT4Scaling(group_size=7), PerBlockK(7))  # odd 4-bit groups straddle bytes
+    mlx_affine = breccia.INT4Scaling(group_size=32, signed=False, symmetric=False, zero_point_domain="float")
+    assert not supports(x, mlx_affine)  # float zero points (MLX affine): breccia-torch's own driver casts them
+    assert cast(x, mlx_affine) is None
     assert not supports(x.to(torch.float64), breccia.MXFP8BlockScaling())
     assert not supports(torch.zeros((0, 64), device=DEVICE), breccia.MXFP8BlockScaling())
     assert not supports(np.zeros((8, 64), np.float32), breccia.MXFP8BlockScaling())

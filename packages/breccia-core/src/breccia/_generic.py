@@ -100,6 +100,8 @@ def cast_generic(
         has_nan = ops.any(bad)
         if has_nan and nonfinite == "raise":
             _raise_nonfinite(ops, bad, layout, shape)
+    if has_nan and M.is_float_zp(recipe):  # MLX's affine rule reduces past NaN (it encodes as code 0)
+        stats = list(M.affine_stats(ops, xs, red))
     gamax = ops.amax(amax, tuple(range(len(split)))) if (recipe.has_global_scale or history is not None) else None
     if global_amax is not None:
         gamax = ops.reshape(ops.f32(global_amax), tuple(1 for _ in split))
@@ -117,7 +119,7 @@ def cast_generic(
     )
     kind = scale_kind(recipe)
     check = nonfinite == "raise" or not ops.prefer_no_sync  # a sync-free propagate cast lets inf scales through
-    if check and kind in ("fp16", "bf16") and ops.any(~ops.isfinite(sc.divisor) & ops.isfinite(amax)):
+    if check and kind in ("fp16", "bf16") and ops.any(M.scale_overflow(ops, recipe, sc) & ops.isfinite(amax)):
         raise RecipeError(f"{recipe!r}: a block amax overflows the {kind} scale; use scale_dtype='fp32'")
     codes = M.encode(ops, recipe, xs, sc, has_nan=has_nan)
     codes = ops.crop(ops.reshape(codes, padded), shape) if shape else ops.reshape(codes, ())
@@ -126,7 +128,7 @@ def cast_generic(
     scale = M.store_scale(ops, recipe, stored)
     zp = None
     if sc.zero_point is not None:
-        zp = ops.store_zero_point(ops.reshape(sc.zero_point, sshape), fmt.signed)
+        zp = M.store_zero_point(ops, recipe, ops.reshape(sc.zero_point, sshape))
     glob = None if sc.global_scale is None else ops.reshape(ops.f32(sc.global_scale), ())
     st = ScaledTensor(ops.store_codes(codes, fmt), scale, recipe, layout, shape, global_scale=glob, zero_point=zp)
     if history is not None:
@@ -150,7 +152,7 @@ def _cast_empty(
         layout,
         shape,
         global_scale=None if sc.global_scale is None else ops.reshape(ops.f32(sc.global_scale), ()),
-        zero_point=None if sc.zero_point is None else ops.store_zero_point(sc.zero_point, fmt.signed),
+        zero_point=None if sc.zero_point is None else M.store_zero_point(ops, recipe, sc.zero_point),
     )
     return (st, history.push(0.0)) if history is not None else st
 

@@ -33,12 +33,16 @@ from ._recipes import (
 
 __all__ = [
     "Scales",
+    "affine_stats",
     "compute_scales",
     "dequant_values",
     "encode",
     "encode_float",
+    "is_float_zp",
     "pow2_ceil_exponent",
     "round_to_grid",
+    "scale_overflow",
+    "store_zero_point",
 ]
 
 Array = Any
@@ -189,11 +193,15 @@ def compute_scales(
         div = sb if g is None else sb * g
         mult = None
         if recipe.data_scaling == "reciprocal":  # x · ((1/g) / s_b), as torchao computes it
-            mult = (1.0 / sb) if g is None else (1.0 / g) / sb
+            one = ops.full(tuple(sb.shape), 1.0, sb)  # through div_blocks: a correctly rounded division everywhere
+            mult = ops.div_blocks(one, sb) if g is None else ops.div_blocks(ops.div_blocks(one, g), sb)
             mult = ops.where(sb == 0, 0.0, mult)
         return Scales(code, div, global_scale=g, multiplier=mult)
     if isinstance(recipe, (INT4Scaling, INT8Scaling)):
         kind = scale_kind(recipe)
+        if recipe.float_zero_point:
+            assert vmin is not None and vmax is not None
+            return _affine_scales(ops, fmt.qmax, vmin, vmax)
         if recipe.symmetric:
             denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
             s = ops.where(amax == 0, 1.0, ops.div(amax, float(denom)))
@@ -208,9 +216,62 @@ def compute_scales(
         tiny = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}[kind]
         s = ops.where(s == 0, tiny, s)
         if not recipe.symmetric:
-            zp = ops.i32(ops.clip(float(fmt.qmin) - ops.rint(lo / s), fmt.qmin, fmt.qmax))
+            zp = ops.i32(ops.clip(float(fmt.qmin) - ops.rint(ops.div_blocks(lo, s)), fmt.qmin, fmt.qmax))
         return Scales(s, s, zero_point=zp)
     raise NotImplementedError(f"no math for recipe {recipe!r}")
+
+
+def _affine_scales(ops: ArrayOps, qmax: int, lo: Array, hi: Array) -> Scales:
+    """MLX's affine rule (``mx.quantize(mode="affine")``), per block in fp32: the edge of larger magnitude is hit
+    exactly by an integer code, so the scale points from it (negative when the edge is the maximum) and the zero
+    point *is* that edge. ``lo``/``hi`` are NaN-free (:func:`affine_stats`). Scales and zero points stay fp32 here;
+    their storage rounds them to the scale dtype, while codes use the fp32 values, as MLX does."""
+    neg = _abs(ops, lo) > _abs(ops, hi)
+    s = ops.maximum(ops.div(hi - lo, float(qmax)), 1e-7)
+    s = ops.where(neg, s, -s)
+    edge = ops.where(neg, lo, hi)
+    q0 = ops.rint(ops.div_blocks(edge, s))
+    hit = q0 != 0
+    s = ops.where(hit, ops.div_blocks(edge, ops.where(hit, q0, 1.0)), s)
+    return Scales(s, s, zero_point=ops.where(hit, edge, 0.0))
+
+
+def _abs(ops: ArrayOps, x: Array) -> Array:
+    return ops.from_bits(ops.bits(x) & 0x7FFFFFFF)
+
+
+def is_float_zp(recipe: Recipe) -> bool:
+    """Whether ``recipe`` keeps a float zero point (``zero_point_domain="float"``, MLX's affine form)."""
+    return isinstance(recipe, (INT4Scaling, INT8Scaling)) and recipe.float_zero_point
+
+
+def affine_stats(ops: ArrayOps, x: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
+    """Per-block ``(min, max)`` ignoring NaN (an all-NaN block gives ``(+inf, −inf)``), as ``mx.quantize`` reduces.
+
+    Only needed where a block holds NaN (``nonfinite="propagate"``); NaN elements then encode as code 0."""
+    nan = ops.isnan(x)
+    return ops.vmin(ops.where(nan, float("inf"), x), axes), ops.vmax(ops.where(nan, -float("inf"), x), axes)
+
+
+def scale_overflow(ops: ArrayOps, recipe: Recipe, sc: Scales) -> Array:
+    """Blocks whose fp16/bf16 scale (or float zero point) overflows storage: ``~isfinite`` per block."""
+    if not is_float_zp(recipe):
+        return ~ops.isfinite(sc.divisor)
+    kind = scale_kind(recipe)
+    assert sc.zero_point is not None
+    s = ops.load_float(ops.store_float(sc.stored, kind))
+    return ~ops.isfinite(s) | ~ops.isfinite(ops.load_float(ops.store_float(sc.zero_point, kind)))
+
+
+def store_zero_point(ops: ArrayOps, recipe: Recipe, zp: Array) -> Array:
+    """Backend storage of :attr:`Scales.zero_point`: int8/uint8 codes, or the scale dtype (float domain)."""
+    if is_float_zp(recipe):
+        return ops.store_float(zp, scale_kind(recipe))
+    return ops.store_zero_point(zp, recipe.element.signed)
+
+
+def _round_to(ops: ArrayOps, x: Array, kind: str) -> Array:
+    return x if kind == "fp32" else ops.load_float(ops.store_float(x, kind))
 
 
 def safe_divisor(ops: ArrayOps, recipe: Recipe, divisor: Array) -> Array:
@@ -224,8 +285,11 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
     """int32 codes of split-form fp32 ``x`` given its block scales (broadcast from the keepdims grid)."""
     fmt = recipe.element
     if fmt.kind == "int":
-        q = ops.rint(ops.div_blocks(x, sc.divisor))
-        if sc.zero_point is not None:
+        if is_float_zp(recipe):  # MLX affine: q = rint((x − z) / s), z and s in fp32
+            q = ops.rint(ops.div_blocks(x - sc.zero_point, sc.divisor))
+        else:
+            q = ops.rint(ops.div_blocks(x, sc.divisor))
+        if sc.zero_point is not None and not is_float_zp(recipe):
             q = q + ops.f32(sc.zero_point)
         q = ops.clip(q, fmt.qmin, fmt.qmax)
         if has_nan:
@@ -244,7 +308,14 @@ def encode(ops: ArrayOps, recipe: Recipe, x: Array, sc: Scales, *, has_nan: bool
 
 
 def dequant_values(ops: ArrayOps, recipe: Recipe, values: Array, scale: Array, zero_point: Array | None) -> Array:
-    """``decode(q) · scale`` (``(q − zp) · scale`` for asymmetric integers); ``scale`` is the fp32 block scale."""
+    """``decode(q) · scale`` (``(q − zp) · scale`` for asymmetric integers); ``scale`` is the fp32 block scale.
+
+    Float zero points (MLX affine): ``round_T(round_T(q·s) + z)`` in the scale dtype ``T``, exactly
+    ``mx.dequantize``'s arithmetic. ``q·s`` is exact in fp32 for fp16/bf16 ``s`` (≤ 19 significant bits) and fp32
+    has more than twice their precision plus two, so rounding an fp32 sum to ``T`` equals rounding the exact sum."""
+    if zero_point is not None and is_float_zp(recipe):
+        kind = scale_kind(recipe)
+        return _round_to(ops, _round_to(ops, ops.mul_rounded(values, scale), kind) + ops.f32(zero_point), kind)
     if zero_point is not None:
         values = values - ops.f32(zero_point)
     return values * scale

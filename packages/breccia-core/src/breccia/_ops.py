@@ -70,6 +70,14 @@ class ArrayOps:
         reciprocal (last-bit drift), so breccia-jax materialises the divisor first; this hook is where it can."""
         return x / d
 
+    def mul_rounded(self, a: Array, b: Array) -> Array:
+        """``a · b`` (``b`` may be a block grid) rounded to fp32 as an operation of its own: never contracted with a
+        following addition into one fused multiply-add (MLX-affine dequantize rounds ``q·s`` before adding ``z``).
+
+        The default is the ``*`` operator: eager frameworks run one operation at a time. breccia-jax overrides it,
+        since XLA fuses and contracts."""
+        return a * b
+
     def maximum(self, a: Array, b: Array | float) -> Array:
         raise NotImplementedError
 

@@ -8,7 +8,7 @@ a recipe every backend can run; block sizes the hardware formats fix (MX 32, NVF
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ._errors import RecipeError
 from ._formats import ElementFormat, get_format
@@ -307,12 +307,40 @@ class NVFP4BlockScaling(Recipe):
 
 @dataclass(frozen=True)
 class _IntBase(Recipe):
+    if TYPE_CHECKING:  # the fields INT4Scaling and INT8Scaling both declare (annotations only, not fields here)
+        signed: bool
+        scale_dtype: str
+        symmetric: bool
+        symmetric_range: str
+        zero_point_domain: str
+
     def _scale_kind(self) -> ScaleKind:
-        return self.scale_dtype  # type: ignore[attr-defined,no-any-return]
+        return self.scale_dtype  # type: ignore[return-value]
 
     @property
     def has_zero_point(self) -> bool:
-        return not self.symmetric  # type: ignore[attr-defined]
+        return not self.symmetric
+
+    @property
+    def float_zero_point(self) -> bool:
+        """True for ``zero_point_domain="float"``: the zero point is a float offset of the scale dtype (MLX affine)."""
+        return self.zero_point_domain == "float"
+
+    def _check_int(self) -> None:
+        """The checks INT4 and INT8 share (symmetry, signedness, the zero-point domain)."""
+        who = self.name
+        _bool(who, "signed", self.signed)
+        _choice(who, "scale_dtype", self.scale_dtype, _SCALE_DTYPES)
+        _bool(who, "symmetric", self.symmetric)
+        _choice(who, "symmetric_range", self.symmetric_range, _RANGES)
+        _choice(who, "zero_point_domain", self.zero_point_domain, ("int", "float"))
+        if self.symmetric and not self.signed:
+            raise RecipeError(f"{who}(symmetric=True) needs signed=True; unsigned codes need a zero point")
+        if self.float_zero_point and (self.symmetric or self.signed):
+            raise RecipeError(
+                f"{who} got zero_point_domain='float' with symmetric={self.symmetric!r}, signed={self.signed!r}; "
+                "the float domain needs symmetric=False and signed=False (unsigned codes plus a float offset)"
+            )
 
 
 @dataclass(frozen=True)
@@ -320,24 +348,26 @@ class INT4Scaling(_IntBase):
     """INT4 with one scale per ``group_size`` elements along K (GPTQ/AWQ family); ``group_size=-1`` is one group
     per row. Symmetric: ``s = amax / 7`` (``symmetric_range="half_range"``: ``amax / 7.5`` as torchao and
     compressed-tensors do); ``symmetric=False`` adds an integer ``zero_point``:
-    ``x ≈ (q − zp) · s``. Codes are packed two per byte, element 2i in the low nibble."""
+    ``x ≈ (q − zp) · s``. Codes are packed two per byte, element 2i in the low nibble.
+
+    ``zero_point_domain="float"`` (with ``symmetric=False, signed=False``) is MLX's affine form instead: the
+    zero point ``z`` is a float array of ``scale_dtype`` (the scale's shape) and dequantize computes, in that dtype
+    ``T``, ``x = round_T(round_T(q·s) + z)`` — for fp32 plain ``q·s + z`` — which is what ``mx.dequantize`` does, so
+    MLX's ``mx.quantize`` output converts losslessly. cast follows ``mx.quantize``'s rule (docs/recipes.md); its
+    scales may be negative."""
 
     group_size: int = 128
     signed: bool = True
     scale_dtype: str = "fp16"
     symmetric: bool = True
     symmetric_range: str = "qmax"
+    zero_point_domain: str = "int"
     name: ClassVar[str] = "INT4Scaling"
 
     def __post_init__(self) -> None:
         if self.group_size != -1:
             _int(self.name, "group_size", self.group_size)
-        _bool(self.name, "signed", self.signed)
-        _choice(self.name, "scale_dtype", self.scale_dtype, _SCALE_DTYPES)
-        _bool(self.name, "symmetric", self.symmetric)
-        _choice(self.name, "symmetric_range", self.symmetric_range, _RANGES)
-        if self.symmetric and not self.signed:
-            raise RecipeError(f"{self.name}(symmetric=True) needs signed=True; unsigned codes need a zero point")
+        self._check_int()
 
     @property
     def element(self) -> ElementFormat:
@@ -352,7 +382,8 @@ class INT4Scaling(_IntBase):
 
 @dataclass(frozen=True)
 class INT8Scaling(_IntBase):
-    """INT8 (W8A8): ``granularity`` ``"channel"`` (per row / per token along K), ``"tensor"`` or ``"group"``."""
+    """INT8 (W8A8): ``granularity`` ``"channel"`` (per row / per token along K), ``"tensor"`` or ``"group"``.
+    Zero points and ``zero_point_domain`` as :class:`INT4Scaling` (``"float"``: MLX's 8-bit affine form)."""
 
     granularity: str = "channel"
     group_size: int = 128
@@ -360,17 +391,13 @@ class INT8Scaling(_IntBase):
     scale_dtype: str = "fp32"
     symmetric: bool = True
     symmetric_range: str = "qmax"
+    zero_point_domain: str = "int"
     name: ClassVar[str] = "INT8Scaling"
 
     def __post_init__(self) -> None:
         _choice(self.name, "granularity", self.granularity, ("channel", "tensor", "group"))
         _int(self.name, "group_size", self.group_size)
-        _bool(self.name, "signed", self.signed)
-        _choice(self.name, "scale_dtype", self.scale_dtype, _SCALE_DTYPES)
-        _bool(self.name, "symmetric", self.symmetric)
-        _choice(self.name, "symmetric_range", self.symmetric_range, _RANGES)
-        if self.symmetric and not self.signed:
-            raise RecipeError(f"{self.name}(symmetric=True) needs signed=True; unsigned codes need a zero point")
+        self._check_int()
 
     @property
     def element(self) -> ElementFormat:

@@ -90,7 +90,7 @@ def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
         sc = M.compute_scales(OPS, recipe, stats[0], **kw)
     kind = scale_kind(recipe)
     if kind in ("fp16", "bf16"):
-        bad = ~np.isfinite(sc.divisor) & np.isfinite(stats[0])
+        bad = M.scale_overflow(OPS, recipe, sc) & np.isfinite(stats[0])
         if bad.any():
             vals = np.abs(np.concatenate([st.ravel() for st in stats]))
             amax = float(vals[np.isfinite(vals)].max())
@@ -123,7 +123,7 @@ def _cast_empty(recipe: Recipe, layout: Layout, shape: tuple[int, ...], history:
         layout,
         shape,
         global_scale=None if sc.global_scale is None else np.asarray(sc.global_scale, np.float32).reshape(()),
-        zero_point=None if sc.zero_point is None else OPS.store_zero_point(sc.zero_point, fmt.signed),
+        zero_point=None if sc.zero_point is None else M.store_zero_point(OPS, recipe, sc.zero_point),
     )
     return (st, history.push(np.float32(0))) if history is not None else st
 
@@ -164,7 +164,8 @@ def cast_numpy(
     out_shape = (*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape
     out = np.empty(out_shape, np.int8 if fmt.storage == "int8" else np.uint8)
     stored = np.empty(plan.grid, np.uint8 if scale_kind(recipe) in ("e8m0", "e4m3") else np.float32)
-    zp = np.empty(plan.grid, np.int32) if recipe.has_zero_point else None
+    float_zp = M.is_float_zp(recipe)
+    zp = np.empty(plan.grid, np.float32 if float_zp else np.int32) if recipe.has_zero_point else None
     glob = None
     hist_amax = None
     if history is not None:
@@ -182,7 +183,9 @@ def cast_numpy(
         np.copyto(buf[tuple(slice(0, d.stop - d.start) for d in tile.data)], xt, casting="unsafe")
         return buf.reshape(tile.split)
 
-    def stats(xs: np.ndarray, tile: Tile) -> list[np.ndarray]:
+    def stats(xs: np.ndarray, tile: Tile, nan_free: bool = False) -> list[np.ndarray]:
+        if nan_free:  # float zero points: MLX's affine rule reduces past NaN
+            return list(M.affine_stats(OPS, xs, tile.red_axes))
         if recipe.has_zero_point:
             return [OPS.vmin(xs, tile.red_axes), OPS.vmax(xs, tile.red_axes)]
         return [amax_bits(xs, tile.red_axes, work)]
@@ -218,6 +221,8 @@ def cast_numpy(
             xs = load(tile)
             st = stats(xs, tile)
             has_nan = _check_finite(st, plan, tile, layout, shape, nonfinite)
+            if has_nan and float_zp:
+                st = stats(xs, tile, nan_free=True)
             if fixed_scale is not None:
                 t = np.asarray(fixed_scale, np.float32).reshape(plan.grid)[tile.grid].reshape(tile.keep)
                 sc = M.Scales(M.floor_exponent(OPS, t) + 127 if scale_kind(recipe) == "e8m0" else t, t)
@@ -232,18 +237,10 @@ def cast_numpy(
             assert gamax is not None
             history = history.push(gamax)
     else:
-        grid_stats = [np.full(plan.grid, np.inf if recipe.has_zero_point else 0.0, np.float32)]
-        if recipe.has_zero_point:
-            grid_stats.append(np.full(plan.grid, -np.inf, np.float32))
-        for tile in plan.tiles():
-            st = stats(load(tile), tile)
-            g = tile.grid
-            if recipe.has_zero_point:
-                grid_stats[0][g] = np.minimum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
-                grid_stats[1][g] = np.maximum(grid_stats[1][g], st[1].reshape(tile.grid_shape))
-            else:
-                grid_stats[0][g] = np.maximum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
+        grid_stats = _grid_stats(plan, recipe, lambda t: stats(load(t), t))
         has_nan = _check_finite(grid_stats, plan, None, layout, shape, nonfinite)
+        if has_nan and float_zp:
+            grid_stats = _grid_stats(plan, recipe, lambda t: stats(load(t), t, nan_free=True))
         gamax = np.asarray(np.max(grid_stats[0]) if grid_stats[0].size else 0.0, np.float32)
         if fixed_scale is not None:
             t = np.asarray(fixed_scale, np.float32).reshape(plan.grid)
@@ -280,11 +277,27 @@ def cast_numpy(
         layout,
         shape,
         global_scale=None if glob is None else np.asarray(glob, np.float32).reshape(()),
-        zero_point=None if zp is None else OPS.store_zero_point(zp.reshape(sshape), fmt.signed),
+        zero_point=None if zp is None else M.store_zero_point(OPS, recipe, zp.reshape(sshape)),
     )
     if history is not None:
         return result, history
     return result
+
+
+def _grid_stats(plan: Plan, recipe: Recipe, stats: Any) -> list[np.ndarray]:
+    """Per-block statistics over the whole grid, accumulated tile by tile (blocks spanning several tiles)."""
+    grid_stats = [np.full(plan.grid, np.inf if recipe.has_zero_point else 0.0, np.float32)]
+    if recipe.has_zero_point:
+        grid_stats.append(np.full(plan.grid, -np.inf, np.float32))
+    for tile in plan.tiles():
+        st = stats(tile)
+        g = tile.grid
+        if recipe.has_zero_point:
+            grid_stats[0][g] = np.minimum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
+            grid_stats[1][g] = np.maximum(grid_stats[1][g], st[1].reshape(tile.grid_shape))
+        else:
+            grid_stats[0][g] = np.maximum(grid_stats[0][g], st[0].reshape(tile.grid_shape))
+    return grid_stats
 
 
 def _pair_table(fmt: ElementFormat, scale: np.ndarray | None) -> np.ndarray:
@@ -333,6 +346,7 @@ def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
     dc = raw.reshape((*plan.shape[:-1], (plan.shape[-1] + 1) // 2) if packed else plan.shape)
     out = np.empty(plan.shape, np.float32)
     single = sgrid.size == 1 and zgrid is None
+    float_zp = M.is_float_zp(recipe)
     pairs = _pair_table(fmt, sgrid.reshape(()) if single else None) if out.size else None
     table = decode_table(fmt.name)
     n_last = plan.shape[-1]
@@ -350,6 +364,10 @@ def dequantize_numpy(st: ScaledTensor, dtype: str = "float32") -> np.ndarray:
             np.take(pairs, idx, out=ov.reshape(-1).view(np.float64), mode="wrap")
             if not single:
                 ovs = ov.reshape(tile.split)
+                if zgrid is not None and float_zp:
+                    zt = zgrid[tile.grid].reshape(tile.keep)
+                    ovs[...] = M.dequant_values(OPS, recipe, ovs, sgrid[tile.grid].reshape(tile.keep), zt)
+                    continue
                 if zgrid is not None:
                     np.subtract(ovs, zgrid[tile.grid].reshape(tile.keep), out=ovs)
                 np.multiply(ovs, sgrid[tile.grid].reshape(tile.keep), out=ovs)

@@ -46,16 +46,18 @@ def _data_dtypes(fmt: ElementFormat, fw: str) -> set[str]:
     return {"uint8"}
 
 
+_FLOAT_NAMES = {
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "e8m0": "float8_e8m0fnu",
+    "e4m3": "float8_e4m3fn",
+}
+
+
 def _scale_dtypes(recipe: Recipe, fw: str) -> set[str]:
     kind = scale_kind(recipe)
-    names = {
-        "fp32": "float32",
-        "fp16": "float16",
-        "bf16": "bfloat16",
-        "e8m0": "float8_e8m0fnu",
-        "e4m3": "float8_e4m3fn",
-    }
-    want = {names[kind]}
+    want = {_FLOAT_NAMES[kind]}
     if kind in ("e8m0", "e4m3") and fw in _NO_FP8:
         want.add("uint8")
     return want
@@ -163,11 +165,15 @@ class ScaledTensor:
             if self.zero_point is None:
                 raise LayoutError(f"{self.recipe!r} is asymmetric and needs a zero_point; got None")
             self.layout.check_scale(shape, _shape(self.zero_point), what="zero_point")
-            zdt = "int8" if fmt.signed else "uint8"
+            if getattr(self.recipe, "float_zero_point", False):
+                zdt = _FLOAT_NAMES[scale_kind(self.recipe)]
+                why = "zero_point_domain='float' keeps a float offset of the scale dtype"
+            else:
+                zdt = "int8" if fmt.signed else "uint8"
+                why = "same signedness as the codes"
             if dtype_name(self.zero_point) != zdt:
                 raise DTypeError(
-                    f"{self.recipe.name} needs zero_point of dtype {zdt} (same signedness as the codes); "
-                    f"got {dtype_name(self.zero_point)}"
+                    f"{self.recipe.name} needs zero_point of dtype {zdt} ({why}); got {dtype_name(self.zero_point)}"
                 )
         elif self.zero_point is not None:
             raise LayoutError(f"{self.recipe!r} is symmetric and takes no zero_point")

@@ -56,6 +56,10 @@ RECIPES: list[Recipe] = [
     INT8Scaling(),
     INT8Scaling(granularity="tensor"),
     INT8Scaling(granularity="group", group_size=64, symmetric=False, signed=False),
+    # float zero points (MLX affine): negative scales, two roundings to the scale dtype on dequantize
+    INT4Scaling(group_size=32, symmetric=False, signed=False, scale_dtype="bf16", zero_point_domain="float"),
+    INT4Scaling(group_size=-1, symmetric=False, signed=False, scale_dtype="fp16", zero_point_domain="float"),
+    INT8Scaling(granularity="group", group_size=64, symmetric=False, signed=False, zero_point_domain="float"),
 ]
 
 AWKWARD_SHAPES: list[tuple[int, ...]] = [

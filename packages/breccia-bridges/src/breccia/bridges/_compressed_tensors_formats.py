@@ -192,6 +192,10 @@ def encode(st: ScaledTensor, where: str) -> tuple[str, Args, dict[str, np.ndarra
             tensors,
             record,
         )
+    if isinstance(r, (INT4Scaling, INT8Scaling)) and r.float_zero_point:
+        why = (": its zero point is a float offset (zero_point_domain='float', MLX's affine form) and "
+               "compressed-tensors stores integer zero points")  # fmt: skip
+        raise _unsupported(st, where, why)
     if isinstance(r, (INT4Scaling, INT8Scaling)) and r.signed and isinstance(lay, (PerBlockK, PerChannel)):
         bits, group = r.element.bits, lay.block_k if isinstance(lay, PerBlockK) else None
         if group is not None:

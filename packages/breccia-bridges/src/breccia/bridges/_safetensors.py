@@ -252,7 +252,10 @@ def expected_parts(recipe: Recipe, layout: Any, shape: tuple[int, ...]) -> dict[
     if recipe.has_global_scale:
         out["global_scale"] = ("F32", ())
     if recipe.has_zero_point:
-        out["zero_point"] = ("I8" if fmt.signed else "U8", layout.scale_shape(shape))
+        zcode = "I8" if fmt.signed else "U8"
+        if getattr(recipe, "float_zero_point", False):  # MLX affine: the zero point is a float of the scale dtype
+            zcode = _SCALE_CODE[scale_kind(recipe)]
+        out["zero_point"] = (zcode, layout.scale_shape(shape))
     return out
 
 

@@ -44,6 +44,7 @@ from breccia._recipes import (
     Float8BlockScaling,
     Float8CurrentScaling,
     INT4Scaling,
+    INT8Scaling,
     MXFP4BlockScaling,
     MXFP6BlockScaling,
     MXFP8BlockScaling,
@@ -319,6 +320,12 @@ def to_torchao(st: ScaledTensor, *, dtype: Any = None, swizzled_scales: bool | N
 
     st = st if st.framework == "torch" else convert(st, "torch")
     r, shape = st.recipe, st.shape
+    if isinstance(r, (INT4Scaling, INT8Scaling)) and r.float_zero_point:
+        raise RecipeError(
+            f"to_torchao: {r!r} keeps a float zero point (zero_point_domain='float': unsigned codes, "
+            "x = q·s + z rounded in the scale dtype, MLX's affine form); torchao's Int4Tensor holds signed codes, so "
+            f"no torchao 0.18 tensor has these bits. It supports {_SUPPORTED}"
+        )
     cls = (ao.Float8Tensor if isinstance(r, (Float8CurrentScaling, DelayedScaling, Float8BlockScaling)) else
            ao.Int4Tensor if isinstance(r, INT4Scaling) and r.signed else
            ao.MXTensor if isinstance(r, (MXFP8BlockScaling, MXFP4BlockScaling, MXFP6BlockScaling)) else

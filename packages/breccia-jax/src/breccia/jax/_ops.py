@@ -8,6 +8,7 @@ Storage uses jax's native dtypes: ``float8_e4m3fn`` / ``float8_e5m2`` data, ``fl
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 from typing import Any
 
@@ -32,10 +33,13 @@ def barrier(x: jax.Array) -> jax.Array:
 
 
 def _x64() -> Any:
-    ctx = getattr(jax, "enable_x64", None)
-    if ctx is None:  # jax < 0.7
-        from jax.experimental import enable_x64 as ctx
+    """A context where fp64 arrays exist (``jax.enable_x64``; ``jax.experimental.enable_x64`` before jax 0.7)."""
+    ctx = getattr(jax, "enable_x64", None) or importlib.import_module("jax.experimental").enable_x64
     return ctx(True)
+
+
+def _platform() -> str:
+    return str(getattr(jax, "default_backend")())  # noqa: B009 — not in every jax's type stubs
 
 
 def ieee_div(a: Any, d: Any) -> Array:
@@ -46,7 +50,7 @@ def ieee_div(a: Any, d: Any) -> Array:
     rounded once to fp32: with 53 ≥ 2·24 + 2 bits that double rounding equals the correctly rounded fp32 quotient.
     The divisor stays behind an optimization barrier after its conversion, so the algebraic simplifier cannot turn
     the division into a reciprocal multiply (see :meth:`JaxOps.div`)."""
-    if jax.default_backend() == "cpu":
+    if _platform() == "cpu":
         return a / barrier(d)
     with _x64():
         q = lax.convert_element_type(a, np.float64) / barrier(lax.convert_element_type(d, np.float64))
@@ -123,9 +127,21 @@ class JaxOps(ArrayOps):
         normal = (mant == 0) & (exp > 0) & (exp < 254)
         tiny = b == 0x00400000  # 2^-127, the one subnormal power of two a scale grid holds
         recip = jnp.where(normal, (254 - exp) << 23, jnp.where(tiny, 0x7F000000, 0x3F800000))
+        recip = recip | (b & jnp.int32(-0x80000000))  # a negative power of two (MLX-affine scales, q0 < 0)
         pow2 = jnp.broadcast_to(normal | tiny, x.shape)
         exact = x * jnp.broadcast_to(lax.bitcast_convert_type(recip, jnp.float32), x.shape)
         return jnp.where(pow2, exact, ieee_div(x, jnp.broadcast_to(d, x.shape)))
+
+    def mul_rounded(self, a: Any, b: Any) -> Array:
+        """XLA contracts ``a·b + c`` into one FMA inside a fusion, and neither an optimization barrier (dropped before
+        fusion on CPU), a no-op ``reduce_precision`` nor an fp64 product (LLVM folds it back to fp32) stops it. A
+        conditional does: its branches are computations of their own, which no fusion crosses. Both branches are
+        the plain product; the predicate only has to be unknown at compile time (under ``vmap`` with a batched
+        predicate JAX turns the conditional into a select, and the contraction may come back)."""
+        a = jnp.asarray(a, jnp.float32)
+        b = jnp.asarray(b, jnp.float32)
+        out: Array = lax.cond(jnp.any(jnp.isnan(b)), jnp.multiply, jnp.multiply, a, b)
+        return out
 
     def maximum(self, a: Any, b: Any) -> Array:
         return jnp.maximum(a, b)

@@ -6,13 +6,14 @@ in the low nibble. So the data converts with a ``view`` — no arithmetic, no ro
 
 - ``mxfp8`` / ``mxfp4``: E8M0 bytes on both sides. ``nvfp4``: E4M3 bytes on both sides; MLX's optional
   ``global_scale`` is the tensor amax, breccia's is the dequantization factor ``amax / (448·6)`` (DESIGN.md §5).
-- ``affine``: MLX computes ``scale·q + bias`` with unsigned ``q``; breccia's integer recipes compute
-  ``(q − zp)·s``. The two agree exactly when ``bias = −zp·s`` for an integer ``zp`` in the code range and the
-  products are exact. breccia → MLX always qualifies for fp16/bf16 scales (an 11-bit significand times an 8-bit
-  integer fits fp32's 24 bits; biases are emitted in fp32); signed symmetric codes become unsigned ones with
-  ``zp = 2^(bits−1)``. MLX → breccia usually does *not* qualify (MLX's bias is the group's minimum, not a multiple
-  of the scale), and is refused: a silent approximation would break the promise that conversion is lossless.
-  Exactness is checked by comparing both dequantizations bit for bit, not by a sufficient condition.
+- ``affine``: MLX computes ``scale·q + bias`` with unsigned ``q``, in the scale's dtype ``T`` (``s·q`` rounded to
+  ``T``, then the sum). That is exactly breccia's ``zero_point_domain="float"`` (``INT4Scaling`` /
+  ``INT8Scaling(granularity="group")`` with ``symmetric=False, signed=False``): the bias *is* the float zero point,
+  so both directions are pure re-packs and always lossless. Integer-domain recipes, ``x = (q − zp)·s``, convert to
+  MLX when ``bias = −zp·s`` reproduces every value: breccia → MLX always qualifies for fp16/bf16 scales (an 11-bit
+  significand times an 8-bit integer fits fp32's 24 bits; scales and biases are emitted in fp32); signed symmetric
+  codes become unsigned ones with ``zp = 2^(bits−1)``. Exactness is checked by comparing both dequantizations bit
+  for bit, not by a sufficient condition. MLX → breccia always gives the float domain.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from breccia._errors import LayoutError, RecipeError
 from breccia._generic import dequantize_generic
 from breccia._layouts import PerBlockK
+from breccia._math import is_float_zp
 from breccia._recipes import INT4Scaling, INT8Scaling, MXFP4BlockScaling, MXFP8BlockScaling, NVFP4BlockScaling, Recipe
 from breccia._tensor import ScaledTensor
 
@@ -104,6 +106,8 @@ def to_mlx_quantized(st: ScaledTensor) -> MLXQuantized:
     bit for bit (tested). Raises :class:`RecipeError` for a recipe MLX cannot hold and :class:`LayoutError` for a
     layout or shape it cannot hold."""
     mode, group, bits = _check_convertible(st, "to_mlx_quantized")
+    if mode == "affine" and is_float_zp(st.recipe):  # MLX's own form: the zero point is the bias
+        return MLXQuantized(st.data.view(mx.uint8).view(mx.uint32), st.scale, st.zero_point, None, mode, group, bits)
     if mode == "affine":
         return _int_to_affine(st, group, bits)
     glob = None if st.global_scale is None else _mlx_global(st.global_scale)
@@ -174,9 +178,8 @@ def from_mlx_quantized(
 ) -> ScaledTensor:
     """A breccia ScaledTensor holding exactly the values of MLX quantized weights (``mx.quantize`` output).
 
-    ``mode`` ``"mxfp8" | "mxfp4" | "nvfp4"`` always convert (the bytes are shared). ``"affine"`` converts only
-    where every group's bias is an exact integer multiple of its scale (see the module docstring); otherwise a
-    :class:`RecipeError` names how many groups are not, since breccia's integer zero point cannot hold them."""
+    Every mode converts losslessly (the bytes are shared). ``"affine"`` gives ``INT4Scaling`` / ``INT8Scaling``
+    with ``zero_point_domain="float"``: MLX's biases become the float zero point, in the scales' dtype."""
     defaults = {"affine": (64, 4), "mxfp4": (32, 4), "mxfp8": (32, 8), "nvfp4": (16, 4)}
     if mode not in defaults:
         raise RecipeError(f"from_mlx_quantized: mode={mode!r}; expected one of {sorted(defaults)}")
@@ -194,7 +197,7 @@ def from_mlx_quantized(
     shape = (*w_q.shape[:-1], k)
     layout = PerBlockK(group, -1)
     if mode == "affine":
-        return _affine_to_int(data, scales, biases, group, nbits, shape, layout)
+        return _affine_to_float_zp(data, scales, biases, group, nbits, shape, layout)
     if biases is not None:
         raise LayoutError(f"from_mlx_quantized: mode={mode!r} has no biases; got an array")
     if scales.dtype != mx.uint8:
@@ -214,14 +217,7 @@ def from_mlx_quantized(
     return ScaledTensor(data, scales.view(mx.uint8), recipe, layout, shape, global_scale=glob)
 
 
-def _count(mask: mx.array) -> int:
-    """Number of true entries (a host sync; MLX is eager, and this is a conversion, not a hot path)."""
-    n = mx.sum(mask).item()
-    assert isinstance(n, int)
-    return n
-
-
-def _affine_to_int(
+def _affine_to_float_zp(
     data: mx.array,
     scales: mx.array,
     biases: mx.array | None,
@@ -234,30 +230,20 @@ def _affine_to_int(
         raise LayoutError("from_mlx_quantized: mode='affine' needs biases; got None")
     if scales.dtype not in _DT_KIND:
         raise LayoutError(f"from_mlx_quantized: affine scales must be float32/float16/bfloat16; got {scales.dtype}")
+    if biases.dtype != scales.dtype or biases.shape != scales.shape:
+        raise LayoutError(
+            f"from_mlx_quantized: affine biases must match the scales' dtype and shape ({scales.dtype} "
+            f"{tuple(scales.shape)}); got {biases.dtype} {tuple(biases.shape)}. Pass mx.quantize's biases unchanged"
+        )
     kind = _DT_KIND[scales.dtype]
-    s = scales.astype(mx.float32)
-    b = biases.astype(mx.float32)
-    qmax = (1 << bits) - 1
-    zpf = mx.round(-b / mx.where(s == 0, 1.0, s))
-    ok = (zpf * s == -b) & (zpf >= 0) & (zpf <= qmax)
-    zp = mx.clip(zpf, 0, qmax).astype(mx.uint8)
     recipe: Recipe
     if bits == 4:
-        recipe = INT4Scaling(group_size=group, signed=False, symmetric=False, scale_dtype=kind)
+        recipe = INT4Scaling(
+            group_size=group, signed=False, symmetric=False, scale_dtype=kind, zero_point_domain="float"
+        )
     else:
-        recipe = INT8Scaling(granularity="group", group_size=group, signed=False, symmetric=False, scale_dtype=kind)
-    st = ScaledTensor(data, scales, recipe, layout, shape, zero_point=zp)
-    bad = _count(~ok)
-    if bad == 0:  # the groups qualify; the values must also round the same way
-        want = mx.dequantize(
-            data.view(mx.uint32), scales, biases, group_size=group, bits=bits, mode="affine", dtype=mx.float32
-        )
-        same = mx.reshape(dequantize_generic(_OPS, st) == want, (*shape[:-1], shape[-1] // group, group))
-        bad = _count(~mx.all(same, axis=-1))
-    if bad:
-        raise RecipeError(
-            f"from_mlx_quantized: {bad} of {s.size} affine groups are not exactly (q − zp)·scale with an integer "
-            "zero point (MLX's bias is the group minimum, not a multiple of the scale), so breccia's integer "
-            "recipes cannot hold them losslessly; dequantize with mx.dequantize and breccia.cast the result instead"
-        )
-    return st
+        recipe = INT8Scaling(
+            granularity="group", group_size=group, signed=False, symmetric=False, scale_dtype=kind,
+            zero_point_domain="float",
+        )  # fmt: skip
+    return ScaledTensor(data, scales, recipe, layout, shape, zero_point=biases)

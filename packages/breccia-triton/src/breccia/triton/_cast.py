@@ -96,6 +96,8 @@ def _plan(x: Any, recipe: Recipe, layout: Layout) -> _Plan | None:
         ),
     ):
         return None
+    if isinstance(recipe, (INT4Scaling, INT8Scaling)) and recipe.float_zero_point:
+        return None  # MLX's affine rule (float zero points) is not in the kernel: breccia-torch's driver casts it
     bk = k if isinstance(layout, PerChannel) else min(layout.block_k, k)
     if bk > MAX_BLOCK or (pack == 2 and bk % 2 and bk != k):  # nibble pairs must not straddle blocks
         return None
