@@ -84,6 +84,8 @@ def bridges(session: nox.Session) -> None:
     session.install(CORE, BRIDGES, *TEST_TOOLS)
     _pytest(session, f"{BRIDGES}/tests")
     session.install(TORCH, f"{BRIDGES}[torchao,compressed-tensors]", *PEERS, "ray")
+    # ray's `uv run` hook would make its workers sync this checkout into the venv (see bridges/_convert_ray.py)
+    session.env["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
     _pytest(session, f"{BRIDGES}/tests")
 
 

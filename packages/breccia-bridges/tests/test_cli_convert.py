@@ -8,6 +8,7 @@ files.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,7 @@ def test_single_file_source(tmp_path: Path):
 
 
 def test_ray_cluster_gives_the_same_bytes(src: Any, tmp_path: Path):
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # see _convert_ray: never sync the project under uv
     ray = pytest.importorskip("ray")
     root, _ = src
     assert run(root, tmp_path / "local", "--recipe", "mxfp8") == 0

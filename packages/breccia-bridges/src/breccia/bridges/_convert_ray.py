@@ -8,6 +8,7 @@ they write their shard into the staging directory and return only the journal re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,11 @@ __all__ = ["run_ray"]
 
 
 def run_ray(tasks: list[ShardTask], address: str, done: Callable[[dict[str, Any]], Any]) -> None:
+    # Under `uv run`, ray (≥ 2.4x) by default ships the working directory and has every worker `uv run` it, which
+    # syncs the project into the driver's environment (it replaced the installed breccia with a copy of the checkout
+    # in our CI). Workers here need only the installed breccia-bridges, so the hook stays off unless the user set it.
+    # ray reads the variable when it is first imported.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     try:
         import ray
     except ImportError:

@@ -4,19 +4,23 @@ cuBLAS FP8 GEMM (``torch._scaled_mm`` / ``torch.nn.functional.scaled_mm``) wants
 column-major, K and N multiples of 16, not both E5M2, and dequantization scales that are per tensor (one fp32),
 rowwise (``(M,1)`` and ``(1,N)``) or DeepSeek blockwise (``a`` 1×128 along K, ``b`` 128×128; E4M3 only; K and N
 multiples of 128; scales outer-dim-major, ``b``'s padded to a multiple of 4 along K). Those layout conversions are
-made here from breccia's compact row-major scale grids. Anything else — MX/NVFP4/INT recipes (cuBLAS on Hopper has no
+made here from breccia's compact row-major scale grids. A plain bf16/fp16 activation times an INT4/NVFP4 weight goes
+to breccia-triton's W4A16 kernel when that add-on is installed. Anything else — MX recipes (cuBLAS on Hopper has no
 MX kernel), CPU tensors, unaligned shapes — returns ``None`` and the caller dequantizes, which is always correct.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from functools import cache
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from breccia._layouts import PerBlock2D, PerBlockK, PerChannel, PerTensor
-from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling
+from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling, INT4Scaling, NVFP4BlockScaling
 from breccia._tensor import ScaledTensor
 
 __all__ = ["fused_matmul"]
@@ -66,7 +70,34 @@ def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torc
     return result
 
 
+@cache
+def _triton_w4a16() -> Any:
+    """breccia-triton's W4A16 kernel, if that add-on is installed (and not disabled with ``BRECCIA_TRITON=0``)."""
+    if os.environ.get("BRECCIA_TRITON", "1") == "0" or importlib.util.find_spec("breccia.triton") is None:
+        return None
+    from breccia.triton._w4a16 import w4a16_matmul
+
+    return w4a16_matmul
+
+
+def _w4a16(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
+    """A plain bf16/fp16 CUDA activation times a ``(K, N)`` INT4/NVFP4 weight blocked along K: breccia-triton's
+    kernel dequantizes in registers and reads a quarter of bf16's weight bytes (decode); None where it does not."""
+    if isinstance(a, ScaledTensor) or not isinstance(a, torch.Tensor) or a.dtype not in (torch.bfloat16, torch.float16):
+        return None
+    if not (a.is_cuda and isinstance(b, ScaledTensor) and isinstance(b.recipe, (INT4Scaling, NVFP4BlockScaling))):
+        return None
+    if b.ndim != 2 or b.layout.blocked_axis not in (0, -2) or torch.compiler.is_compiling():
+        return None
+    kernel = _triton_w4a16()
+    out: torch.Tensor | None = None if kernel is None else kernel(a, b, out_dtype=out_dtype)
+    return out
+
+
 def fused_matmul(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
+    w4 = _w4a16(a, b, out_dtype)
+    if w4 is not None:
+        return w4
     if not (_fp8_cuda(a) and _fp8_cuda(b)) or a.ndim < 2 or b.ndim != 2:
         return None
     if a.data.dtype == torch.float8_e5m2 and b.data.dtype == torch.float8_e5m2:

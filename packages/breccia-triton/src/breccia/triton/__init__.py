@@ -2,7 +2,9 @@
 
 ``cast(x, recipe)`` quantizes a CUDA ``torch.Tensor`` (blocks along the last axis) with one Triton kernel and
 returns the same ScaledTensor, byte for byte, that ``breccia.cast`` returns through breccia-torch; it returns None
-where the kernel does not apply (``supports`` says which). It is not wired into breccia-torch's routing yet.
+where the kernel does not apply (``supports`` says which). breccia-torch routes CUDA casts here when this package is
+installed (``BRECCIA_TRITON=0`` opts out). ``w4a16_matmul`` multiplies bf16/fp16 activations by an INT4 or NVFP4
+weight, dequantizing in registers (the decode path; breccia-torch's ``breccia.matmul`` routes such CUDA products here).
 
 Add-ons never ship ``breccia/__init__.py`` (DESIGN.md §1): this file is ``breccia/triton/__init__.py`` only, and
 it imports neither torch nor triton until a function is called, so ``import breccia.triton`` stays cheap.
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from breccia._recipes import Recipe
     from breccia._tensor import ScaledTensor
 
-__all__ = ["cast", "scaled_gemm", "supports"]
+__all__ = ["cast", "scaled_gemm", "supports", "w4a16_matmul"]
 
 
 def cast(
@@ -44,3 +46,11 @@ def supports(x: Any, recipe: Recipe, layout: Layout | None = None, axis: int = -
     from ._cast import supports as _supports
 
     return _supports(x, recipe, layout, axis)
+
+
+def w4a16_matmul(x: Any, w: ScaledTensor, *, out_dtype: Any = None) -> Any:
+    """bf16/fp16 ``x[..., K]`` times a 4-bit (INT4 / NVFP4) weight along its blocked axis, FP32 accumulation; None
+    where the kernel does not apply. See :mod:`breccia.triton._w4a16`."""
+    from ._w4a16 import w4a16_matmul as _w4a16
+
+    return _w4a16(x, w, out_dtype=out_dtype)

@@ -1,0 +1,172 @@
+"""breccia-triton W4A16 (bf16 activations × INT4 g128 / NVFP4 weights) vs bf16 cuBLAS at decode sizes, one CUDA GPU.
+
+Decode is memory-bound: the time is the weight bytes over the bandwidth, so the table gives the weight bytes each
+kernel reads per second and the speed-up over ``x @ w_bf16.T`` (cuBLAS) measured in the same run, on the same card.
+Issue 5's target is ≥ 3× bf16 cuBLAS at M ≤ 16 for 8192×8192 (4-bit codes are a quarter of bf16's bytes, plus
+scales, so ~3.5× is the ceiling).
+
+Before timing, each case checks the full-size product against an FP64 product of the dequantized operands, with
+the output memory poisoned (NaN blocks freed to the caching allocator just before the call, so a kernel that left
+elements unwritten would return NaN). Weights are timed in both orientations the kernel reads in place:
+``kn`` = breccia.matmul's ``b[K, N]`` (the routed path; ``breccia.matmul`` is timed too, Python overhead included)
+and ``nk`` = the ``(N, K)`` Linear weight. Two times per row: "graph" is GPU time (the calls captured in a CUDA graph
+and replayed, each call on its own copy of the weight so that the copies exceed L2 and every read is cold: what a
+decode loop under CUDA graphs sees; ratios and GB/s use it); "eager" is ``triton.testing.do_bench`` of a plain
+Python call (L2 flushed), which includes the host-side launch cost once that exceeds the GPU time.
+
+Run: ``python benchmarks/bench_triton_w4a16.py`` (a markdown table on stdout; with ``$OUT`` set, the table and a
+JSON log are written there too). Exits with a message and status 0 where CUDA is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import torch
+
+SHAPES = [(8192, 8192), (4096, 14336), (14336, 4096)]  # weight (N, K): out_features × in_features
+MS = [1, 4, 16]
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _poisoned(fn: Any, shapes: list[tuple[tuple[int, ...], torch.dtype]]) -> Any:
+    """Call ``fn`` right after freeing NaN-filled blocks of the sizes it allocates (the allocator reuses them)."""
+    junk = [torch.full(s, float("nan"), dtype=dt, device="cuda") for s, dt in shapes]
+    del junk
+    return fn()
+
+
+def _graph_us(calls: list[Any], replays: int = 20) -> float:
+    """GPU µs per call: the calls (one per weight copy, so each reads cold weights: the copies together exceed
+    L2) captured once in a CUDA graph and replayed, so host-side launch cost is not counted."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for fn in calls:
+            fn()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
+            for _ in range(max(1, 64 // len(calls))):
+                for fn in calls:
+                    fn()
+        graph.replay()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        for _ in range(replays):
+            graph.replay()
+        end.record(stream)
+    end.synchronize()
+    return start.elapsed_time(end) * 1e3 / (replays * max(1, 64 // len(calls)) * len(calls))
+
+
+def _copies(st: Any, nbytes: int) -> list[Any]:
+    """Enough clones of ``st`` to exceed the L2 cache twice over (the graph timing then reads cold weights)."""
+    import breccia
+
+    count = max(1, -(-(150 << 20) // nbytes))
+
+    def clone(t: Any) -> Any:
+        return None if t is None else t.clone()
+
+    return [breccia.ScaledTensor(clone(st.data), clone(st.scale), st.recipe, st.layout, st.shape,
+                                 clone(st.global_scale), clone(st.zero_point)) for _ in range(count)]  # fmt: skip
+
+
+def _case(w: torch.Tensor, m: int, recipes: dict[str, Any], bench: Any) -> list[dict[str, Any]]:
+    """One weight and one M: bf16 cuBLAS, then each recipe in both orientations (checked, then timed)."""
+    import breccia
+    from breccia.triton._w4a16 import _TUNED, w4a16_matmul
+
+    n, k = w.shape
+    w_bf16 = [w.bfloat16() for _ in range(2)]
+    x = torch.randn(m, k, device="cuda").bfloat16()
+    t_ref = _graph_us([lambda wb=wb: x @ wb.T for wb in w_bf16])
+    t_ref_eager = bench(lambda: x @ w_bf16[0].T)
+    base = {"shape": f"{n}×{k}", "m": m}
+    rows = [{**base, "kernel": "bf16 cuBLAS", "us": t_ref, "eager_us": t_ref_eager, "bytes": n * k * 2,
+             "err": None, "config": ""}]  # fmt: skip
+    for rname, recipe in recipes.items():
+        for form in ("kn", "nk"):
+            st = breccia.cast(w.t().contiguous(), recipe, axis=0) if form == "kn" else breccia.cast(w, recipe)
+            parts = (st.data, st.scale, st.global_scale, st.zero_point)
+            nbytes = sum(int(t.nelement() * t.element_size()) for t in parts if t is not None)
+            before = set(_TUNED)
+            w4a16_matmul(x, st)  # tune once (first use per shape)
+            cfg = ", ".join(str(tuple(c)) for key, c in _TUNED.items() if key not in before)
+            poison = [((m, n), torch.bfloat16), ((64, m, n), torch.float32)]
+            out = _poisoned(lambda st=st: w4a16_matmul(x, st), poison)
+            d = breccia.dequantize(st).double()
+            ref = x.double() @ (d if form == "kn" else d.t())
+            err = float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+            bound = 2.0**-9 + 8 * k * 2.0**-24
+            if not err <= bound:  # also catches NaN: unwritten output
+                print(f"WRONG: {rname} {form} {n}×{k} M={m}: rel. error {err:.2e} > {bound:.2e}")
+            t = _graph_us([lambda c=c: w4a16_matmul(x, c) for c in _copies(st, nbytes)])
+            t_eager = bench(lambda st=st: w4a16_matmul(x, st))
+            rows.append({**base, "kernel": f"{rname} {form}", "us": t, "eager_us": t_eager, "bytes": nbytes,
+                         "err": err, "config": cfg})  # fmt: skip
+            if form == "kn":
+                t_mm = bench(lambda st=st: breccia.matmul(x, st, out_dtype=torch.bfloat16))
+                rows.append({**base, "kernel": f"{rname} via breccia.matmul", "us": None, "eager_us": t_mm,
+                             "bytes": nbytes, "err": None, "config": ""})  # fmt: skip
+    for r in rows:
+        r["ratio"] = None if r["us"] is None else t_ref / r["us"]
+        r["eager_ratio"] = t_ref_eager / r["eager_us"]
+    return rows
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("bench_triton_w4a16: no CUDA device here; this benchmark needs an NVIDIA GPU (nothing was timed).")
+        return 0
+    import triton
+
+    import breccia
+
+    def bench(fn: Any) -> float:
+        return float(triton.testing.do_bench(fn, warmup=25, rep=200)) * 1e3  # µs
+
+    props = torch.cuda.get_device_properties(0)
+    head = f"card: {props.name} · torch {torch.__version__} · triton {triton.__version__}"
+    print(head + "\n")
+    recipes = {"INT4 g128": breccia.INT4Scaling(group_size=128), "NVFP4": breccia.NVFP4BlockScaling()}
+    rows: list[dict[str, Any]] = []
+    torch.manual_seed(0)
+    for n, k in SHAPES:
+        w = torch.randn(n, k, device="cuda") * 0.02
+        for m in MS:
+            rows += _case(w, m, recipes, bench)
+    lines = [
+        "| weight N×K | M | kernel | µs (graph) | GB/s (weight bytes) | × bf16 cuBLAS | µs (eager) | × (eager) "
+        "| rel. err vs FP64 | tuned (BM, BN, BK, SPLIT, warps, stages) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        err = "—" if r["err"] is None else f"{r['err']:.1e}"
+        if r["us"] is None:
+            us = gbs = ratio = "—"
+        else:
+            us, gbs, ratio = f"{r['us']:.1f}", f"{r['bytes'] / (r['us'] * 1e-6) / 1e9:.0f}", f"{r['ratio']:.2f}×"
+        lines.append(f"| {r['shape']} | {r['m']} | {r['kernel']} | {us} | {gbs} | {ratio} | {r['eager_us']:.1f} | "
+                     f"{r['eager_ratio']:.2f}× | {err} | {r['config']} |")  # fmt: skip
+    table = "\n".join(lines)
+    print(table)
+    out_dir = os.environ.get("OUT")
+    if out_dir:
+        _write_atomic(os.path.join(out_dir, "bench_triton_w4a16.md"), head + "\n\n" + table + "\n")
+        log = {"card": props.name, "torch": torch.__version__, "triton": triton.__version__, "rows": rows}
+        _write_atomic(os.path.join(out_dir, "bench_triton_w4a16.json"), json.dumps(log, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The W4A16 kernel (bf16/fp16 activations × INT4 / NVFP4 weights) against an FP64 product of the dequantized
+operands, on CUDA or in the CPU interpreter, and breccia.matmul's routing to it.
+
+Tolerance (relative Frobenius error). The in-register dequantization is exact (see ``_w4a16``), so two roundings
+remain: (1) the output cast, whose relative error per element is at most the unit roundoff ``u_out`` (bf16 2^-9,
+fp16 2^-11, fp32 2^-24), hence at most ``u_out`` in Frobenius norm too; (2) FP32 accumulation of K products: each
+partial sum rounds with relative error ≤ 2^-24, so the error is ≤ K·2^-24·Σ|x·w| per element; with random signs
+Σ|x·w| is ~√K × |Σ x·w|, and the errors themselves add like a random walk (√K), so K·2^-24 relative is already
+pessimistic; ``8·K·2^-24`` leaves room for the GPU's MMA summation order. A wrong nibble, zero point or scale shows
+up as an error of order 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import breccia
+from breccia.torch import _mm
+from breccia.triton import _w4a16
+from breccia.triton._w4a16 import Config, w4a16_matmul
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+U_OUT = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
+# On a GPU the per-recipe tests pin one tile (tuning compiles a few per key); test_dtypes takes the tuned path.
+PIN = Config(16, 64, 64, 2) if DEVICE == "cuda" else None
+N, K = 67, 75  # odd N (a half-filled last byte when packed along N), odd K (partial group; packed along K)
+
+INT4 = {
+    "sym-fp16-g32": breccia.INT4Scaling(group_size=32),
+    "sym-half-bf16-g64": breccia.INT4Scaling(group_size=64, scale_dtype="bf16", symmetric_range="half_range"),
+    "asym-uint-bf16-g32": breccia.INT4Scaling(group_size=32, symmetric=False, signed=False, scale_dtype="bf16"),
+    "asym-int-fp32-g128": breccia.INT4Scaling(group_size=128, symmetric=False, scale_dtype="fp32"),
+    "asym-uint-fp16-chan": breccia.INT4Scaling(group_size=-1, symmetric=False, signed=False),
+}
+NVFP4 = {
+    "1x16": breccia.NVFP4BlockScaling(),
+    "1x16-noglobal": breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    "16x16": breccia.NVFP4BlockScaling(block_m=16),
+}
+
+
+def _weight(recipe: breccia.Recipe, form: str, n: int, k: int, seed: int) -> breccia.ScaledTensor:
+    """``"kn"``: breccia.matmul's ``b[K, N]`` blocked along axis 0; ``"nk"``: an ``(N, K)`` Linear weight."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=g) * (torch.rand(n, 1, generator=g) + 0.1)  # rows of different magnitude
+    w[:, 5] += 0.3  # an offset, so asymmetric zero points are not all mid-range
+    if form == "kn":
+        return breccia.cast(w.t().contiguous().to(DEVICE), recipe, axis=0)
+    return breccia.cast(w.to(DEVICE), recipe, axis=-1)
+
+
+def _x(m: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed + 1000)
+    x = torch.randn(m, k, generator=g) * (torch.rand(m, 1, generator=g) * 4 + 0.25)
+    return x.to(dtype).to(DEVICE)
+
+
+def _rel_err(out: torch.Tensor, x: torch.Tensor, w: breccia.ScaledTensor, form: str) -> float:
+    d = breccia.dequantize(w).double()
+    ref = x.double() @ (d if form == "kn" else d.t())
+    return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+
+
+def _tol(out_dtype: torch.dtype, k: int) -> float:
+    return U_OUT[out_dtype] + 8 * k * 2.0**-24
+
+
+@pytest.mark.parametrize("form", ["kn", "nk"])
+@pytest.mark.parametrize("m", [1, 3, 16, 33])
+@pytest.mark.parametrize("name", list(INT4))
+def test_int4(form: str, m: int, name: str) -> None:
+    w = _weight(INT4[name], form, N, K, m)
+    x = _x(m, K, torch.bfloat16, m)
+    out = w4a16_matmul(x, w, config=PIN)
+    assert out is not None and out.shape == (m, N) and out.dtype == torch.bfloat16
+    assert _rel_err(out, x, w, form) <= _tol(torch.bfloat16, K)
+
+
+@pytest.mark.parametrize("form", ["kn", "nk"])
+@pytest.mark.parametrize("m", [1, 3, 16, 33])
+@pytest.mark.parametrize("name", list(NVFP4))
+def test_nvfp4(form: str, m: int, name: str) -> None:
+    w = _weight(NVFP4[name], form, N, K, m)
+    x = _x(m, K, torch.float16, m)
+    out = w4a16_matmul(x, w, out_dtype=torch.float32, config=PIN)
+    assert out is not None and out.shape == (m, N) and out.dtype == torch.float32
+    assert _rel_err(out, x, w, form) <= _tol(torch.float32, K)
+
+
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_dtypes(x_dtype: torch.dtype, out_dtype: torch.dtype) -> None:
+    w = _weight(INT4["asym-uint-bf16-g32"], "kn", N, K, 7)
+    x = _x(5, K, x_dtype, 7)
+    out = w4a16_matmul(x, w, out_dtype=out_dtype)
+    assert out is not None and out.dtype == out_dtype
+    assert _rel_err(out, x, w, "kn") <= _tol(out_dtype, K)
+
+
+_SMALL = [Config(16, 32, 32, 1), Config(32, 64, 64, 4), Config(64, 64, 32, 3, num_warps=8)]
+if DEVICE == "cuda":
+    _SMALL += [Config(16, 128, 128, 2), Config(16, 256, 128, 8, num_warps=8)]
+
+
+@pytest.mark.parametrize("config", _SMALL, ids=lambda c: f"bm{c.BM}-bn{c.BN}-bk{c.BK}-s{c.SPLIT}")
+@pytest.mark.parametrize("form", ["kn", "nk"])
+def test_tiles_and_splits(config: Config, form: str) -> None:
+    """Every tile shape and K split gives the same product, and a split run repeats bit for bit (fixed order)."""
+    k = 176  # several K tiles, a partial last group of 16
+    for recipe in (INT4["sym-fp16-g32"], NVFP4["1x16"]):
+        w = _weight(recipe, form, 70, k, 3)
+        x = _x(20, k, torch.bfloat16, 3)
+        out = w4a16_matmul(x, w, out_dtype=torch.float32, config=config)
+        assert out is not None
+        assert _rel_err(out, x, w, form) <= _tol(torch.float32, k)
+        if config.SPLIT > 1:
+            again = w4a16_matmul(x, w, out_dtype=torch.float32, config=config)
+            assert again is not None and torch.equal(out, again)
+
+
+@pytest.mark.parametrize("form", ["kn", "nk"])
+def test_whole_tiles(form: str) -> None:
+    """N and K multiples of the tile: the kernel's unmasked load path."""
+    cfg = Config(16, 32, 32, 2) if DEVICE == "cpu" else Config(16, 64, 64, 2)
+    for recipe in (INT4["asym-uint-bf16-g32"], NVFP4["1x16"]):
+        w = _weight(recipe, form, 64, 128, 9)
+        x = _x(3, 128, torch.bfloat16, 9)
+        out = w4a16_matmul(x, w, out_dtype=torch.float32, config=cfg)
+        assert out is not None
+        assert _rel_err(out, x, w, form) <= _tol(torch.float32, 128)
+
+
+def test_batched_and_vector_activations() -> None:
+    w = _weight(NVFP4["1x16"], "kn", N, K, 11)
+    x = _x(6, K, torch.bfloat16, 11)
+    out3 = w4a16_matmul(x.reshape(2, 3, K), w)
+    out2 = w4a16_matmul(x, w)
+    out1 = w4a16_matmul(x[4], w)
+    assert out3 is not None and out2 is not None and out1 is not None
+    assert out3.shape == (2, 3, N) and out1.shape == (N,)
+    assert torch.equal(out3.reshape(6, N), out2) and torch.equal(out1, out2[4])
+
+
+def test_unsupported_returns_none() -> None:
+    w = _weight(INT4["sym-fp16-g32"], "kn", N, K, 5)
+    assert w4a16_matmul(_x(2, K, torch.float32, 5), w) is None  # fp32 activations: not W4A16
+    assert w4a16_matmul(_x(2, K, torch.bfloat16, 5), _weight(breccia.INT4Scaling(group_size=8), "kn", N, K, 5)) is None
+    assert w4a16_matmul(_x(2, K, torch.bfloat16, 5), _weight(breccia.MXFP4BlockScaling(), "kn", N, 64, 5)) is None
+    affine = breccia.INT4Scaling(group_size=32, symmetric=False, signed=False, zero_point_domain="float")
+    assert w4a16_matmul(_x(2, K, torch.bfloat16, 5), _weight(affine, "kn", N, K, 5)) is None
+
+
+def test_mismatched_k_is_refused() -> None:
+    w = _weight(INT4["sym-fp16-g32"], "kn", N, K, 5)
+    with pytest.raises(breccia.ShapeError, match="x has K=74"):
+        w4a16_matmul(_x(2, K - 1, torch.bfloat16, 5), w)
+
+
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Count calls that reach the kernel through breccia.matmul (the real kernel runs; only calls are recorded)."""
+    calls: list[tuple[int, ...]] = []
+    real = _w4a16.w4a16_matmul
+
+    def spy(x: Any, w: Any, **kwargs: Any) -> Any:
+        calls.append(tuple(x.shape))
+        return real(x, w, **kwargs)
+
+    monkeypatch.setenv("BRECCIA_TRITON", "1")
+    monkeypatch.setattr(_w4a16, "w4a16_matmul", spy)
+    _mm._triton_w4a16.cache_clear()
+    yield calls
+    _mm._triton_w4a16.cache_clear()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="routing applies to CUDA tensors")
+@pytest.mark.parametrize("name", ["sym-fp16-g32", "asym-uint-bf16-g32", "nvfp4"])
+def test_cuda_matmul_uses_the_kernel(routed: list[tuple[int, ...]], name: str) -> None:
+    recipe = NVFP4["1x16"] if name == "nvfp4" else INT4[name]
+    w = _weight(recipe, "kn", 256, 512, 1)
+    x = _x(4, 512, torch.bfloat16, 1)
+    out = breccia.matmul(x, w, out_dtype=torch.bfloat16)
+    assert routed == [(4, 512)]
+    assert _rel_err(out, x, w, "kn") <= _tol(torch.bfloat16, 512)
+    breccia.matmul(x.float(), w)  # fp32 activations: not W4A16, dequantized instead
+    breccia.matmul(x, _weight(recipe, "nk", 512, 512, 1))  # (K, N) blocked along N: not along K, not routed
+    assert len(routed) == 1
+
+
+def test_cpu_tensors_stay_native(routed: list[tuple[int, ...]]) -> None:
+    w = breccia.cast(torch.randn(64, 32), breccia.INT4Scaling(group_size=32), axis=0)
+    out = breccia.matmul(torch.randn(2, 64).bfloat16(), w)
+    assert routed == [] and out.shape == (2, 32)
+
+
+def test_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRECCIA_TRITON", "0")
+    _mm._triton_w4a16.cache_clear()
+    try:
+        assert _mm._triton_w4a16() is None
+    finally:
+        _mm._triton_w4a16.cache_clear()
