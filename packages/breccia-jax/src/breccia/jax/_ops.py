@@ -34,7 +34,9 @@ def barrier(x: jax.Array) -> jax.Array:
 
 def _x64() -> Any:
     """A context where fp64 arrays exist (``jax.enable_x64``; ``jax.experimental.enable_x64`` before jax 0.7)."""
-    ctx = getattr(jax, "enable_x64", None) or importlib.import_module("jax.experimental").enable_x64
+    ctx = getattr(jax, "enable_x64", None)  # a config State in jax ≥ 0.7: never test it for truth
+    if ctx is None:
+        ctx = importlib.import_module("jax.experimental").enable_x64
     return ctx(True)
 
 
