@@ -83,7 +83,7 @@ def bridges(session: nox.Session) -> None:
     peers), then with torch, torchao, compressed-tensors, jax and mlx so every bridge is checked against the peer."""
     session.install(CORE, BRIDGES, *TEST_TOOLS)
     _pytest(session, f"{BRIDGES}/tests")
-    session.install(TORCH, f"{BRIDGES}[torchao,compressed-tensors]", *PEERS, "ray")
+    session.install(TORCH, MLX, f"{BRIDGES}[torchao,compressed-tensors]", *PEERS, "ray")
     # ray's `uv run` hook would make its workers sync this checkout into the venv (see bridges/_convert_ray.py)
     session.env["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
     _pytest(session, f"{BRIDGES}/tests")
