@@ -118,6 +118,46 @@ def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def loads_back(t: Path) -> list[tuple[str, str]]:
+    """The converted MiniLM read back: breccia's output with ``load_safetensors`` (every quantized tensor dequantizes
+    to ``breccia.cast`` of its source), compressed-tensors' with the compressed-tensors library's own dequantizer."""
+    import numpy as np
+
+    import breccia
+    from breccia.bridges import load_safetensors
+    from breccia.bridges._convert_plan import resolve_recipe
+
+    src = load_safetensors(t / "src")
+    recipe, layout = resolve_recipe(RECIPE)
+    got = load_safetensors(t / "breccia-1")
+    quantized = [k for k, v in got.items() if isinstance(v, breccia.ScaledTensor)]
+    same = all(
+        np.array_equal(breccia.dequantize(got[k]), breccia.dequantize(breccia.cast(src[k], recipe, layout=layout)))
+        for k in quantized
+    )
+    plain = all(np.array_equal(np.asarray(got[k]), np.asarray(src[k])) for k in got if k not in quantized)
+    rows = [("`--format breccia` output through `load_safetensors`",
+             f"{len(got)} tensors ({len(quantized)} quantized): dequantize equals breccia.cast of the source: {same}; "
+             f"the rest byte-equal: {plain}")]  # fmt: skip
+    try:
+        import torch
+        from compressed_tensors.entrypoints.convert.converters.ct_dequantizer import CompressedTensorsDequantizer
+        from safetensors.torch import load_file
+    except ImportError as e:
+        return [*rows, ("`--format compressed-tensors` through the compressed-tensors library", f"skipped: {e}")]
+    loaded: dict[str, object] = {}
+    for f in sorted((t / "compressed-tensors-1").glob("*.safetensors")):
+        loaded.update(load_file(f))
+    deq = CompressedTensorsDequantizer(str(t / "compressed-tensors-1"), dtype=torch.float32).validate(loaded)
+    same = all(
+        torch.equal(deq[k].to(torch.float32), torch.as_tensor(np.asarray(breccia.dequantize(got[k]), np.float32)))
+        for k in quantized
+    )
+    what = f"CompressedTensorsDequantizer read {len(quantized)} quantized modules; equal to breccia's: {same}"
+    rows.append(("`--format compressed-tensors` through the compressed-tensors library", what))
+    return rows
+
+
 def main() -> None:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
@@ -140,6 +180,7 @@ def main() -> None:
             rows.append((f"`--format {fmt}` peak RSS, --workers 1",
                          f"{mib(rss)} = CLI baseline + {mib(over)} ({over / largest:.2f}× the largest shard); "
                          f"{wall:.2f} s; {mib(src_bytes)} → {mib(out)}"))  # fmt: skip
+        rows += loads_back(t)
         _, w1, _ = measured(convert_cmd(t / "src", t / "w1", "--format", "compressed-tensors"))
         _, w2, _ = measured(convert_cmd(t / "src", t / "w2", "--format", "compressed-tensors", "--workers", "2"))
         same = dir_bytes(t / "w2") == ref["compressed-tensors"]
