@@ -142,13 +142,24 @@ class MLXBackend:
         return mx.matmul(x, self.operand(b)).astype(want)
 
     def cast_ste(self, x: Any, recipe: Recipe, layout: Layout) -> mx.array:
-        """Fake-quantize (``dequantize(cast(x))`` in ``x``'s dtype). MLX differentiates with ``mx.grad`` on pure
-        functions; a straight-through gradient needs ``mx.custom_function``, which is left to a later issue."""
+        """Fake-quantize (``dequantize(cast(x))`` in ``x``'s dtype) with a straight-through gradient: under
+        ``mx.grad`` / ``mx.value_and_grad`` the cotangent passes through the rounding unchanged (an
+        ``mx.custom_function`` whose vjp is the identity), as breccia-torch's and breccia-jax's ``cast_ste`` do."""
         arr = as_float_array(x, "breccia.cast_ste")
-        st = cast_generic(self.ops, arr, recipe, layout, nonfinite="propagate")
-        assert isinstance(st, ScaledTensor)
-        out: mx.array = dequantize_generic(self.ops, st)
-        return out.astype(arr.dtype)
+
+        @mx.custom_function
+        def ste(v: mx.array) -> mx.array:
+            st = cast_generic(self.ops, v, recipe, layout, nonfinite="propagate")
+            assert isinstance(st, ScaledTensor)
+            out: mx.array = dequantize_generic(self.ops, st)
+            return out.astype(v.dtype)
+
+        @ste.vjp
+        def _identity(primals: Any, cotangent: mx.array, output: Any) -> mx.array:
+            return cotangent
+
+        result: mx.array = ste(arr)
+        return result
 
 
 BACKEND = MLXBackend()
