@@ -190,7 +190,7 @@ def test_mlx_affine_round_trip_is_exact(tmp_path: Path) -> None:
     mx = pytest.importorskip("mlx.core")
     from safetensors import safe_open
 
-    from_mlx_quantized = pytest.importorskip("breccia.mlx").from_mlx_quantized  # the bridges session installs breccia-mlx
+    from_mlx_quantized = pytest.importorskip("breccia.mlx").from_mlx_quantized  # installed by the bridges session
 
     for dtype, code in ((mx.bfloat16, "BF16"), (mx.float16, "F16"), (mx.float32, "F32")):
         w = mx.array(np.random.default_rng(3).standard_normal((16, 128)).astype(np.float32)).astype(dtype)
