@@ -34,8 +34,12 @@ from breccia.bridges._arrays import host_numpy
 SHAPES = [(256, 512), (40, 300)]  # aligned to every block; then K and M aligned to none
 
 
+# one directory for every file the adapters write, removed when the interpreter exits (loaders may read lazily)
+_ROOT = tempfile.TemporaryDirectory(prefix="breccia-bridge-matrix-")
+
+
 def _tmp() -> Path:
-    return Path(tempfile.mkdtemp(prefix="breccia-bridge-"))
+    return Path(tempfile.mkdtemp(dir=_ROOT.name))
 
 
 @dataclass(frozen=True)

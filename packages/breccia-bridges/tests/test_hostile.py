@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import struct
-import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,8 @@ def _join(header: dict[str, Any], body: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def good() -> bytes:
-    path = Path(tempfile.mkdtemp()) / "good.safetensors"
+def good(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("good") / "good.safetensors"
     save_safetensors(
         {"w": cast_np(breccia.NVFP4BlockScaling(), (4, 48)), "b": np.arange(3, dtype=np.float32)},
         path,
