@@ -35,6 +35,14 @@ def crash_after(monkeypatch: Any, n: int) -> None:
     monkeypatch.setattr(_convert, "_after_shard", hook)
 
 
+def run_killed_after(src: Path, out: Path, monkeypatch: Any, n: int) -> None:
+    """A convert run that dies after its journal records ``n`` shards, leaving ``out.partial/`` behind."""
+    with monkeypatch.context() as m:
+        crash_after(m, n)
+        with pytest.raises(Killed):
+            run(src, out, *ARGS)
+
+
 def count_shard_runs(monkeypatch: Any) -> list[str]:
     ran: list[str] = []
     real = _convert.run_shard
@@ -59,10 +67,7 @@ ARGS = ("--recipe", "mxfp4", "--format", "compressed-tensors")
 
 def test_killed_run_resumes_and_skips_verified_shards(ref: Any, tmp_path: Path, monkeypatch: Any, capsys: Any):
     src, want, shards = ref
-    with monkeypatch.context() as m:
-        crash_after(m, 2)
-        with pytest.raises(Killed):
-            run(src, tmp_path / "out", *ARGS)
+    run_killed_after(src, tmp_path / "out", monkeypatch, 2)
     assert not (tmp_path / "out").exists()
     journal = json.loads((tmp_path / "out.partial" / JOURNAL).read_text())
     assert len(journal["shards"]) == 2
@@ -77,10 +82,7 @@ def test_killed_run_resumes_and_skips_verified_shards(ref: Any, tmp_path: Path, 
 
 def test_corrupted_finished_shard_is_redone(ref: Any, tmp_path: Path, monkeypatch: Any):
     src, want, shards = ref
-    with monkeypatch.context() as m:
-        crash_after(m, 1)
-        with pytest.raises(Killed):
-            run(src, tmp_path / "out", *ARGS)
+    run_killed_after(src, tmp_path / "out", monkeypatch, 1)
     (done,) = json.loads((tmp_path / "out.partial" / JOURNAL).read_text())["shards"]
     path = tmp_path / "out.partial" / done
     raw = bytearray(path.read_bytes())
@@ -94,10 +96,7 @@ def test_corrupted_finished_shard_is_redone(ref: Any, tmp_path: Path, monkeypatc
 
 def test_staging_of_other_arguments_is_refused(ref: Any, tmp_path: Path, monkeypatch: Any, capsys: Any):
     src, _, _ = ref
-    with monkeypatch.context() as m:
-        crash_after(m, 1)
-        with pytest.raises(Killed):
-            run(src, tmp_path / "out", *ARGS)
+    run_killed_after(src, tmp_path / "out", monkeypatch, 1)
     assert run(src, tmp_path / "out", "--recipe", "nvfp4", "--format", "compressed-tensors") == 2
     assert "other arguments" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

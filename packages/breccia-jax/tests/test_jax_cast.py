@@ -149,3 +149,26 @@ def test_sharded_input_casts_to_the_same_bits() -> None:
         st = jax.jit(lambda v, r=r: breccia.cast(v, r))(xs)
         assert_same(st, breccia.cast(x, r))
         assert len(st.data.sharding.device_set) > 1
+
+
+def test_gpu_division_path_is_correctly_rounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp64-quotient branch ``ieee_div`` takes off the CPU (XLA:GPU's fp32 division is not IEEE), forced here so
+    CI runs it: quotients bit-equal numpy's IEEE fp32 division, and casts traced through it byte-equal the
+    reference."""
+    from breccia.jax import _ops
+
+    monkeypatch.setattr(_ops, "_platform", lambda: "gpu")
+    rng = np.random.default_rng(7)
+    n = 1 << 16
+    # normal operands and quotients: XLA:CPU flushes subnormals (the GPU, where this branch runs, does not — checked
+    # there with exponents down to 2^-140); full 24-bit significands, so the rounding itself is exercised
+    a = (rng.standard_normal(n) * np.exp2(rng.integers(-60, 60, n))).astype(np.float32)
+    d = (rng.standard_normal(n) * np.exp2(rng.integers(-60, 60, n))).astype(np.float32)
+    with np.errstate(all="ignore"):
+        want = a / d
+    got = np.asarray(jax.jit(_ops.ieee_div)(a, d))
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    assert "f64" in jax.jit(_ops.ieee_div).lower(a, d).as_text()  # the branch under test, not the CPU one
+    x = make_x((17, 300), seed=4)
+    for r in (breccia.Float8CurrentScaling(), breccia.NVFP4BlockScaling(), breccia.INT4Scaling(symmetric=False)):
+        assert_same(jax.jit(lambda v, r=r: breccia.cast(v, r))(jnp.asarray(x)), breccia.cast(x, r))
