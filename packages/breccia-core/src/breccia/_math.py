@@ -131,13 +131,29 @@ class Scales:
     multiplier: Array | None = None  # set when the recipe scales data by multiplying with a reciprocal
 
 
-def _fp8_scale(ops: ArrayOps, amax: Array, fmax: float, pow2_scales: bool) -> Array:
+def _fp8_scale(ops: ArrayOps, amax: Array, fmax: float, pow2_scales: bool, assume_finite: bool = False) -> Array:
     s = ops.div(amax, fmax)
-    if pow2_scales:
+    if pow2_scales and assume_finite:  # amax/fmax < 2^127 for finite amax and fmax > 2: no clamp, no where
+        s = pow2(ops, pow2_ceil_exponent(ops, s))
+    elif pow2_scales:
         finite = ops.isfinite(s)
         p = pow2(ops, ops.minimum(pow2_ceil_exponent(ops, ops.where(finite, s, 0.0)), 127))
         s = ops.where(finite, p, s)
     return ops.where(amax == 0, 1.0, s)
+
+
+def _mx_scales_finite(ops: ArrayOps, recipe: Recipe, amax: Array) -> Scales:
+    """MX E8M0 scales for finite, non-negative ``amax``: the general branch with its NaN/Inf handling dropped and the
+    biased exponent computed directly (``rceil``: ``ceil(log2(amax / fmax)) + 127``, never above 254 because
+    ``fmax`` > 2; ``floor``: ``floor(log2 amax) − emax + 127``), clamped at 0 (2^-127) as the general branch does."""
+    fmt = recipe.element
+    if recipe.scale_rounding == "rceil":  # type: ignore[attr-defined]
+        b = ops.bits(ops.div(amax, fmt.fmax))
+        byte = ops.where(b <= _TWO_M127_BITS, 0, (b + 0x7FFFFF) >> 23)
+    else:
+        byte = ops.maximum((ops.bits(amax) >> 23) - fmt.emax, 0)
+    div = ops.where(byte == 0, ops.from_bits(byte * 0 + _TWO_M127_BITS), ops.from_bits(byte << 23))
+    return Scales(byte, div)
 
 
 def compute_scales(
@@ -149,20 +165,26 @@ def compute_scales(
     vmax: Array | None = None,
     global_amax: Array | None = None,
     history_amax: Array | None = None,
+    assume_finite: bool = False,
 ) -> Scales:
-    """Per-block scales from per-block statistics (``amax``; ``vmin``/``vmax`` for asymmetric integers)."""
+    """Per-block scales from per-block statistics (``amax``; ``vmin``/``vmax`` for asymmetric integers).
+
+    ``assume_finite=True`` is a promise from a caller that has already checked every ``amax`` for NaN/Inf: the
+    non-finite branches are skipped (the same bytes for finite input, tested; fewer passes over a large grid)."""
     fmt = recipe.element
     amax = ops.from_bits(ops.bits(amax) & 0x7FFFFFFF)  # a −0 amax (max(x, −min) of zeros) must not sign a scale
     if isinstance(recipe, (Float8CurrentScaling, Float8BlockScaling)):
         a = amax
         if isinstance(recipe, Float8CurrentScaling) and recipe.amax_epsilon > 0:
             a = ops.maximum(a, float(recipe.amax_epsilon))
-        s = _fp8_scale(ops, a, fmt.fmax, recipe.power_of_2_scales)
+        s = _fp8_scale(ops, a, fmt.fmax, recipe.power_of_2_scales, assume_finite)
         return Scales(s, s)
     if isinstance(recipe, DelayedScaling):
         a = amax if history_amax is None else history_amax
         s = ops.where(a == 0, 1.0, ops.div(a, fmt.fmax) * float(2.0**recipe.margin))
         return Scales(s, s)
+    if isinstance(recipe, (MXFP8BlockScaling, MXFP4BlockScaling, MXFP6BlockScaling)) and assume_finite:
+        return _mx_scales_finite(ops, recipe, amax)
     if isinstance(recipe, (MXFP8BlockScaling, MXFP4BlockScaling, MXFP6BlockScaling)):
         finite = ops.where(ops.isfinite(amax), amax, 0.0)
         if recipe.scale_rounding == "rceil":

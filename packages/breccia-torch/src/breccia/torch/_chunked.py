@@ -92,9 +92,13 @@ _NATIVE = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}
 def _fp8_rows(
     ops: TorchOps, x2: torch.Tensor, recipe: Recipe, layout: Layout, row_layout: Layout
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """FP8 recipes blocked along rows, with reusable ``out=`` buffers: the same IEEE operations as the shared math
-    (block amax, :func:`breccia._math.compute_scales` on the small grid, divide, clamp, RNE cast), no per-step
-    allocation. ``None`` where it does not apply. NaN/Inf make it return ``None`` so the general path raises."""
+    """FP8 recipes blocked along rows, in two chunked passes with reusable ``out=`` buffers and no per-element
+    temporaries: the same IEEE operations as the shared math. ``None`` where it does not apply; NaN/Inf make it
+    return ``None`` so the general path raises, naming the block.
+
+    Pass 1 (:func:`_block_amax`) fills the small grid of block amaxes. The scales then come from
+    :func:`breccia._math.compute_scales` once, on the whole grid (a handful of small ops instead of a handful per
+    chunk: per-op dispatch dominated the scale math at 16+ chunks). Pass 2 divides and converts."""
     if not isinstance(recipe, _FP8_FAST):
         return None
     r_all, k = x2.shape
@@ -110,44 +114,70 @@ def _fp8_rows(
         return None
     fmt = recipe.element
     rows = max(1, CHUNK_ELEMS // k) // bm * bm or bm
-    buf = torch.empty(rows, k)
-    ab = torch.empty(rows, k)
-    clamp = _needs_clamp(recipe)
     xin = torch.empty(rows, k) if x2.dtype != torch.float32 else None
-    out = torch.empty(r_all, k, dtype=_NATIVE[fmt.name])
     per_tensor = isinstance(row_layout, PerTensor)
-    divisor = None
-    scales = []
     if per_tensor:
         lo, hi = torch.aminmax(x2)
-        amax = torch.maximum(hi, -lo).float()
+        amax = torch.maximum(hi, -lo).float().reshape(1, 1, 1, 1)
         if not bool(torch.isfinite(amax)):
             return None
-        sc = M.compute_scales(ops, recipe, amax.reshape(1, 1, 1))
-        divisor = sc.divisor
-        scales.append(M.store_scale(ops, recipe, sc.stored.reshape(())))
+    else:
+        amax = _block_amax(x2, rows, b, bm)
+        if amax is None:
+            return None
+    sc = M.compute_scales(ops, recipe, amax, assume_finite=True)
+    scale = M.store_scale(ops, recipe, sc.stored.reshape(()) if per_tensor else sc.stored.reshape(r_all // bm, k // b))
+    divisor = sc.divisor
+    clamp = _needs_clamp(recipe)
+    buf = torch.empty(rows, k)
+    out = torch.empty(r_all, k, dtype=_NATIVE[fmt.name])
     for i in range(0, r_all, rows):
         r = min(rows, r_all - i)
         xc = x2[i : i + r]
         if xin is not None:
             xin[:r].copy_(xc)
             xc = xin[:r]
-        xv = xc.reshape(r // bm, bm, k // b, b)
-        if not per_tensor:
-            torch.abs(xc, out=ab[:r])
-            amax = torch.amax(ab[:r].view(r // bm, bm, k // b, b), dim=(1, 3), keepdim=True)
-            if not bool(torch.isfinite(amax).all()):
-                return None
-            sc = M.compute_scales(ops, recipe, amax)
-            divisor = sc.divisor
-            scales.append(M.store_scale(ops, recipe, sc.stored.reshape(r // bm, k // b)))
         bv = buf[:r].view(r // bm, bm, k // b, b)
-        assert divisor is not None
-        torch.div(xv, divisor, out=bv)
+        d = divisor if per_tensor else divisor[i // bm : (i + r) // bm]
+        torch.div(xc.reshape(r // bm, bm, k // b, b), d, out=bv)
         if clamp:
             bv.clamp_(-fmt.fmax, fmt.fmax)
         out[i : i + r].copy_(buf[:r])
-    return out, (scales[0] if per_tensor else torch.cat(scales))
+    return out, scale
+
+
+_MAGNITUDE = {  # the integer view of each float dtype and the mask that clears its sign bit
+    torch.float32: (torch.int32, 0x7FFFFFFF),
+    torch.float64: (torch.int64, 0x7FFFFFFFFFFFFFFF),
+    torch.float16: (torch.int16, 0x7FFF),
+    torch.bfloat16: (torch.int16, 0x7FFF),
+}
+_INF_BITS = 0x7F800000
+
+
+def _block_amax(x2: torch.Tensor, rows: int, b: int, bm: int) -> torch.Tensor | None:
+    """fp32 ``max |x|`` per (``bm`` × ``b``) block of the 2-D ``x2``, as a ``(R/bm, 1, K/b, 1)`` grid; ``None`` if any
+    block holds NaN or ±Inf.
+
+    ``|x|`` is taken on the bit pattern (clear the sign bit) and reduced as integers: for non-negative IEEE floats
+    the integer order is the float order, and torch's CPU integer max is ~1.6× faster than its float max (which
+    carries NaN checks), so a mask pass plus an int reduction beats both ``abs`` + float ``amax`` and ``amax`` +
+    ``amin`` (measured on 4096×4096: 6.0 vs 8.0 and 9.3 ms for 32-blocks). NaN patterns sort above Inf, so the
+    finiteness check is one comparison on the grid. Chunks of ``rows`` rows keep the masked copy cache-resident."""
+    r_all, k = x2.shape
+    ity, mask = _MAGNITUDE[x2.dtype]
+    xi = x2.view(ity)
+    mag = torch.empty(min(rows, r_all), k, dtype=ity)
+    grid = torch.empty(r_all, k // b, dtype=ity)
+    for i in range(0, r_all, rows):
+        m = torch.bitwise_and(xi[i : i + rows], mask, out=mag[: min(rows, r_all - i)])
+        torch.amax(m.view(-1, k // b, b), dim=-1, out=grid[i : i + rows])
+    amax = grid.view(x2.dtype).float()
+    if bm > 1:  # 2-D tiles: reduce the per-row block maxima over each tile's bm rows
+        amax = amax.view(r_all // bm, bm, k // b).amax(dim=1)
+    if bool((amax.view(torch.int32) >= _INF_BITS).any()):
+        return None
+    return amax.view(r_all // bm, 1, k // b, 1)
 
 
 def _needs_clamp(recipe: Recipe) -> bool:
