@@ -7,6 +7,7 @@ outliers, and rows whose magnitudes reach fp32's subnormal range (scale and elem
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -69,6 +70,8 @@ CASES: list[tuple[tuple[int, ...], torch.dtype]] = [
     ((33, 16), torch.float32),
     ((3, 1), torch.bfloat16),
     ((9, 300), torch.float32),
+    ((2, 128, 256), torch.bfloat16),  # programs tile it exactly: the unmasked (FULL) kernel for most recipes
+    ((64, 256), torch.float32),
 ]
 
 
@@ -164,6 +167,19 @@ def test_fp16_scale_overflow_raises_like_torch() -> None:
     with pytest.raises(breccia.RecipeError) as want:
         breccia.cast(x, recipe)
     assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
+def test_full_tiles_take_the_unmasked_kernel(recipe: breccia.Recipe) -> None:
+    # the exact-tiling shapes of CASES must reach the FULL specialisation (else test_cast_matches_torch... would not
+    # cover it), and awkward shapes must not
+    lay = layout_for(recipe) or recipe.default_layout(-1)
+    plans = {shape: triton_cast._plan(torch.zeros(shape, device=DEVICE), recipe, lay) for shape, _ in CASES}
+    full = {s: p is not None and triton_cast._tiling(math.prod(s[:-1]), s[-2], p)[3] for s, p in plans.items()}
+    assert not full[(5, 129)] and not full[(2, 3, 37)]
+    bk = lay.block_shape((128, 256))[-1]
+    if bk & (bk - 1) == 0:  # power-of-two blocks divide the 256-wide rows (others, e.g. 48, leave a partial block)
+        assert full[(2, 128, 256)], recipe
 
 
 def test_supports_is_narrow() -> None:

@@ -73,3 +73,51 @@ def test_mismatched_k_is_refused() -> None:
     a = breccia.cast(torch.randn(4, 128, device=DEVICE), breccia.Float8CurrentScaling())
     with pytest.raises(breccia.ShapeError, match=r"K \(a.s last axis, b.s first\) must agree"):
         scaled_gemm(a.data, a.scale, a.data, a.scale, "tensor", torch.float32)
+
+
+# shapes whose operands TMA descriptors can address (K and the fp32 output rows 16-byte multiples); M and N still
+# leave partial tiles, which the descriptors zero-fill on load and clip on store
+TMA_SHAPES = [(128, 256, 128), (5, 128, 260), (70, 384, 200), (257, 640, 136)]
+
+
+@pytest.mark.parametrize(("m", "k", "n"), TMA_SHAPES)
+@pytest.mark.parametrize("mode", ["tensor", "row", "block"])
+def test_tma_kernel(m: int, k: int, n: int, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from breccia.triton import _gemm_tma
+
+    calls: list[object] = []
+    real = _gemm_tma.gemm_tma
+    monkeypatch.setattr(_gemm_tma, "gemm_tma", lambda *a: calls.append(a[-1]) or real(*a))
+    x, w = _xw(m, k, n, 3)
+    if mode == "block":
+        a = breccia.cast(x, breccia.Float8BlockScaling())
+        wq = breccia.cast(w, breccia.Float8BlockScaling(block_m=128))
+        b = breccia.cast(w.t(), breccia.Float8BlockScaling(block_m=128), axis=-2)
+        bd, bs = wq.data.t(), wq.scale.t()
+    else:
+        r = breccia.Float8CurrentScaling()
+        row = mode == "row"
+        a = breccia.cast(x, r, layout=breccia.PerChannel(-1) if row else None)
+        wq = breccia.cast(w, r, layout=breccia.PerChannel(-1) if row else None)  # per output channel of (N, K)
+        b = breccia.cast(w.t(), r, layout=breccia.PerChannel(0) if row else None)  # the same bytes, (K, N)
+        bd, bs = wq.data.t(), wq.scale
+    assert _gemm_tma.applies(a.data, bd, torch.float32)
+    torch.full((m, n), float("nan"), device=DEVICE)  # on CUDA the allocator hands this poisoned block to the output
+    out = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="tma")
+    assert calls, "the TMA kernel did not run"
+    assert not torch.isnan(out).any()
+    assert _rel_err(out, a, b) < TOL
+    ptr = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="ptr", config={**_TILE, "PIPE": 0})
+    assert _rel_err(ptr, a, b) < TOL
+
+
+def test_tma_refuses_what_descriptors_cannot_address() -> None:
+    from breccia.triton import _gemm_tma
+
+    a = breccia.cast(torch.randn(8, 300, device=DEVICE), breccia.Float8CurrentScaling())  # K = 300 bytes per row
+    b = breccia.cast(torch.randn(300, 64, device=DEVICE), breccia.Float8CurrentScaling())  # row-major (K, N)
+    assert not _gemm_tma.applies(a.data, b.data, torch.float32)
+    with pytest.raises(breccia.ShapeError, match="cannot be TMA descriptors"):
+        scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, impl="tma")
+    out = scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32)  # auto: the pointer kernel
+    assert out.shape == (8, 64)

@@ -145,6 +145,18 @@ def _kind_args(recipe: Recipe) -> dict[str, Any]:
     return a
 
 
+def _needs_clamp(recipe: Recipe) -> bool:
+    """Whether the bit encoder must clamp ``|v|`` to fmax first. MX ``rceil`` scales are powers of two at least
+    ``RN(amax / fmax)``, so ``|x · 2^-e| ≤ fmax · (1 + 2^-23)``, which rounds to fmax on the element grid (overflow
+    would need half a top step more): no code can change. Every other rule can put ``|v|`` past that (``floor``
+    scales, NVFP4's rounded block scales, an FP8 scale that underflows to zero), and the GPU's FP8 conversion
+    saturates by itself."""
+    return not (
+        isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling))
+        and recipe.scale_rounding == "rceil"
+    )
+
+
 def _use_mult(recipe: Recipe) -> bool:
     """Encode by multiplying: NVFP4's reciprocal rule, or power-of-two scales (an exact reciprocal exists)."""
     if isinstance(recipe, NVFP4BlockScaling):
@@ -152,6 +164,25 @@ def _use_mult(recipe: Recipe) -> bool:
     if isinstance(recipe, (Float8BlockScaling, Float8CurrentScaling)):
         return recipe.power_of_2_scales
     return isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling))
+
+
+def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], bool]:
+    """``(rows, blocks, grid, full)`` of a launch over ``r`` rows (``m`` per matrix): each program takes ``rows`` ×
+    ``blocks`` blocks of about :data:`TILE` elements; ``full`` when the programs tile the tensor exactly (no row,
+    block or element past an edge), so the kernel can drop its masks."""
+    nb = -(-plan.k // plan.bk)
+    bkp = _pow2ceil(-(-plan.bk // plan.pack))
+    if plan.rb == 1:
+        nbt = min(_pow2ceil(nb), max(1, TILE // (bkp * plan.pack)))
+        rows = min(_pow2ceil(r), max(1, TILE // (nbt * bkp * plan.pack)))
+        grid = (-(-r // rows), -(-nb // nbt))
+        full = r % rows == 0
+    else:
+        rows = _pow2ceil(plan.rb)
+        nbt = min(_pow2ceil(nb), max(1, TILE // (rows * bkp * plan.pack)))
+        grid = ((r // m) * -(-m // plan.rb), -(-nb // nbt))
+        full = rows == plan.rb and m % plan.rb == 0
+    return rows, nbt, grid, full and nb % nbt == 0 and plan.k % plan.bk == 0 and bkp * plan.pack == plan.bk
 
 
 def _launch(
@@ -176,26 +207,36 @@ def _launch(
         device=dev,
     )
     zp = torch.empty((srows, nb), dtype=torch.int32, device=dev) if recipe.has_zero_point else scale
+    rows, nbt, grid, full = _tiling(r, m, plan)
     bkp = _pow2ceil(-(-plan.bk // plan.pack))
-    if plan.rb == 1:
-        nbt = min(_pow2ceil(nb), max(1, TILE // (bkp * plan.pack)))
-        rows = min(_pow2ceil(r), max(1, TILE // (nbt * bkp * plan.pack)))
-        grid = (-(-r // rows), -(-nb // nbt))
-    else:
-        rows = _pow2ceil(plan.rb)
-        nbt = min(_pow2ceil(nb), max(1, TILE // (rows * bkp * plan.pack)))
-        grid = (srows, -(-nb // nbt))
     flags = torch.empty(grid, dtype=torch.int32, device=dev)
     g = gamax if gamax is not None else scale
     xin = x2.view(torch.int16) if x2.dtype == torch.bfloat16 else x2
+    xw = _pair_words(x2, plan)
     K.quant_rows_kernel[grid](
-        xin, data, scale, zp, g, flags, r, k, nb, kd, m, nbr,
+        xin, xin if xw is None else xw, data, scale, zp, g, flags, r, k, nb, kd, m, nbr, k // 2,
         BK=plan.bk, BKP=bkp, PACK=plan.pack, ROWS=rows, NBT=nbt, **_kind_args(recipe),
-        BF16=x2.dtype == torch.bfloat16, PER_TENSOR=plan.per_tensor, RB=plan.rb, USE_MULT=_use_mult(recipe),
-        I64=x2.numel() >= 2**31 - 2 * TILE,
+        IN_KIND=_IN_KIND[x2.dtype], PAIRS=xw is not None, NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe), FULL=full,
+        PER_TENSOR=plan.per_tensor,
+        RB=plan.rb, USE_MULT=_use_mult(recipe), I64=x2.numel() >= 2**31 - 2 * TILE,
         num_warps=NUM_WARPS if x2.is_cuda else 1, enable_fp_fusion=False,
     )  # fmt: skip
     return data, scale, zp, flags
+
+
+_IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
+def _pair_words(x2: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
+    """For 4-bit formats, ``x2`` viewed as one integer word per element pair (int32 for 16-bit floats, int64 for
+    fp32), so the kernel loads each pair at once; None where pairs would straddle a row or block (odd K or block)
+    or the buffer is not word-aligned (then the kernel splits a contiguous load in registers)."""
+    if plan.pack != 2 or plan.k % 2 or plan.bk % 2:
+        return None
+    word = torch.int64 if x2.dtype == torch.float32 else torch.int32
+    if x2.data_ptr() % (2 * x2.element_size()):
+        return None
+    return x2.view(word)
 
 
 def cast(

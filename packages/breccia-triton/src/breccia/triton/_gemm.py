@@ -126,6 +126,7 @@ def scaled_gemm(
     out_dtype: torch.dtype,
     *,
     config: dict[str, int] | None = None,
+    impl: str = "auto",
 ) -> torch.Tensor:
     """``(a · sa) @ (b · sb)`` for FP8 ``a`` (M, K) and ``b`` (K, N); returns (M, N) in ``out_dtype``.
 
@@ -133,6 +134,9 @@ def scaled_gemm(
     ``"block"``: ``sa`` (M, ceil(K/128)) for 1×128 activation blocks, ``sb`` (ceil(K/128), ceil(N/128)) for 128×128
     weight blocks (breccia's compact grids, any strides). ``config`` pins the tile (``BM``, ``BN``, ``GROUP_M``,
     ``PIPE``) instead of autotuning; the CPU interpreter always uses a small pinned tile.
+
+    ``impl``: ``"tma"`` runs the persistent TMA kernel (:mod:`._gemm_tma`, Hopper and newer, where the operands'
+    layouts allow descriptors), ``"ptr"`` the pointer-addressed kernel here, ``"auto"`` the TMA one where it applies.
     """
     m, k = a.shape
     k2, n = b.shape
@@ -160,6 +164,18 @@ def scaled_gemm(
 
     args = (a, b, c, sa2, sb2, m, n, k, _bucket(m),
             a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1), *strides)  # fmt: skip
+    from . import _gemm_tma
+
+    use_tma = impl == "tma" or (impl == "auto" and config is None)
+    if use_tma and _gemm_tma.applies(a, b, out_dtype):
+        _gemm_tma.gemm_tma(a, sa2, b, sb2, MODES[mode], c, _gemm_tma.pick_config(m, n, k))
+        return c
+    if impl == "tma":
+        raise ShapeError(
+            f"scaled_gemm(impl='tma'): a {tuple(a.shape)} / b {tuple(b.shape)} with strides {a.stride()} / "
+            f"{b.stride()} cannot be TMA descriptors (CUDA sm_90+, K-contiguous a, 16-byte aligned rows); "
+            "use impl='auto'"
+        )
     if config is None and _INTERPRET:
         config = {"BM": 16, "BN": 32, "GROUP_M": 2, "PIPE": 1}
     if config is None:

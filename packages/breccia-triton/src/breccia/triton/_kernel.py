@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
 KIND_MX = 1  # MXFP8 / MXFP6 / MXFP4: E8M0 scale byte
@@ -73,8 +74,11 @@ def _decode_e4m3(code):
 
 
 @triton.jit
-def _rint(y):
-    """Round half to even, as ``torch.round`` / ``np.rint`` (|y| ≥ 2^23 is already an integer)."""
+def _rint(y, NATIVE: tl.constexpr):
+    """Round half to even, as ``torch.round`` / ``np.rint``: one ``cvt.rni`` on the GPU, else the ``(|y| + 2^23) −
+    2^23`` trick (|y| ≥ 2^23 is already an integer), which the FPU rounds half to even."""
+    if NATIVE:
+        return libdevice.rint(y)
     t = tl.abs(y)
     r = (t + 8388608.0) - 8388608.0
     r = tl.where(t < 8388608.0, r, t)
@@ -82,24 +86,73 @@ def _rint(y):
 
 
 @triton.jit
-def _load(ptrs, m, BF16: tl.constexpr):
-    """Masked load as fp32. bf16 arrives as int16 bits and is widened by a shift: exact everywhere (the
-    interpreter's own bf16 conversion flushes subnormals)."""
-    if BF16:
-        return _from_bits(tl.load(ptrs, mask=m, other=0).to(tl.int32) << 16)
-    return tl.load(ptrs, mask=m, other=0.0).to(tl.float32)
+def _ld(ptrs, m, FULL: tl.constexpr):
+    """``tl.load`` with zeros where ``m`` is false; unmasked when the launch tiles the tensor exactly (``FULL``),
+    which drops the per-element predicate arithmetic and lets every load be a full-width vector."""
+    if FULL:
+        return tl.load(ptrs)
+    else:
+        return tl.load(ptrs, mask=m, other=0)
 
 
 @triton.jit
-def _amax(x):
-    """Block amax, +Inf where the block holds NaN (tl.max may drop NaN; a non-finite block must reach the flag)."""
-    a = tl.abs(x)
-    return tl.max(tl.where(a < float("inf"), a, float("inf")), axis=2)  # NaN compares false
+def _load(ptrs, m, IN_KIND: tl.constexpr, FULL: tl.constexpr):
+    """Masked load as fp32 (IN_KIND 0 fp32, 1 fp16, 2 bf16). bf16 arrives as int16 bits and is widened by a shift:
+    exact everywhere (the interpreter's own bf16 conversion flushes subnormals)."""
+    if IN_KIND == 2:
+        return _from_bits(_ld(ptrs, m, FULL).to(tl.int32) << 16)
+    return _ld(ptrs, m, FULL).to(tl.float32)
+
+
+@triton.jit
+def _load_pairs(ptrs, m, IN_KIND: tl.constexpr, FULL: tl.constexpr):
+    """Elements 2i and 2i+1 of each pair as two fp32 tensors, from one word per pair: the input viewed as int32
+    (16-bit floats) or int64 (fp32), little-endian so element 2i is the low half. Splitting a contiguous load into
+    even/odd lanes with ``tl.reshape`` + ``tl.split`` instead costs a shared-memory layout conversion."""
+    w = _ld(ptrs, m, FULL)
+    if IN_KIND == 0:
+        x0 = _from_bits((w & 0xFFFFFFFF).to(tl.int32))
+        x1 = _from_bits((w >> 32).to(tl.int32))
+    elif IN_KIND == 2:
+        x0 = _from_bits(w << 16)
+        x1 = _from_bits(w & -65536)
+    else:
+        x0 = (w & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+        x1 = (w >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+    return x0, x1
+
+
+@triton.jit
+def _amax_bits(x):
+    """Block max of ``|x|`` as int32 bits, reduced as integers: for non-negative floats the integer order is the
+    float order, NaN patterns sort above +Inf (so a NaN block reaches the non-finite flag, where ``tl.max`` on floats
+    may drop NaN), and the mask + integer max is two instructions per element."""
+    return tl.max(_bits(x) & 0x7FFFFFFF, axis=2)
+
+
+@triton.jit
+def _encode(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr,
+            FMAX: tl.constexpr, NATIVE: tl.constexpr, CLAMP: tl.constexpr):  # fmt: skip
+    """Codes of the scaled values ``v``: clamp to ±fmax, then round to nearest even. On the GPU the FP8 formats use
+    the hardware conversion ``cvt.rn.satfinite.{e4m3,e5m2}x2.f32`` (one instruction per two elements, IEEE RNE with
+    saturation, i.e. exactly clamp-then-round); everything else, and the CPU interpreter (whose FP8 casts round
+    negative ties the wrong way), uses :func:`_encode_float`'s bit arithmetic. ``CLAMP=False`` where the scale rule
+    bounds ``|v|`` below ``fmax`` plus half the format's top step (see ``_cast._needs_clamp``): the clamp could
+    change no code there."""
+    if NATIVE and EBITS == 4 and MBITS == 3:
+        return v.to(tl.float8e4nv).to(tl.uint8, bitcast=True).to(tl.int32)
+    elif NATIVE and EBITS == 5 and MBITS == 2:
+        return v.to(tl.float8e5).to(tl.uint8, bitcast=True).to(tl.int32)
+    elif CLAMP:
+        return _encode_float(tl.minimum(tl.maximum(v, -FMAX), FMAX), EBITS, MBITS, BIAS, ENC_MUL)
+    else:
+        return _encode_float(v, EBITS, MBITS, BIAS, ENC_MUL)
 
 
 @triton.jit
 def quant_rows_kernel(
     x_ptr,
+    xw_ptr,
     data_ptr,
     scale_ptr,
     zp_ptr,
@@ -111,6 +164,7 @@ def quant_rows_kernel(
     KD,
     M,
     NBR,
+    KW,
     BK: tl.constexpr,
     BKP: tl.constexpr,
     PACK: tl.constexpr,
@@ -135,7 +189,11 @@ def quant_rows_kernel(
     QMAX: tl.constexpr,
     SKIND: tl.constexpr,
     TINY_BITS: tl.constexpr,
-    BF16: tl.constexpr,
+    IN_KIND: tl.constexpr,
+    PAIRS: tl.constexpr,
+    NATIVE: tl.constexpr,
+    CLAMP: tl.constexpr,
+    FULL: tl.constexpr,
     PER_TENSOR: tl.constexpr,
     RB: tl.constexpr,
     USE_MULT: tl.constexpr,
@@ -170,27 +228,35 @@ def quant_rows_kernel(
         srow = srow.to(tl.int64)
     base = r3 * K
     col = b3 * BK + PACK * j3
-    m0 = valid & (PACK * j3 < BK) & (col < K)
-    if PACK == 2:  # one contiguous (vectorisable) load, split into even / odd elements in registers
+    m0 = valid & (PACK * j3 < BK) & (col < K)  # unused (and folded away) when FULL
+    if PACK == 2 and PAIRS:  # one word per element pair (see _load_pairs); KW = words per row
+        x0, x1 = _load_pairs(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, IN_KIND, FULL)
+        m1 = m0
+        amax = tl.maximum(_amax_bits(x0), _amax_bits(x1))
+        if KIND == 3 and not SYM:
+            vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
+            vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
+    elif PACK == 2:  # odd K: one contiguous (vectorisable) load, split into even / odd elements in registers
         jj = tl.arange(0, 2 * BKP)[None, None, :]
         colf = b3 * BK + jj
-        xf = _load(x_ptr + base + colf, valid & (jj < BK) & (colf < K), BF16)
+        xf = _load(x_ptr + base + colf, valid & (jj < BK) & (colf < K), IN_KIND, False)
         x0, x1 = tl.split(tl.reshape(xf, (ROWS, NBT, BKP, 2)))
         m1 = valid & (PACK * j3 + 1 < BK) & (col + 1 < K)
-        amax = tl.maximum(_amax(x0), _amax(x1))
-        if KIND == 3:
+        amax = tl.maximum(_amax_bits(x0), _amax_bits(x1))
+        if KIND == 3 and not SYM:
             vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
             vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
     else:
-        x0 = _load(x_ptr + base + col, m0, BF16)
-        amax = _amax(x0)
-        if KIND == 3:
+        x0 = _load(x_ptr + base + col, m0, IN_KIND, FULL)
+        amax = _amax_bits(x0)
+        if KIND == 3 and not SYM:
             vmin = tl.min(x0, axis=2)
             vmax = tl.max(x0, axis=2)
     if RB != 1:
         amax = tl.broadcast_to(tl.max(amax, axis=0)[None, :], (ROWS, NBT))
-    # NaN/±Inf anywhere in a block makes its amax +Inf (vmin/vmax only matter when amax is finite)
-    bad = tl.max(tl.max(((_bits(amax) & 0x7F800000) == 0x7F800000).to(tl.int32), axis=1), axis=0)
+    # NaN/±Inf anywhere in a block makes its amax bits ≥ 0x7F800000 (vmin/vmax only matter when amax is finite)
+    bad = tl.max(tl.max((amax >= 0x7F800000).to(tl.int32), axis=1), axis=0)
+    amax = _from_bits(amax)
     blks2 = blks[None, :]
     smask = rvalid[:, None] & (blks2 < NB)
     if RB != 1:
@@ -262,7 +328,7 @@ def quant_rows_kernel(
         div = tl.where(s == 0, _from_bits(tl.full(amax.shape, TINY_BITS, tl.int32)), s)
         tl.store(scale_ptr + soff, div, mask=smask)
         if not SYM:
-            zp = _rint(tl.math.div_rn(lo, div))
+            zp = _rint(tl.math.div_rn(lo, div), NATIVE)
             zp = tl.minimum(tl.maximum(QMIN - zp, QMIN), QMAX).to(tl.int32)
             tl.store(zp_ptr + soff, zp, mask=smask)
     tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
@@ -270,7 +336,7 @@ def quant_rows_kernel(
     # --- encode every element of the tile with its block's divisor
     d3 = div[:, :, None]
     if KIND == 3:
-        q0 = _rint(tl.math.div_rn(x0, d3))
+        q0 = _rint(tl.math.div_rn(x0, d3), NATIVE)
         if not SYM:
             q0 = q0 + zp[:, :, None].to(tl.float32)
         c0 = tl.minimum(tl.maximum(q0, QMIN), QMAX).to(tl.int32)
@@ -279,11 +345,11 @@ def quant_rows_kernel(
             v0 = x0 * mult[:, :, None]
         else:
             v0 = tl.math.div_rn(x0, d3)
-        c0 = _encode_float(tl.minimum(tl.maximum(v0, -FMAX), FMAX), EBITS, MBITS, BIAS, ENC_MUL)
+        c0 = _encode(v0, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
     dbase = r3 * KD
     if PACK == 2:
         if KIND == 3:
-            q1 = _rint(tl.math.div_rn(x1, d3))
+            q1 = _rint(tl.math.div_rn(x1, d3), NATIVE)
             if not SYM:
                 q1 = q1 + zp[:, :, None].to(tl.float32)
             c1 = tl.minimum(tl.maximum(q1, QMIN), QMAX).to(tl.int32)
@@ -292,9 +358,15 @@ def quant_rows_kernel(
                 v1 = x1 * mult[:, :, None]
             else:
                 v1 = tl.math.div_rn(x1, d3)
-            c1 = _encode_float(tl.minimum(tl.maximum(v1, -FMAX), FMAX), EBITS, MBITS, BIAS, ENC_MUL)
-        c1 = tl.where(m1, c1, 0)
-        packed = (c0 & 0xF) | ((c1 & 0xF) << 4)
-        tl.store(data_ptr + dbase + col // 2, packed.to(tl.uint8), mask=m0)
+            c1 = _encode(v1, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
+        if not FULL:
+            c1 = tl.where(m1, c1, 0)
+        packed = ((c0 & 0xF) | ((c1 & 0xF) << 4)).to(tl.uint8)
+        if FULL:
+            tl.store(data_ptr + dbase + col // 2, packed)
+        else:
+            tl.store(data_ptr + dbase + col // 2, packed, mask=m0)
+    elif FULL:
+        tl.store(data_ptr + dbase + col, c0.to(data_ptr.dtype.element_ty))
     else:
         tl.store(data_ptr + dbase + col, c0.to(data_ptr.dtype.element_ty), mask=m0)
