@@ -357,6 +357,24 @@ def _bucket(m: int) -> int:
     return 1 << max(0, (m - 1).bit_length())
 
 
+def _split_for(m: int, bm: int, bn: int, p: _Plan, nk: int, sms: int) -> int:
+    """The smallest power-of-two K split whose programs cover every SM (at most 32, at most one per K tile)."""
+    tiles = triton.cdiv(m, bm) * triton.cdiv(p.n, bn)
+    s0 = 1
+    while tiles * s0 < sms and s0 < min(nk, 32):
+        s0 *= 2
+    return s0
+
+
+def _default_config(m: int, p: _Plan, sms: int) -> Config:
+    """The tile a shape gets without tuning: what the tuner picked on an H100 for most decode shapes (BN 128, BK
+    128, the split that fills the SMs, 4 warps, 3 stages; benchmarks/results/triton_w4a16_h100.md). Tuning every
+    new shape on its first call cost seconds per shape (``BRECCIA_TRITON_TUNE=1`` still does it)."""
+    bm = 16 if m <= 16 else 32 if m <= 32 else 64
+    bk = min(p.bk_max, 128)
+    return Config(bm, 128, bk, _split_for(m, bm, 128, p, triton.cdiv(p.k, bk), sms), 8 if bm == 64 else 4, 3)
+
+
 def _candidates(m: int, p: _Plan, sms: int) -> list[Config]:
     """A few tiles per M bucket: BN 64/128/256, and the K split that fills the GPU (and twice that)."""
     bm = 16 if m <= 16 else 32 if m <= 32 else 64
@@ -364,10 +382,7 @@ def _candidates(m: int, p: _Plan, sms: int) -> list[Config]:
     nk = triton.cdiv(p.k, bk)
     out = []
     for bn in (64, 128, 256):
-        tiles = triton.cdiv(m, bm) * triton.cdiv(p.n, bn)
-        s0 = 1
-        while tiles * s0 < sms and s0 < min(nk, 32):
-            s0 *= 2
+        s0 = _split_for(m, bm, bn, p, nk, sms)
         for split in sorted({s0, min(2 * s0, nk)} if m <= 64 else {s0}):
             for stages in (3, 5):
                 out.append(Config(bm, bn, bk, split, 8 if bn == 256 or bm == 64 else 4, stages))
@@ -382,6 +397,9 @@ def _tuned_config(x2: torch.Tensor, p: _Plan, out: torch.Tensor) -> Config:
     cfg = _TUNED.get(key)
     if cfg is None:
         sms = torch.cuda.get_device_properties(x2.device).multi_processor_count
+        if os.environ.get("BRECCIA_TRITON_TUNE", "0") != "1":
+            cfg = _TUNED[key] = _default_config(x2.shape[0], p, sms)
+            return cfg
         timed = []
         for c in _candidates(x2.shape[0], p, sms):
             # GPU time only (a CUDA graph of repeated launches): eager timing would measure the host-side launch

@@ -1,0 +1,298 @@
+"""breccia-triton on one CUDA GPU, every number a ratio to a baseline measured in the same run (issue 5).
+
+Sections (``--sections``, default all):
+
+- ``cast``: each quantize kernel on a fresh ``--m × --k`` bf16 input, checked byte for byte against breccia-torch's
+  eager cast (outputs poisoned first), then timed alone (kernel only) at each tile of ``--tiles`` and as the whole
+  public call; the baseline is ``x.clone()`` (bytes read + written) on the same card.
+- ``gemm``: FP8 GEMM at issue 5's shapes: cuBLAS (``torch._scaled_mm`` tensorwise, ``F.scaled_mm`` DeepSeek
+  blockwise), the pointer kernel (autotuned) and every persistent TMA config; relative error against an FP64
+  product of the dequantized operands (a row sample) and against cuBLAS.
+- ``w4a16``: ``benchmarks/bench_triton_w4a16.py``'s table.
+
+Full tables go to ``--out`` (one markdown file per section); a short summary prints last.
+
+    PYTHONPATH=packages/breccia-core/src:packages/breccia-torch/src:packages/breccia-triton/src \\
+        python benchmarks/bench_gpu.py --out $OUT [--sections cast,gemm] [--budget 540]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import triton
+from triton.testing import do_bench
+
+import breccia
+import breccia.triton as bt
+from breccia.triton import _cast as tc
+from breccia.triton import _gemm_tma as gt
+from breccia.triton._gemm import scaled_gemm
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_triton_cast as btc
+
+E4M3 = torch.float8_e4m3fn
+START = time.monotonic()
+
+
+def ms(fn: Callable[[], Any], rep: int = 100) -> float:
+    return float(do_bench(fn, warmup=25, rep=rep))
+
+
+def poison(nbytes: int) -> None:
+    """Fill a freed block of the caching allocator with 0xFF: the next allocation of that size gets it, so an
+    output element the kernel forgets to write shows up as a byte mismatch (0xFF is NaN in every float8 format)."""
+    torch.empty(nbytes, dtype=torch.uint8, device="cuda").fill_(0xFF)
+
+
+def fresh_input(m: int, k: int, seed: int) -> torch.Tensor:
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    x = torch.randn(m, k, device="cuda", generator=g)
+    x *= torch.rand(m, 1, device="cuda", generator=g) * 4 + 0.01  # rows of different magnitude
+    x[:: 97 + seed % 5, ::89] *= 50.0  # outliers: block scales differ
+    return x.to(torch.bfloat16)
+
+
+def eager(x: torch.Tensor, recipe: breccia.Recipe, lay: breccia.Layout) -> breccia.ScaledTensor:
+    """breccia-torch's own driver (never routed to the Triton kernel): the reference bytes."""
+    from breccia.torch._backend import BACKEND
+
+    st = BACKEND.cast_native(x, recipe, lay, nonfinite="raise", history=None)
+    assert isinstance(st, breccia.ScaledTensor)
+    return st
+
+
+def cast_section(m: int, k: int, tiles: list[tuple[int, int]], budget: float) -> tuple[list[str], list[str]]:
+    x0 = fresh_input(m, k, 0)
+    t_copy = ms(x0.clone)
+    copy_gbs = 2 * btc.nbytes(x0) / t_copy / 1e6
+    del x0
+    head = [
+        f"copy baseline x.clone() of {m}x{k} bf16: {t_copy * 1e3:.1f} us, {copy_gbs:.0f} GB/s (read + written)",
+        "",
+        "| recipe | bytes moved | kernel us (tile/warps) | kernel GB/s | kernel / copy | whole call us | call / copy "
+        "| eager torch us | every tile (us) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    rows, short = list(head), [head[0]]
+    for i, (name, recipe) in enumerate(btc.RECIPES):
+        if time.monotonic() - START > budget:
+            rows.append(f"| {name} | (time budget spent) |")
+            continue
+        x = fresh_input(m, k, 1 + i)
+        lay = recipe.default_layout(-1)
+        ref = eager(x, recipe, lay)
+        poison(btc.nbytes(ref.data))
+        st = bt.cast(x, recipe)
+        if st is None or not btc.same(st, ref):
+            line = f"| {name} | {'unsupported' if st is None else 'MISMATCH: ' + btc.diff(st, ref)} |"
+            rows.append(line)
+            short.append(line)
+            continue
+        moved = btc.moved(x, st)
+        plan = tc._plan(x, recipe, recipe.default_layout(-1))
+        assert plan is not None
+        x2 = x.reshape(-1, plan.k)
+        gamax = x2.abs().amax().float().reshape(1) if (recipe.has_global_scale or plan.per_tensor) else None
+        saved = tc.TILE, tc.NUM_WARPS
+        each = []
+        try:
+            for tile, warps in tiles:
+                tc.TILE, tc.NUM_WARPS = tile, warps
+                poison(btc.nbytes(st.data))
+                launch = partial(tc._launch, x2, recipe, plan, gamax, int(x.shape[-2]))
+                data = launch()[0]
+                ok = bool(torch.equal(data.reshape(-1), st.data.reshape(-1).view(data.dtype)))
+                t = ms(launch)
+                each.append((t, f"{tile}/{warps}", ok))
+        finally:
+            tc.TILE, tc.NUM_WARPS = saved
+        good = [e for e in each if e[2]]
+        t_k, cfg, _ = min(good) if good else (float("nan"), "none exact", False)
+        t_call = ms(partial(bt.cast, x, recipe))
+        t_eager = ms(partial(eager, x, recipe, lay), rep=50)
+        kg, cg = moved / t_k / 1e6, moved / t_call / 1e6
+        every = ", ".join(f"{c}: {t * 1e3:.0f}{'' if ok else ' WRONG'}" for t, c, ok in each)
+        line = (
+            f"| {name} | {moved / 1e6:.0f} MB | {t_k * 1e3:.1f} ({cfg}) | {kg:.0f} | {kg / copy_gbs:.2f} | "
+            f"{t_call * 1e3:.1f} | {cg / copy_gbs:.2f} | {t_eager * 1e3:.0f} | {every} |"
+        )
+        rows.append(line)
+        short.append(f"{name}: kernel {kg / copy_gbs:.2f}x copy ({cfg}), call {cg / copy_gbs:.2f}x")
+        print(line, flush=True)
+    return rows, short
+
+
+TENSORWISE = [(8192, 8192, 8192), (4096, 7168, 16384), (16384, 4096, 4096), (4096, 24576, 1536)]
+NK = [(7168, 2048), (24576, 1536), (7168, 16384), (4096, 7168), (4096, 4096)]
+BLOCKWISE = [(m, n, k) for m in (4096, 16384) for n, k in NK] + [(m, 7168, 2048) for m in (64, 128)]
+BLOCKWISE += [(m, 4096, 7168) for m in (64, 128)] + [(4096, 2112, 7168)]
+
+
+def _fp8(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    return (torch.randn(shape, device="cuda", generator=g) * 2).to(E4M3)
+
+
+def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(torch.linalg.norm(x.double() - y.double()) / torch.linalg.norm(y.double()))
+
+
+def gemm_case(kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config]) -> dict[str, Any]:
+    a, w = _fp8((m, k), seed), _fp8((n, k), seed + 1)
+    rows = min(m, 256)  # the FP64 reference is computed on a row sample
+    cublas: Callable[[], torch.Tensor] | None = None
+    if kind == "tensor":
+        sa, sb = torch.tensor(0.5, device="cuda"), torch.tensor(0.25, device="cuda")
+        ref = (a[:rows].double() @ w.double().t()) * 0.125
+
+        def cublas() -> torch.Tensor:
+            return torch._scaled_mm(a, w.t(), scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+
+        args = (a, sa, w.t(), sb, "tensor")
+    else:
+        kb, nb = -(-k // 128), -(-n // 128)
+        sa = torch.rand(m, kb, device="cuda") + 0.5
+        sw = torch.rand(nb, kb, device="cuda") + 0.5
+        af = a[:rows].double() * sa[:rows].double().repeat_interleave(128, 1)[:, :k]
+        wf = w.double() * sw.double().repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
+        ref = af @ wf.t()
+        if k % 128 == 0 and n % 128 == 0:
+            sa_cm = sa.t().contiguous().t()
+            sw_pad = F.pad(sw, (0, -(-kb // 4) * 4 - kb))
+
+            def cublas() -> torch.Tensor:
+                return F.scaled_mm(a, w.t(), sa_cm, F.ScalingType.BlockWise1x128, sw_pad.t(),
+                                   F.ScalingType.BlockWise128x128, output_dtype=torch.bfloat16)  # fmt: skip
+
+        args = (a, sa, w.t(), sw.t(), "block")
+    out: dict[str, Any] = {"kind": kind, "shape": (m, n, k)}
+    flops = 2.0 * m * n * k
+    base = None
+    if cublas is not None:
+        try:
+            c = cublas()
+            out["cublas_err"] = _rel(c[:rows], ref)
+            base = ms(cublas)
+            out["cublas"] = flops / base / 1e9
+        except RuntimeError as e:
+            out["cublas"] = f"refused: {str(e).splitlines()[0][:80]}"
+    runs = {"ptr (autotuned)": lambda: scaled_gemm(*args, torch.bfloat16, impl="ptr")}
+    for name, cfg in configs.items():
+        runs[f"tma {name}"] = lambda cfg=cfg: _forced(cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
+    for name, fn in runs.items():
+        try:
+            poison(m * n * 2)
+            got = fn()
+            err = _rel(got[:rows], ref)
+            t = ms(fn)
+            out[name] = {"tflops": flops / t / 1e9, "err": err, "nan": bool(torch.isnan(got).any())}
+        except Exception as e:  # a config that does not compile or fit is a result, not a stop
+            out[name] = {"error": f"{type(e).__name__}: {str(e)[:120]}"}
+    return out
+
+
+def _forced(cfg: gt.Config, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    saved = gt.FORCE
+    gt.FORCE = cfg
+    try:
+        return fn()
+    finally:
+        gt.FORCE = saved
+
+
+def gemm_section(budget: float, only: list[str] | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    configs = {k: v for k, v in gt.CONFIGS.items() if only is None or k in only}
+    cases = [("tensor", *s) for s in TENSORWISE] + [("block", *s) for s in BLOCKWISE]
+    results = []
+    rows = [
+        "| GEMM | M×N×K | cuBLAS TFLOP/s | ptr TFLOP/s (×) | best TMA TFLOP/s (×) | best TMA config | err vs FP64 "
+        "(cuBLAS / ours) | every TMA config |",
+        "|---|---|---:|---:|---:|---|---|---|",
+    ]
+    short = []
+    for i, (kind, m, n, k) in enumerate(cases):
+        if time.monotonic() - START > budget:
+            rows.append(f"| {kind} | {m}×{n}×{k} | (time budget spent) |")
+            continue
+        r = gemm_case(kind, m, n, k, 100 + i, configs)
+        results.append(r)
+        cub = r.get("cublas")
+        ptr = r["ptr (autotuned)"]
+        tmas = {name[4:]: v for name, v in r.items() if name.startswith("tma ") and "tflops" in v}
+        best = max(tmas.items(), key=lambda kv: kv[1]["tflops"]) if tmas else None
+
+        def ratio(v: dict[str, Any], cub: Any = cub) -> str:
+            if "tflops" not in v:
+                return str(v.get("error", "?"))[:40]
+            return f"{v['tflops']:.0f} ({v['tflops'] / cub:.2f}×)" if isinstance(cub, float) else f"{v['tflops']:.0f}"
+
+        err_c = f"{r['cublas_err']:.1e}" if "cublas_err" in r else "—"
+        err_o = f"{best[1]['err']:.1e}" if best else "—"
+        every = ", ".join(
+            f"{n_}: {v['tflops']:.0f}" if "tflops" in v else f"{n_}: {v['error'][:30]}"
+            for n_, v in ((name[4:], v) for name, v in r.items() if name.startswith("tma "))
+        )
+        cub_s = f"{cub:.0f}" if isinstance(cub, float) else str(cub or "—")[:30]
+        line = (
+            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr)} | {ratio(best[1]) if best else '—'} | "
+            f"{best[0] if best else '—'} | {err_c} / {err_o} | {every} |"
+        )
+        rows.append(line)
+        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr)}, TMA {ratio(best[1]) if best else '—'} "
+                     f"[{best[0] if best else ''}]")  # fmt: skip
+        print(line, flush=True)
+    return rows, short, results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sections", default="cast,gemm,w4a16")
+    p.add_argument("--m", type=int, default=8192)
+    p.add_argument("--k", type=int, default=8192)
+    p.add_argument("--tiles", default="8192/8,16384/8,4096/4", help="quantize (elements per program/warps) list")
+    p.add_argument("--configs", default=None, help="comma list of TMA config names (default: all)")
+    p.add_argument("--budget", type=float, default=540.0, help="seconds after which remaining cases are skipped")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_gpu.py needs a CUDA device")
+    out = Path(args.out) if args.out else None
+    card = (
+        f"card: {torch.cuda.get_device_name()} · torch {torch.__version__} · triton {triton.__version__} · "
+        f"SMs {torch.cuda.get_device_properties(0).multi_processor_count}"
+    )
+    print(card, flush=True)
+    summary = [card]
+    sections = args.sections.split(",")
+    if "cast" in sections:
+        tiles = [(int(t.split("/")[0]), int(t.split("/")[1])) for t in args.tiles.split(",")]
+        rows, short = cast_section(args.m, args.k, tiles, args.budget)
+        summary += ["", "## quantize", *short]
+        if out:
+            (out / "gpu_cast.md").write_text("\n".join([card, "", *rows]) + "\n")
+    if "gemm" in sections:
+        rows, short, results = gemm_section(args.budget, args.configs.split(",") if args.configs else None)
+        summary += ["", "## gemm", *short]
+        if out:
+            (out / "gpu_gemm.md").write_text("\n".join([card, "", *rows]) + "\n")
+            (out / "gpu_gemm.json").write_text(json.dumps(results, default=str))
+    if "w4a16" in sections and time.monotonic() - START < args.budget:
+        import bench_triton_w4a16
+
+        bench_triton_w4a16.main()
+    print("\n".join(["", "# summary", *summary]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
