@@ -1,14 +1,17 @@
-"""Row-chunked casts for large CPU tensors.
+"""Row-chunked casts for large CPU tensors, and the fused CPU kernel path.
 
-On CPU every full-size temporary of the eager math is a fresh allocation that the kernel page-faults in (on the
-reference VM a 64 MiB temporary costs more than the arithmetic). Casting row chunks of ~1M elements keeps the
-temporaries small and reused. Rows are independent for the layouts that block along the last axis, and per-tensor
-or NVFP4 two-level recipes get the whole tensor's amax passed to every chunk, so the concatenated chunks are
-byte-identical to the unchunked cast (tested).
+Where the optional C kernel (:mod:`._cpu_kernel`) is available, float-element recipes blocked along rows (FP8, MX,
+NVFP4) run as two kernel passes around the shared scale math (:func:`_kernel_cast`), at any size above a small
+threshold. Otherwise, on CPU every full-size temporary of the eager math is a fresh allocation that the kernel
+page-faults in (on the reference VM a 64 MiB temporary costs more than the arithmetic). Casting row chunks of ~1M
+elements keeps the temporaries small and reused. Rows are independent for the layouts that block along the last
+axis, and per-tensor or NVFP4 two-level recipes get the whole tensor's amax passed to every chunk, so the
+concatenated chunks are byte-identical to the unchunked cast (tested).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -17,15 +20,26 @@ from breccia import _math as M
 from breccia._errors import NonFiniteError
 from breccia._generic import cast_generic
 from breccia._layouts import Layout, PerBlock2D, PerBlockK, PerChannel, PerTensor
-from breccia._recipes import DelayedScaling, Float8BlockScaling, Float8CurrentScaling, MXFP8BlockScaling, Recipe
+from breccia._recipes import (
+    DelayedScaling,
+    Float8BlockScaling,
+    Float8CurrentScaling,
+    MXFP4BlockScaling,
+    MXFP6BlockScaling,
+    MXFP8BlockScaling,
+    NVFP4BlockScaling,
+    Recipe,
+)
 from breccia._tensor import ScaledTensor
 
+from . import _cpu_kernel
 from ._ops import TorchOps
 
 __all__ = ["CHUNK_ELEMS", "cast_chunked"]
 
 CHUNK_ELEMS = 1 << 20
 MIN_ELEMS = 1 << 20
+KERNEL_MIN_ELEMS = 1  # measured: the kernel path is never slower than the eager one, down to one 1×32 block
 
 
 def _row_layout(layout: Layout, ndim: int) -> Layout | None:
@@ -37,8 +51,14 @@ def _row_layout(layout: Layout, ndim: int) -> Layout | None:
 
 
 def cast_chunked(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout, nonfinite: str) -> Any:
-    """The cast of ``x`` in row chunks, or ``None`` where chunking does not apply (then cast whole)."""
-    if x.device.type != "cpu" or x.ndim < 1 or x.numel() < MIN_ELEMS or recipe.has_zero_point:
+    """The cast of ``x`` by the CPU kernel or in row chunks, or ``None`` where neither applies (then cast whole)."""
+    if x.device.type != "cpu" or x.ndim < 1 or recipe.has_zero_point:
+        return None
+    if x.numel() >= KERNEL_MIN_ELEMS:
+        fused = _kernel_cast(ops, x, recipe, layout)
+        if fused is not None:
+            return fused
+    if x.numel() < MIN_ELEMS:
         return None
     if isinstance(layout, PerBlock2D):  # 128×128 weight tiles: only the FP8 fast path chunks them (whole row tiles)
         tiles = _fp8_rows(ops, x, recipe, layout, layout) if nonfinite == "raise" and x.ndim == 2 else None
@@ -85,6 +105,101 @@ def cast_chunked(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout,
     return ScaledTensor(data, scale, recipe, layout, tuple(x.shape), global_scale=parts[0].global_scale)  # type: ignore[union-attr]
 
 
+_KERNEL_RECIPES = (
+    Float8CurrentScaling,
+    DelayedScaling,
+    Float8BlockScaling,
+    MXFP8BlockScaling,
+    MXFP4BlockScaling,
+    MXFP6BlockScaling,
+    NVFP4BlockScaling,
+)
+
+
+def _kernel_tile(layout: Layout, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(rows, columns)`` of one scale block for the kernel, which walks rows of the last axis: ``rows`` is 0 for
+    one block over the whole tensor, 1 for blocks along rows, >1 for 2-D tiles. ``None`` where blocks run along
+    another axis (the kernel would need a transpose; the eager path handles those)."""
+    nd, k = len(shape), shape[-1]
+    if isinstance(layout, PerTensor):
+        return 0, k
+    if isinstance(layout, PerChannel) and layout.axis in (-1, nd - 1):
+        return 1, k
+    if isinstance(layout, PerBlockK) and layout.axis in (-1, nd - 1):
+        return 1, max(1, min(layout.block_k, k))
+    if isinstance(layout, PerBlock2D) and nd >= 2:
+        bm, b = layout.block_shape(shape)[-2:]
+        return bm, b
+    return None
+
+
+def _f32_rows(x2: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(i, j, rows i..j of x2 as fp32 with unit column stride)``: the tensor itself where it already is that (a
+    view with any row stride), else converted chunk by chunk into one reused buffer (each chunk is consumed before
+    the next is yielded). fp16/bf16 widen exactly and fp64 rounds to nearest, as the reference converts."""
+    r_all, k = x2.shape
+    if x2.dtype == torch.float32 and (k == 1 or x2.stride(1) == 1) and not x2.is_neg():
+        yield 0, r_all, x2
+        return
+    rows = max(1, CHUNK_ELEMS // k)
+    buf = torch.empty(min(rows, r_all), k)
+    for i in range(0, r_all, rows):
+        j = min(i + rows, r_all)
+        yield i, j, buf[: j - i].copy_(x2[i:j])
+
+
+def _kernel_cast(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout) -> ScaledTensor | None:
+    """The cast by the C kernel: block ``max |x|`` (pass 1), the scales from :func:`breccia._math.compute_scales`
+    on the small grid (the same calls as :func:`_fp8_rows`), then divide/clamp/round/pack (pass 2). ``None`` where the
+    kernel is unavailable or does not apply, or the input holds NaN/Inf (the general path then raises or propagates
+    exactly as without the kernel)."""
+    fmt = recipe.element
+    if not isinstance(recipe, _KERNEL_RECIPES) or fmt.name not in _cpu_kernel.FORMATS or x.numel() == 0:
+        return None
+    if type(x) is not torch.Tensor:  # subclasses (fake, distributed, ...) may have no real storage behind data_ptr
+        return None
+    shape = tuple(int(n) for n in x.shape)
+    tile = _kernel_tile(layout, shape)
+    kern = _cpu_kernel.kernel() if tile is not None else None
+    if kern is None or tile is None:
+        return None
+    bm, b = tile
+    k = shape[-1]
+    x2 = x.reshape(-1, k)
+    r_all, nb = x2.shape[0], -(-k // b)
+    grid = torch.empty(r_all, nb)
+    for i, j, xc in _f32_rows(x2):
+        if not kern.absmax_blocks(xc, b, grid[i:j]):
+            return None
+    rb, batch, rt = (shape[-2], r_all // shape[-2], -(-shape[-2] // bm)) if bm > 1 else (r_all, 1, r_all)
+    if bm == 0:
+        amax = grid.amax().reshape(1, 1)
+    elif bm > 1:  # 2-D tiles: reduce the per-row block maxima over each tile's rows (a partial last tile: zeros)
+        g = torch.nn.functional.pad(grid.view(batch, rb, nb), (0, 0, 0, rt * bm - rb))
+        amax = g.view(batch * rt, bm, nb).amax(dim=1)
+    else:
+        amax = grid
+    gamax = amax.amax().reshape(1, 1) if recipe.has_global_scale else None
+    sc = M.compute_scales(ops, recipe, amax, global_amax=gamax, assume_finite=True)
+    scale = M.store_scale(ops, recipe, sc.stored.reshape(layout.scale_shape(shape)))
+    multiply = sc.multiplier is not None
+    per_block = (sc.multiplier if sc.multiplier is not None else M.safe_divisor(ops, recipe, sc.divisor)).float()
+    if bm == 0:
+        per_row = per_block.reshape(1, 1).expand(r_all, 1)
+    elif bm > 1:
+        per_row = per_block.view(batch, rt, 1, nb).expand(batch, rt, bm, nb).reshape(batch, rt * bm, nb)
+        per_row = per_row[:, :rb].reshape(r_all, nb)
+    else:
+        per_row = per_block.reshape(r_all, nb).contiguous()
+    cols = (k + 1) // 2 if fmt.storage == "packed4" else k
+    out = torch.empty(r_all, cols, dtype=torch.uint8)
+    for i, j, xc in _f32_rows(x2):
+        kern.encode_blocks(xc, b, per_row[i:j], multiply, fmt.name, out[i:j])
+    data = out.view(_NATIVE[fmt.name]) if fmt.storage == "fp8" else out
+    glob = None if sc.global_scale is None else sc.global_scale.reshape(()).float()
+    return ScaledTensor(data.reshape(*shape[:-1], cols), scale, recipe, layout, shape, global_scale=glob)
+
+
 _FP8_FAST = (Float8CurrentScaling, DelayedScaling, Float8BlockScaling, MXFP8BlockScaling)
 _NATIVE = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}
 
@@ -122,9 +237,10 @@ def _fp8_rows(
         if not bool(torch.isfinite(amax)):
             return None
     else:
-        amax = _block_amax(x2, rows, b, bm)
-        if amax is None:
+        blocks = _block_amax(x2, rows, b, bm)
+        if blocks is None:
             return None
+        amax = blocks
     sc = M.compute_scales(ops, recipe, amax, assume_finite=True)
     scale = M.store_scale(ops, recipe, sc.stored.reshape(()) if per_tensor else sc.stored.reshape(r_all // bm, k // b))
     divisor = sc.divisor

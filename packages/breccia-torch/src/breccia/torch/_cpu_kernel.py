@@ -47,7 +47,7 @@ PACKED = frozenset({"E2M1"})
 ABI = 1  # must equal BRECCIA_ABI in the C source
 _SOURCE = Path(__file__).with_name("_cpu_kernel.c")
 _FLAGS = ("-O3", "-fno-fast-math", "-ffp-contract=off", "-std=c99", "-fPIC", "-shared")
-_MIN_THREAD_ELEMS = 1 << 16  # below this many elements per thread, handing work to a thread costs more than it saves
+_MIN_THREAD_ELEMS = 1 << 20  # waking a pool thread costs ~0.1 ms on the reference VM: worth it from ~1M elements on
 
 
 class KernelBuildError(RuntimeError):
@@ -240,14 +240,14 @@ def _build_and_load() -> CpuKernel:
 
 
 def _load_or_build(cc: list[str], flags: list[str], path: Path) -> CpuKernel:
-    """Load the cached build at ``path``, or compile one (a cached file that fails to load or to pass the self-check
-    is replaced). A fresh build is loaded from its unique temporary name before it is moved into place, so a bad
-    library already mapped under ``path`` in this process can never be handed back by the dynamic loader."""
-    if path.exists():
+    """Load the cached build at ``path``, or compile one (a cached file that is not sealed, fails to load or fails the
+    self-check is replaced). A fresh build is loaded from its unique temporary name before it is moved into place, so
+    a bad library already mapped under ``path`` in this process can never be handed back by the dynamic loader."""
+    if path.exists() and _sealed(path):
         try:
             return _open(path)
         except (OSError, AttributeError, KernelBuildError):
-            pass  # corrupt, truncated or foreign: rebuild below
+            pass  # foreign or failing its self-check: rebuild below
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -259,6 +259,7 @@ def _load_or_build(cc: list[str], flags: list[str], path: Path) -> CpuKernel:
             raise KernelBuildError(f"{shlex.join(cmd)} failed to run: {e}") from None
         if proc.returncode != 0:
             raise KernelBuildError(f"{shlex.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        _seal(Path(tmp))
         try:
             kern = _open(Path(tmp))
         except (OSError, AttributeError) as e:
@@ -269,6 +270,26 @@ def _load_or_build(cc: list[str], flags: list[str], path: Path) -> CpuKernel:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_SEAL = b"\0breccia-cpu-kernel-sha256\0"
+
+
+def _seal(path: Path) -> None:
+    """Append a marker and the SHA-256 of the library (the dynamic loader ignores bytes past the ELF contents)."""
+    data = path.read_bytes()
+    path.write_bytes(data + _SEAL + hashlib.sha256(data).digest())
+
+
+def _sealed(path: Path) -> bool:
+    """Whether ``path`` is a complete library this module wrote. Checked before ``dlopen``, because glibc maps a
+    truncated ELF file and then dies of SIGBUS touching the missing pages: a damaged cache must never reach it."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    n = len(_SEAL) + 32
+    return len(data) > n and data[-n:-32] == _SEAL and hashlib.sha256(data[:-n]).digest() == data[-32:]
 
 
 def _open(path: Path) -> CpuKernel:
