@@ -246,6 +246,9 @@ def quant_rows_kernel(
         if KIND == 3 and not SYM:
             vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
             vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
+    elif KIND == 0 and PER_TENSOR:  # the host's tensor amax is the only statistic: no block reduction at all
+        x0 = _load(x_ptr + base + col, m0, IN_KIND, FULL)
+        amax = tl.full((ROWS, NBT), 0, tl.int32) + (_bits(tl.load(gamax_ptr)) & 0x7FFFFFFF)
     else:
         x0 = _load(x_ptr + base + col, m0, IN_KIND, FULL)
         amax = _amax_bits(x0)
@@ -362,10 +365,13 @@ def quant_rows_kernel(
         if not FULL:
             c1 = tl.where(m1, c1, 0)
         packed = ((c0 & 0xF) | ((c1 & 0xF) << 4)).to(tl.uint8)
+        # byte index b·BK/2 + j, written so Triton sees it contiguous in j (``col // 2`` hides that, and the store
+        # then forced a byte-per-thread layout on the whole tile: 4× slower). Odd BK occurs only with one block.
+        pcol = b3 * (BK // 2) + j3
         if FULL:
-            tl.store(data_ptr + dbase + col // 2, packed)
+            tl.store(data_ptr + dbase + pcol, packed)
         else:
-            tl.store(data_ptr + dbase + col // 2, packed, mask=m0)
+            tl.store(data_ptr + dbase + pcol, packed, mask=m0)
     elif FULL:
         tl.store(data_ptr + dbase + col, c0.to(data_ptr.dtype.element_ty))
     else:
