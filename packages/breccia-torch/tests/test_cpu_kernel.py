@@ -212,6 +212,17 @@ def test_threads_split_rows_bit_exactly(kern: CK.CpuKernel, spy: list[bool], mon
 
 
 @needs_cc
+@pytest.mark.parametrize("recipe", KERNEL_RECIPES, ids=recipe_id)
+def test_scale_math_in_grid_chunks_bit_exactly(
+    recipe: breccia.Recipe, kern: CK.CpuKernel, spy: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_chunked, "_SCALE_CHUNK", 200)  # many chunks of grid rows, one partial at the end
+    for x in (torch.from_numpy(make_x((301, 520), seed=14)), torch.from_numpy(make_x((3, 70, 300), seed=15))):
+        check_cast(x, recipe, -1)
+    assert spy == [True, True]
+
+
+@needs_cc
 @pytest.mark.parametrize(
     "recipe",
     [

@@ -39,6 +39,7 @@ __all__ = ["CHUNK_ELEMS", "cast_chunked"]
 
 CHUNK_ELEMS = 1 << 20
 MIN_ELEMS = 1 << 20
+_SCALE_CHUNK = 1 << 18
 KERNEL_MIN_ELEMS = 1  # measured: the kernel path is never slower than the eager one, down to one 1×32 block
 
 
@@ -180,10 +181,8 @@ def _kernel_cast(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout)
     else:
         amax = grid
     gamax = amax.amax().reshape(1, 1) if recipe.has_global_scale else None
-    sc = M.compute_scales(ops, recipe, amax, global_amax=gamax, assume_finite=True)
-    scale = M.store_scale(ops, recipe, sc.stored.reshape(layout.scale_shape(shape)))
-    multiply = sc.multiplier is not None
-    per_block = (sc.multiplier if sc.multiplier is not None else M.safe_divisor(ops, recipe, sc.divisor)).float()
+    stored, per_block, multiply, glob = _grid_scales(ops, recipe, amax, gamax)
+    scale = stored.reshape(layout.scale_shape(shape))
     if bm == 0:
         per_row = per_block.reshape(1, 1).expand(r_all, 1)
     elif bm > 1:
@@ -196,8 +195,36 @@ def _kernel_cast(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout)
     for i, j, xc in _f32_rows(x2):
         kern.encode_blocks(xc, b, per_row[i:j], multiply, fmt.name, out[i:j])
     data = out.view(_NATIVE[fmt.name]) if fmt.storage == "fp8" else out
-    glob = None if sc.global_scale is None else sc.global_scale.reshape(()).float()
     return ScaledTensor(data.reshape(*shape[:-1], cols), scale, recipe, layout, shape, global_scale=glob)
+
+
+def _grid_scales(
+    ops: TorchOps, recipe: Recipe, amax: torch.Tensor, gamax: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, bool, torch.Tensor | None]:
+    """``(stored scales, fp32 divisor or multiplier per block, whether it multiplies, global scale)`` for a 2-D grid of
+    block amaxes, from :func:`breccia._math.compute_scales` run on row chunks of the grid.
+
+    The scale math is elementwise per block (the global amax is passed in), so chunks give the same bytes. Chunks of
+    ~256K blocks keep its ~30 temporaries (NVFP4) cache-sized: whole-grid temporaries of a large tensor would be
+    fresh allocations the OS page-faults in, and would multiply the cast's peak memory."""
+    g_rows, nb = amax.shape
+    step = max(1, _SCALE_CHUNK // nb)
+    stored = per = glob = None
+    multiply = False
+    for t in range(0, g_rows, step):
+        sc = M.compute_scales(ops, recipe, amax[t : t + step], global_amax=gamax, assume_finite=True)
+        part = M.store_scale(ops, recipe, sc.stored)
+        multiply = sc.multiplier is not None
+        d = (sc.multiplier if sc.multiplier is not None else M.safe_divisor(ops, recipe, sc.divisor)).float()
+        glob = None if sc.global_scale is None else sc.global_scale.reshape(()).float()
+        if step >= g_rows:
+            return part, d, multiply, glob
+        if stored is None or per is None:
+            stored, per = torch.empty((g_rows, nb), dtype=part.dtype), torch.empty(g_rows, nb)
+        stored[t : t + step].copy_(part)
+        per[t : t + step].copy_(d)
+    assert stored is not None and per is not None
+    return stored, per, multiply, glob
 
 
 _FP8_FAST = (Float8CurrentScaling, DelayedScaling, Float8BlockScaling, MXFP8BlockScaling)
