@@ -256,6 +256,16 @@ def test_nonfinite_input_falls_back(recipe: breccia.Recipe, kern: CK.CpuKernel, 
             assert_same_bits(st, breccia.cast(x.numpy(), recipe, nonfinite="propagate"))
 
 
+@needs_cc
+def test_tensors_without_storage_take_the_eager_path(kern: CK.CpuKernel, spy: list[bool]) -> None:
+    x = torch.from_numpy(make_x((4, 8, 64), seed=16))
+    recipe = breccia.MXFP8BlockScaling()
+    got = torch.vmap(lambda t: breccia.dequantize(breccia.cast(t, recipe, nonfinite="propagate")))(x)
+    assert spy and not any(spy)  # vmap's batched tensors have no data pointer
+    assert torch.equal(got, torch.stack([breccia.dequantize(breccia.cast(t, recipe)) for t in x]))
+    assert spy[-1] is True
+
+
 def test_disabled_by_env(monkeypatch: pytest.MonkeyPatch, spy: list[bool]) -> None:
     monkeypatch.setenv(CK.ENV, "0")
     assert CK.kernel() is None

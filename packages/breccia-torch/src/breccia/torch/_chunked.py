@@ -157,7 +157,11 @@ def _kernel_cast(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout)
     fmt = recipe.element
     if not isinstance(recipe, _KERNEL_RECIPES) or fmt.name not in _cpu_kernel.FORMATS or x.numel() == 0:
         return None
-    if type(x) is not torch.Tensor:  # subclasses (fake, distributed, ...) may have no real storage behind data_ptr
+    if type(x) is not torch.Tensor or x.layout != torch.strided:  # subclasses (fake, distributed, ...), sparse
+        return None
+    try:  # functorch wrappers (vmap, grad) are plain Tensors with no storage: the eager ops handle them
+        x.untyped_storage()
+    except (RuntimeError, NotImplementedError):
         return None
     shape = tuple(int(n) for n in x.shape)
     tile = _kernel_tile(layout, shape)
