@@ -35,6 +35,18 @@ def _tile_coords(tile, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
+def _block_scale(sa_ptr, sb_ptr, rows, cols, on, M, N, kb, s_sam, s_sak, s_sbk, s_sbn, BN: tl.constexpr):
+    """``sa[m, kb] · sb[kb, n]`` for the tile: activation scales arrive transposed, ``(K/128, M)``, so each K block's
+    BM scales are one contiguous load; a tile at most 128 wide lies in one 128-wide weight block (one scalar)."""
+    sa = tl.load(sa_ptr + kb * s_sak + rows * s_sam, mask=rows < M, other=0.0)
+    if BN <= 128:
+        return sa[:, None] * tl.load(sb_ptr + kb * s_sbk + (on // 128) * s_sbn)
+    else:
+        sb = tl.load(sb_ptr + kb * s_sbk + (cols // 128) * s_sbn, mask=cols < N, other=0.0)
+        return sa[:, None] * sb[None, :]
+
+
+@triton.jit
 def _gemm_tma_kernel(
     a_desc, b_desc, c_desc, sa_ptr, sb_ptr,
     M, N, K,
@@ -54,18 +66,18 @@ def _gemm_tma_kernel(
         rows = om + tl.arange(0, BM)
         cols = on + tl.arange(0, BN)
         acc = tl.zeros((BM, BN), dtype=tl.float32)
+        if MODE == 2:
+            # block scales for K block 0; each iteration fetches the next block's before its MMA, so the global
+            # load's latency hides under the tensor-core work instead of stalling the promotion that needs it
+            s_cur = _block_scale(sa_ptr, sb_ptr, rows, cols, on, M, N, 0, s_sam, s_sak, s_sbk, s_sbn, BN)
         for ki in range(k_tiles):
             a = a_desc.load([om, ki * BK])
             b = b_desc.load([on, ki * BK]).T  # the (N, K) weight's tile, K-major
             if MODE == 2:
-                # activation scales arrive transposed, (K/128, M): one contiguous row of BM scales per K block
-                sa = tl.load(sa_ptr + ki * s_sak + rows * s_sam, mask=rows < M, other=0.0)
-                if BN <= 128:  # the whole tile lies in one 128-wide weight block
-                    sb = tl.load(sb_ptr + ki * s_sbk + (on // 128) * s_sbn)
-                    acc += tl.dot(a, b, out_dtype=tl.float32) * (sa[:, None] * sb)
-                else:
-                    sb = tl.load(sb_ptr + ki * s_sbk + (cols // 128) * s_sbn, mask=cols < N, other=0.0)
-                    acc += tl.dot(a, b, out_dtype=tl.float32) * (sa[:, None] * sb[None, :])
+                kn = tl.minimum(ki + 1, k_tiles - 1)
+                s_nxt = _block_scale(sa_ptr, sb_ptr, rows, cols, on, M, N, kn, s_sam, s_sak, s_sbk, s_sbn, BN)
+                acc += tl.dot(a, b, out_dtype=tl.float32) * s_cur
+                s_cur = s_nxt
             else:
                 # promote to FP32 every BK: Hopper's FP8 MMA otherwise keeps ~14-bit sums over the whole K
                 acc = tl.dot(a, b, acc, out_dtype=tl.float32, max_num_imprecise_acc=BK)
@@ -92,15 +104,16 @@ class Config(NamedTuple):
     ws: bool = False
 
 
-# BN 256 does not fit a promoted FP32 accumulator (it spills); BM 64 is one warpgroup, for decode-sized M and for
-# two CTAs per SM.
+# BN 256 does not fit a promoted FP32 accumulator (64×256 spills 72 bytes of stack, 1.9 KB in block mode); BM 64 is
+# one warpgroup, for decode-sized M and for two CTAs per SM; BN 64 doubles the tiles where M is small.
 CONFIGS: dict[str, Config] = {
     "128x128 w8 s3": Config(128, 128, 8, 3),
     "128x128 w8 s4": Config(128, 128, 8, 4),
     "64x128 w4 s4": Config(64, 128, 4, 4),
     "64x128 w4 s3 occ2": Config(64, 128, 4, 3, occ=2),
     "64x128 w4 s4 occ2": Config(64, 128, 4, 4, occ=2),
-    "64x256 w4 s3": Config(64, 256, 4, 3),
+    "64x64 w4 s4": Config(64, 64, 4, 4),
+    "64x64 w4 s6 occ2": Config(64, 64, 4, 6, occ=2),
 }
 FORCE: Config | None = None  # the benchmarks' override: every launch uses this config
 
