@@ -127,6 +127,7 @@ class _State:
     tried: bool = False
     loaded: CpuKernel | None = None
     error: str | None = None
+    pool_lock: threading.Lock = field(default_factory=threading.Lock)  # not `lock`: the self-check runs under that
     pool: ThreadPoolExecutor | None = None
     pool_key: tuple[int, int] = (0, 0)  # (pid, workers): a forked child must not reuse its parent's dead threads
 
@@ -141,11 +142,13 @@ def _parallel(rows: int, k: int, run: Callable[[int, int], int]) -> list[int]:
     if n <= 1:
         return [run(0, rows)]
     bounds = [rows * i // n for i in range(n + 1)]
-    key = (os.getpid(), n - 1)
-    with _STATE.lock:
-        if _STATE.pool is None or _STATE.pool_key != key:
+    with _STATE.pool_lock:
+        pid, workers = _STATE.pool_key
+        if _STATE.pool is None or pid != os.getpid() or workers < n - 1:
+            if _STATE.pool is not None and pid == os.getpid():
+                _STATE.pool.shutdown(wait=False)
             _STATE.pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="breccia-cpu")
-            _STATE.pool_key = key
+            _STATE.pool_key = (os.getpid(), n - 1)
         pool = _STATE.pool
     futures = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, n)]
     first = run(bounds[0], bounds[1])
