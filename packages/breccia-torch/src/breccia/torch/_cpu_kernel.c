@@ -10,13 +10,14 @@
  *     is float order for non-negative IEEE values, so this is the float max, exactly); it reports whether any
  *     pattern is NaN/Inf (>= 0x7F800000) so the caller can fall back to the general path.
  *   - breccia_encode_blocks: v = clamp(x / s, +-fmax) (one correctly rounded IEEE division, or x * s for a
- *     multiplier grid), then round-to-nearest-even to the element format with the same FPU trick as
- *     breccia._math.round_to_grid: (|v| + c) - c with c a power of two whose ulp is the target step. The code is
- *     then assembled with integer arithmetic only (no fp32 subnormal results, so flush-to-zero cannot change it).
+ *     multiplier grid), then round-to-nearest-even to the element format by the same FPU rounding step as
+ *     breccia._math.round_to_grid (|v| + c, with c a power of two whose ulp is the target's step); the code is read
+ *     off the sum's bits with integer arithmetic. The only possible fp32 subnormal is v itself, which every target
+ *     rounds to a signed zero, so flush-to-zero could not change a code either.
  *
- * Build flags must keep IEEE semantics: -O3 -fno-fast-math -ffp-contract=off (the add/subtract pair must not be
- * reassociated; nothing may be contracted into an FMA). The loops are written branch-free (selects, restrict) so
- * the compiler vectorizes them.
+ * Build flags must keep IEEE semantics: -O3 -fno-fast-math -ffp-contract=off (nothing may be reassociated or
+ * contracted into an FMA). The loops are written branch-free (selects, restrict) so the compiler vectorizes them;
+ * _cpu_kernel.py checks every fresh build against the shared encoder before using it.
  */
 #include <stdint.h>
 #include <string.h>
@@ -39,8 +40,6 @@ INLINE float u2f(uint32_t u) {
     return f;
 }
 
-#define W 16 /* lanes per step: inner loops of exactly W iterations vectorize without peeling or epilogues */
-
 /* Max |x| per block of b elements along each of `rows` rows (row i at x + i*ld, k elements, the last block of a
  * row may be partial). out: rows x ceil(k/b) fp32 bit patterns, row-major. Returns 1 if any |x| is NaN or Inf. */
 int breccia_absmax_blocks(const uint32_t *restrict x, int64_t rows, int64_t k, int64_t ld, int64_t b,
@@ -53,19 +52,8 @@ int breccia_absmax_blocks(const uint32_t *restrict x, int64_t rows, int64_t k, i
         for (int64_t j = 0; j < nb; j++) {
             const uint32_t *restrict blk = row + j * b;
             const int64_t n = k - j * b < b ? k - j * b : b;
-            uint32_t acc[W] = {0};
-            int64_t i = 0;
-            for (; i + W <= n; i += W) {
-                for (int l = 0; l < W; l++) {
-                    const uint32_t a = blk[i + l] & 0x7FFFFFFFu;
-                    acc[l] = a > acc[l] ? a : acc[l];
-                }
-            }
             uint32_t m = 0;
-            for (int l = 0; l < W; l++) {
-                m = acc[l] > m ? acc[l] : m;
-            }
-            for (; i < n; i++) {
+            for (int64_t i = 0; i < n; i++) {
                 const uint32_t a = blk[i] & 0x7FFFFFFFu;
                 m = a > m ? a : m;
             }
