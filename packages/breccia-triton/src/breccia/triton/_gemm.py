@@ -167,8 +167,11 @@ def scaled_gemm(
     from . import _gemm_tma
 
     use_tma = impl == "tma" or (impl == "auto" and config is None)
-    if use_tma and _gemm_tma.applies(a, b, out_dtype):
-        _gemm_tma.gemm_tma(a, sa2, b, sb2, MODES[mode], c, _gemm_tma.pick_config(m, n, k))
+    tma_cfg = _gemm_tma.pick_config(m, n, k) if use_tma else None
+    if impl == "tma" and tma_cfg is None:
+        tma_cfg = _gemm_tma.CONFIGS["64x128 w4 s4"]
+    if tma_cfg is not None and _gemm_tma.applies(a, b, out_dtype):
+        _gemm_tma.gemm_tma(a, sa2, b, sb2, MODES[mode], c, tma_cfg)
         return c
     if impl == "tma":
         raise ShapeError(
