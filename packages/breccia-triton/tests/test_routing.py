@@ -54,3 +54,28 @@ def test_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
         assert _backend._triton_cast() is None
     finally:
         _backend._triton_cast.cache_clear()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="routing applies to CUDA tensors")
+@pytest.mark.parametrize(("k", "n", "fmt"), [(200, 256, "E4M3"), (256, 136, "E4M3"), (256, 256, "E5M2")])
+def test_blockwise_cublas_refuses_goes_to_triton(k: int, n: int, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DeepSeek 1×128 · 128×128 with K or N off a multiple of 128 (or E5M2): cuBLAS has no kernel, the Triton GEMM
+    computes it (before, these dequantized), within the FP8 GEMM tolerance of an FP64 product."""
+    from breccia.torch import _mm
+    from breccia.triton import _gemm
+
+    calls: list[str] = []
+    real = _gemm.scaled_gemm
+    monkeypatch.setattr(_gemm, "scaled_gemm", lambda *a, **kw: calls.append(a[4]) or real(*a, **kw))
+    monkeypatch.setenv("BRECCIA_TRITON", "1")
+    _mm._triton_gemm.cache_clear()
+    try:
+        x, w = torch.randn(96, k, device="cuda"), torch.randn(k, n, device="cuda") * 0.05
+        a = breccia.cast(x, breccia.Float8BlockScaling(fp8_format=fmt))
+        b = breccia.cast(w, breccia.Float8BlockScaling(fp8_format=fmt, block_m=128), axis=-2)
+        out = breccia.matmul(a, b)
+    finally:
+        _mm._triton_gemm.cache_clear()
+    ref = breccia.dequantize(a).double() @ breccia.dequantize(b).double()
+    assert calls == ["block"]
+    assert float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref)) < 5e-4

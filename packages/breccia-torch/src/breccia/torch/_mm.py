@@ -5,7 +5,8 @@ column-major, K and N multiples of 16, not both E5M2, and dequantization scales 
 rowwise (``(M,1)`` and ``(1,N)``) or DeepSeek blockwise (``a`` 1×128 along K, ``b`` 128×128; E4M3 only; K and N
 multiples of 128; scales outer-dim-major, ``b``'s padded to a multiple of 4 along K). Those layout conversions are
 made here from breccia's compact row-major scale grids. A plain bf16/fp16 activation times an INT4/NVFP4 weight goes
-to breccia-triton's W4A16 kernel when that add-on is installed. Anything else — MX recipes (cuBLAS on Hopper has no
+to breccia-triton's W4A16 kernel when that add-on is installed, and so does a DeepSeek blockwise pair cuBLAS refuses
+(K or N not a multiple of 128, or E5M2). Anything else — MX recipes (cuBLAS on Hopper has no
 MX kernel), CPU tensors, unaligned shapes — returns ``None`` and the caller dequantizes, which is always correct.
 """
 
@@ -37,19 +38,24 @@ def _col_major(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride() == (1, t.shape[0]) else t.t().contiguous().t()
 
 
-def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
+def _deepseek_layouts(a: ScaledTensor, b: ScaledTensor) -> bool:
+    """``a`` in 1×128 blocks along K, ``b`` in 128×128 tiles blocked along its K axis (DeepSeek-V3's pair)."""
     la, lb = a.layout, b.layout
     if not (isinstance(la, PerBlockK) and la.block_k == 128 and la.axis in (-1, a.ndim - 1)):
-        return None
-    if not (isinstance(lb, PerBlock2D) and lb.block_m == 128 and lb.block_k == 128 and lb.axis == -2):
+        return False
+    return isinstance(lb, PerBlock2D) and lb.block_m == 128 and lb.block_k == 128 and lb.axis == -2
+
+
+def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
+    if not _deepseek_layouts(a, b):
         return None
     if a.data.dtype != torch.float8_e4m3fn or b.data.dtype != torch.float8_e4m3fn:
-        return None
+        return _triton_blockwise(a, b, out_dtype)
     scaled_mm = getattr(F, "scaled_mm", None)
     scaling = getattr(F, "ScalingType", None)
     k, n = b.shape
     if scaled_mm is None or scaling is None or k % 128 or n % 128:
-        return None
+        return _triton_blockwise(a, b, out_dtype)  # shapes cuBLAS refuses: breccia-triton's kernel takes any K, N
     a2 = a.data.reshape(-1, k)
     m = a2.shape[0]
     sa = a.scale.reshape(m, k // 128).float().t().contiguous().t()  # (M, K/128), strides (1, M)
@@ -68,6 +74,29 @@ def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torc
     assert out.shape == (m, nb * 128)
     result: torch.Tensor = out.reshape(*a.shape[:-1], n).to(out_dtype)
     return result
+
+
+@cache
+def _triton_gemm() -> Any:
+    """breccia-triton's FP8 GEMM, if that add-on is installed (and not disabled with ``BRECCIA_TRITON=0``)."""
+    if os.environ.get("BRECCIA_TRITON", "1") == "0" or importlib.util.find_spec("breccia.triton") is None:
+        return None
+    from breccia.triton._gemm import scaled_gemm
+
+    return scaled_gemm
+
+
+def _triton_blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
+    """The 1×128 · 128×128 product through breccia-triton where cuBLAS has no kernel for it (K or N not a multiple
+    of 128, E5M2 operands): per-128-K promotion like cuBLAS, within the same tolerance; None without the add-on."""
+    gemm = _triton_gemm()
+    if gemm is None or torch.compiler.is_compiling() or a.data.dtype != b.data.dtype:
+        return None
+    k, n = b.shape
+    a2 = a.data.reshape(-1, k)
+    out_dt = out_dtype if out_dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
+    out: torch.Tensor = gemm(a2, a.scale.reshape(a2.shape[0], -1), b.data, b.scale, "block", out_dt)
+    return out.reshape(*a.shape[:-1], n).to(out_dtype)
 
 
 @cache
@@ -100,11 +129,11 @@ def fused_matmul(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
         return w4
     if not (_fp8_cuda(a) and _fp8_cuda(b)) or a.ndim < 2 or b.ndim != 2:
         return None
-    if a.data.dtype == torch.float8_e5m2 and b.data.dtype == torch.float8_e5m2:
-        return None  # cuBLAS has no E5M2 x E5M2 kernel
+    if a.data.dtype == torch.float8_e5m2 and b.data.dtype == torch.float8_e5m2:  # cuBLAS has no E5M2 x E5M2 kernel
+        return _blockwise(a, b, out_dtype) if _deepseek_layouts(a, b) else None
     k, n = b.shape
     if k % 16 or n % 16:
-        return None
+        return _blockwise(a, b, out_dtype) if _deepseek_layouts(a, b) else None
     a2 = a.data.reshape(-1, k)
     lead = a.shape[:-1]
     out_dt = out_dtype if out_dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
