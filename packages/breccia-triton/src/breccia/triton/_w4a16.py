@@ -367,12 +367,15 @@ def _split_for(m: int, bm: int, bn: int, p: _Plan, nk: int, sms: int) -> int:
 
 
 def _default_config(m: int, p: _Plan, sms: int) -> Config:
-    """The tile a shape gets without tuning: what the tuner picked on an H100 for most decode shapes (BN 128, BK
-    128, the split that fills the SMs, 4 warps, 3 stages; benchmarks/results/triton_w4a16_h100.md). Tuning every
-    new shape on its first call cost seconds per shape (``BRECCIA_TRITON_TUNE=1`` still does it)."""
+    """The tile a shape gets without tuning: what the tuner picked on an H100 for most decode shapes (INT4: BN 128;
+    NVFP4: BN 256 for ``(K, N)`` weights, 64 for ``(N, K)``; BK 128, the split that fills the SMs, 3 stages;
+    benchmarks/results/triton_w4a16_h100.md). Tuning every new shape on its first call cost seconds per shape
+    (``BRECCIA_TRITON_TUNE=1`` still does it)."""
     bm = 16 if m <= 16 else 32 if m <= 32 else 64
     bk = min(p.bk_max, 128)
-    return Config(bm, 128, bk, _split_for(m, bm, 128, p, triton.cdiv(p.k, bk), sms), 8 if bm == 64 else 4, 3)
+    bn = 128 if p.kind == 0 else 256 if not p.pack_k else 64  # NVFP4: the H100 tuner's choice per orientation
+    warps = 8 if bm == 64 or bn == 256 else 4
+    return Config(bm, bn, bk, _split_for(m, bm, bn, p, triton.cdiv(p.k, bk), sms), warps, 3)
 
 
 def _candidates(m: int, p: _Plan, sms: int) -> list[Config]:
