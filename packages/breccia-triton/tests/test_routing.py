@@ -68,14 +68,14 @@ def test_blockwise_cublas_refuses_goes_to_triton(k: int, n: int, fmt: str, monke
     real = _gemm.scaled_gemm
     monkeypatch.setattr(_gemm, "scaled_gemm", lambda *a, **kw: calls.append(a[4]) or real(*a, **kw))
     monkeypatch.setenv("BRECCIA_TRITON", "1")
-    _mm._triton_gemm.cache_clear()
+    _mm._triton.cache_clear()
     try:
         x, w = torch.randn(96, k, device="cuda"), torch.randn(k, n, device="cuda") * 0.05
         a = breccia.cast(x, breccia.Float8BlockScaling(fp8_format=fmt))
         b = breccia.cast(w, breccia.Float8BlockScaling(fp8_format=fmt, block_m=128), axis=-2)
         out = breccia.matmul(a, b)
     finally:
-        _mm._triton_gemm.cache_clear()
+        _mm._triton.cache_clear()
     ref = breccia.dequantize(a).double() @ breccia.dequantize(b).double()
     assert calls == ["block"]
     assert float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref)) < 5e-4

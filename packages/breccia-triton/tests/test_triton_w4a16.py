@@ -171,9 +171,9 @@ def routed(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setenv("BRECCIA_TRITON", "1")
     monkeypatch.setattr(_w4a16, "w4a16_matmul", spy)
-    _mm._triton_w4a16.cache_clear()
+    _mm._triton.cache_clear()
     yield calls
-    _mm._triton_w4a16.cache_clear()
+    _mm._triton.cache_clear()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="routing applies to CUDA tensors")
@@ -198,8 +198,8 @@ def test_cpu_tensors_stay_native(routed: list[tuple[int, ...]]) -> None:
 
 def test_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRECCIA_TRITON", "0")
-    _mm._triton_w4a16.cache_clear()
+    _mm._triton.cache_clear()
     try:
         assert _mm._triton_w4a16() is None
     finally:
-        _mm._triton_w4a16.cache_clear()
+        _mm._triton.cache_clear()

@@ -12,6 +12,7 @@ MX kernel), CPU tensors, unaligned shapes — returns ``None`` and the caller de
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 from functools import cache
@@ -77,13 +78,20 @@ def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torc
 
 
 @cache
-def _triton_gemm() -> Any:
-    """breccia-triton's FP8 GEMM, if that add-on is installed (and not disabled with ``BRECCIA_TRITON=0``)."""
+def _triton(module: str, name: str) -> Any:
+    """``breccia.triton.<module>.<name>`` if that add-on is installed (and not disabled with ``BRECCIA_TRITON=0``);
+    looked up on first use, so ``import breccia.torch`` never imports triton."""
     if os.environ.get("BRECCIA_TRITON", "1") == "0" or importlib.util.find_spec("breccia.triton") is None:
         return None
-    from breccia.triton._gemm import scaled_gemm
+    return getattr(importlib.import_module(f"breccia.triton.{module}"), name)
 
-    return scaled_gemm
+
+def _triton_gemm() -> Any:
+    return _triton("_gemm", "scaled_gemm")
+
+
+def _triton_w4a16() -> Any:
+    return _triton("_w4a16", "w4a16_matmul")
 
 
 def _triton_blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
@@ -97,16 +105,6 @@ def _triton_blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) 
     out_dt = out_dtype if out_dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
     out: torch.Tensor = gemm(a2, a.scale.reshape(a2.shape[0], -1), b.data, b.scale, "block", out_dt)
     return out.reshape(*a.shape[:-1], n).to(out_dtype)
-
-
-@cache
-def _triton_w4a16() -> Any:
-    """breccia-triton's W4A16 kernel, if that add-on is installed (and not disabled with ``BRECCIA_TRITON=0``)."""
-    if os.environ.get("BRECCIA_TRITON", "1") == "0" or importlib.util.find_spec("breccia.triton") is None:
-        return None
-    from breccia.triton._w4a16 import w4a16_matmul
-
-    return w4a16_matmul
 
 
 def _w4a16(a: Any, b: Any, out_dtype: torch.dtype) -> torch.Tensor | None:
