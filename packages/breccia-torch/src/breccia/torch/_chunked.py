@@ -24,10 +24,7 @@ from breccia._recipes import (
     DelayedScaling,
     Float8BlockScaling,
     Float8CurrentScaling,
-    MXFP4BlockScaling,
-    MXFP6BlockScaling,
     MXFP8BlockScaling,
-    NVFP4BlockScaling,
     Recipe,
 )
 from breccia._tensor import ScaledTensor
@@ -106,17 +103,6 @@ def cast_chunked(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout,
     return ScaledTensor(data, scale, recipe, layout, tuple(x.shape), global_scale=parts[0].global_scale)  # type: ignore[union-attr]
 
 
-_KERNEL_RECIPES = (
-    Float8CurrentScaling,
-    DelayedScaling,
-    Float8BlockScaling,
-    MXFP8BlockScaling,
-    MXFP4BlockScaling,
-    MXFP6BlockScaling,
-    NVFP4BlockScaling,
-)
-
-
 def _kernel_tile(layout: Layout, shape: tuple[int, ...]) -> tuple[int, int] | None:
     """``(rows, columns)`` of one scale block for the kernel, which walks rows of the last axis: ``rows`` is 0 for
     one block over the whole tensor, 1 for blocks along rows, >1 for 2-D tiles. ``None`` where blocks run along
@@ -155,7 +141,7 @@ def _kernel_cast(ops: TorchOps, x: torch.Tensor, recipe: Recipe, layout: Layout)
     kernel is unavailable or does not apply, or the input holds NaN/Inf (the general path then raises or propagates
     exactly as without the kernel)."""
     fmt = recipe.element
-    if not isinstance(recipe, _KERNEL_RECIPES) or fmt.name not in _cpu_kernel.FORMATS or x.numel() == 0:
+    if fmt.name not in _cpu_kernel.FORMATS or x.numel() == 0:  # float elements only: the scales come from _math
         return None
     if type(x) is not torch.Tensor or x.layout != torch.strided:  # subclasses (fake, distributed, ...), sparse
         return None
