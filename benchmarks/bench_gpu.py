@@ -40,6 +40,7 @@ from breccia.triton._gemm import scaled_gemm
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_triton_cast as btc
+from bench_triton_gemm import BLOCKWISE, TENSORWISE, _rel  # issue 5's shapes, one list
 
 E4M3 = torch.float8_e4m3fn
 START = time.monotonic()
@@ -157,19 +158,9 @@ def cast_section(m: int, k: int, tiles: list[tuple[int, int]], budget: float) ->
     return rows, short
 
 
-TENSORWISE = [(8192, 8192, 8192), (4096, 7168, 16384), (16384, 4096, 4096), (4096, 24576, 1536)]
-NK = [(7168, 2048), (24576, 1536), (7168, 16384), (4096, 7168), (4096, 4096)]
-BLOCKWISE = [(m, n, k) for m in (4096, 16384) for n, k in NK] + [(m, 7168, 2048) for m in (64, 128)]
-BLOCKWISE += [(m, 4096, 7168) for m in (64, 128)] + [(4096, 2112, 7168)]
-
-
 def _fp8(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     g = torch.Generator(device="cuda").manual_seed(seed)
     return (torch.randn(shape, device="cuda", generator=g) * 2).to(E4M3)
-
-
-def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
-    return float(torch.linalg.norm(x.double() - y.double()) / torch.linalg.norm(y.double()))
 
 
 def gemm_case(kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config]) -> dict[str, Any]:

@@ -148,12 +148,10 @@ def _mx_scales_finite(ops: ArrayOps, recipe: Recipe, amax: Array) -> Scales:
     ``fmax`` > 2; ``floor``: ``floor(log2 amax) − emax + 127``), clamped at 0 (2^-127) as the general branch does."""
     fmt = recipe.element
     if recipe.scale_rounding == "rceil":  # type: ignore[attr-defined]
-        b = ops.bits(ops.div(amax, fmt.fmax))
-        byte = ops.where(b <= _TWO_M127_BITS, 0, (b + 0x7FFFFF) >> 23)
+        e = pow2_ceil_exponent(ops, ops.div(amax, fmt.fmax))
     else:
-        byte = ops.maximum((ops.bits(amax) >> 23) - fmt.emax, 0)
-    div = ops.where(byte == 0, ops.from_bits(byte * 0 + _TWO_M127_BITS), ops.from_bits(byte << 23))
-    return Scales(byte, div)
+        e = ops.maximum(floor_exponent(ops, amax) - fmt.emax, -127)
+    return Scales(e + 127, pow2(ops, e))
 
 
 def compute_scales(
