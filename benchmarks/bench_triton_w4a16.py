@@ -124,6 +124,85 @@ def _case(w: torch.Tensor, m: int, recipes: dict[str, Any], bench: Any) -> list[
     return rows
 
 
+def sweep(
+    shapes: list[tuple[int, int]],
+    ms: list[int],
+    budget_s: float = 240.0,
+    portable: bool = False,
+    forms: tuple[str, ...] = ("kn", "nk"),
+) -> list[str]:
+    """Every candidate tile (BN × split × stages × warps) with the packed PTX decode on and off, per recipe, form and
+    M: GPU time of cold-weight calls (CUDA graph), the best tile, and the ratio to bf16 cuBLAS of the same run.
+    Prints and returns a markdown table; stops adding cases after ``budget_s`` seconds."""
+    import time
+
+    import triton
+
+    import breccia
+    from breccia.triton import _w4a16 as W
+
+    start = time.monotonic()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    recipes = {"INT4 g128": breccia.INT4Scaling(group_size=128), "NVFP4": breccia.NVFP4BlockScaling()}
+    lines = ["| weight N×K | M | kernel | decode | cuBLAS µs | best µs | × cuBLAS | GB/s | best tile "
+             "| every tile (BN/BK/split/stages) µs |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for n, k in shapes:
+        w = torch.randn(n, k, device="cuda") * 0.02
+        for m in ms:
+            x = torch.randn(m, k, device="cuda").bfloat16()
+            t_ref = _graph_us([lambda wb=wb, x=x: x @ wb.T for wb in [w.bfloat16() for _ in range(2)]])
+            for rname, recipe in recipes.items():
+                for form in forms:
+                    if time.monotonic() - start > budget_s:
+                        lines.append(f"| {n}×{k} | {m} | {rname} {form} | (time budget spent) |")
+                        continue
+                    st = breccia.cast(w.t().contiguous(), recipe, axis=0) if form == "kn" else breccia.cast(w, recipe)
+                    p = W._plan(st)
+                    assert p is not None
+                    nbytes = sum(int(t.nelement() * t.element_size())
+                                 for t in (st.data, st.scale, st.global_scale) if t is not None)  # fmt: skip
+                    copies = _copies(st, nbytes)
+                    d = breccia.dequantize(st).double()
+                    ref = x.double() @ (d if form == "kn" else d.t())
+                    bm = 16 if m <= 16 else 32
+                    cands = []
+                    for bn in (64, 128) if p.words is not None else (128, 256):
+                        for bk in (64, 128) if p.words is not None else (128,):
+                            s0 = W._split_for(m, bm, bn, p, triton.cdiv(k, bk), sms)
+                            for split in sorted({s0, 2 * s0}):
+                                # word kernel: num_stages = how many steps ahead its words are loaded
+                                for stages in (1, 2, 3) if p.words is not None else (3,):
+                                    cands.append(W.Config(bm, bn, bk, min(split, k // bk), 8 if bn == 256 else 4,
+                                                          stages))  # fmt: skip
+                    for asm in (True, False) if portable else (True,):
+                        W.ASM = asm
+                        timed = []
+                        for c in cands:
+                            try:
+                                out = W.w4a16_matmul(x, st, out_dtype=torch.float32, config=c)
+                                assert out is not None
+                                err = float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+                                if not err <= 2.0**-20 + 8 * k * 2.0**-24:
+                                    timed.append((float("inf"), c, f"WRONG {err:.1e}"))
+                                    continue
+                                us = _graph_us([lambda cc=cc, c=c, x=x: W.w4a16_matmul(x, cc, config=c)
+                                                for cc in copies])  # fmt: skip
+                                timed.append((us, c, ""))
+                            except Exception as e:  # a tile that does not compile is a result
+                                timed.append((float("inf"), c, type(e).__name__))
+                        W.ASM = True
+                        best = min(timed, key=lambda t: t[0])
+                        every = ", ".join(f"{c.BN}/{c.BK}/{c.SPLIT}/{c.num_stages}: {us:.1f}{' ' + e if e else ''}"
+                                          for us, c, e in timed)  # fmt: skip
+                        how = ("words, " if p.words is not None else "bytes, ") + ("packed PTX" if asm else "portable")
+                        line = (f"| {n}×{k} | {m} | {rname} {form} | {how} | "
+                                f"{t_ref:.1f} | {best[0]:.1f} | {t_ref / best[0]:.2f}× | "
+                                f"{nbytes / best[0] / 1e3:.0f} | {tuple(best[1])} | {every} |")  # fmt: skip
+                        lines.append(line)
+                        print(line, flush=True)
+    return lines
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("bench_triton_w4a16: no CUDA device here; this benchmark needs an NVIDIA GPU (nothing was timed).")
@@ -138,6 +217,12 @@ def main() -> int:
     props = torch.cuda.get_device_properties(0)
     head = f"card: {props.name} · torch {torch.__version__} · triton {triton.__version__}"
     print(head + "\n")
+    if "--sweep" in sys.argv:
+        forms = ("nk",) if "--nk" in sys.argv else ("kn",) if "--kn" in sys.argv else ("kn", "nk")
+        table = "\n".join(sweep([(8192, 8192)], [1, 16], portable="--portable" in sys.argv, forms=forms))
+        if os.environ.get("OUT"):
+            _write_atomic(os.path.join(os.environ["OUT"], "w4a16_sweep.md"), head + "\n\n" + table + "\n")
+        return 0
     recipes = {"INT4 g128": breccia.INT4Scaling(group_size=128), "NVFP4": breccia.NVFP4BlockScaling()}
     rows: list[dict[str, Any]] = []
     torch.manual_seed(0)

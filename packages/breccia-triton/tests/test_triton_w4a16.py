@@ -90,6 +90,76 @@ def test_nvfp4(form: str, m: int, name: str) -> None:
     assert _rel_err(out, x, w, form) <= _tol(torch.float32, K)
 
 
+_CODES = {
+    "int4-sym": breccia.INT4Scaling(group_size=32),
+    "int4-asym-uint": breccia.INT4Scaling(group_size=32, symmetric=False, signed=False),
+    "int4-asym-int": breccia.INT4Scaling(group_size=32, symmetric=False, scale_dtype="bf16"),
+    "nvfp4-1x16": breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    "nvfp4-16x16": breccia.NVFP4BlockScaling(block_m=16, per_tensor_scale=False),
+}
+
+
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("form", ["kn", "nk"])
+@pytest.mark.parametrize("k", [32, 30])
+@pytest.mark.parametrize("name", list(_CODES))
+def test_every_code_decodes_exactly(name: str, k: int, form: str, x_dtype: torch.dtype) -> None:
+    """Every byte value (both nibbles), every E4M3 scale code (subnormals, zero, negative and NaN included) and zero
+    points across the 4-bit range, read through the kernel with ``x`` = the identity: each output is one product
+    ``1 · w``, so the FP32 result must equal ``breccia.dequantize`` bit for bit (on a GPU this checks the packed PTX
+    decode; in the interpreter the portable one). ``(N, K)`` rows of whole 32-bit words (K = 32) take the word
+    kernel, K = 30 the byte kernel. A NaN weight makes its whole output column NaN (0 · NaN)."""
+    recipe, n = _CODES[name], 128  # ≥ 1920 code bytes (each value ≥ 7 times), 256 NVFP4 scales (1×16)
+    w = _weight(recipe, form, n, k, 0)
+    flat = torch.arange(w.data.numel(), dtype=torch.int64) % 256
+    w.data.copy_(flat.to(torch.uint8).view(w.data.dtype).reshape(w.data.shape).to(w.data.device))
+    g = torch.Generator().manual_seed(1)
+    if isinstance(recipe, breccia.NVFP4BlockScaling):
+        codes = torch.arange(w.scale.numel(), dtype=torch.int64) % 256
+        w.scale.copy_(codes.to(torch.uint8).view(torch.float8_e4m3fn).reshape(w.scale.shape).to(w.scale.device))
+    else:
+        mag = torch.exp2(torch.randint(-12, 12, w.scale.shape, generator=g).double())
+        w.scale.copy_((torch.rand(w.scale.shape, generator=g).double() * mag).to(w.scale.dtype).to(w.scale.device))
+        if w.zero_point is not None:
+            lo = 0 if not recipe.element.signed else -8
+            zp = torch.randint(lo, lo + 16, w.zero_point.shape, generator=g)
+            w.zero_point.copy_(zp.to(w.zero_point.dtype).to(w.zero_point.device))
+    x = torch.eye(k, dtype=x_dtype, device=DEVICE)
+    out = w4a16_matmul(x, w, out_dtype=torch.float32, config=PIN)
+    assert out is not None
+    want = breccia.dequantize(w).float()
+    got = out if form == "kn" else out.t()
+    if form == "kn":
+        want[:, want.isnan().any(0)] = float("nan")
+    else:
+        want[want.isnan().any(1)] = float("nan")
+    assert int(want.isnan().sum()) < want.numel() // 4  # the NaN codes poison a few columns, not the test
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+
+
+def test_word_kernel_takes_whole_word_rows() -> None:
+    """``(N, K)`` weights with K a multiple of 8 are read as int32 words; odd K and ``(K, N)`` weights as bytes."""
+    recipe = INT4["sym-fp16-g32"]
+    assert _w4a16._plan(_weight(recipe, "nk", 16, 64, 0)).words is not None  # type: ignore[union-attr]
+    assert _w4a16._plan(_weight(recipe, "nk", 16, 60, 0)).words is None  # type: ignore[union-attr]
+    assert _w4a16._plan(_weight(recipe, "kn", 16, 64, 0)).words is None  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="the interpreter has no inline PTX: both paths are the portable one")
+@pytest.mark.parametrize("form", ["kn", "nk"])
+@pytest.mark.parametrize("name", ["sym-fp16-g32", "asym-uint-bf16-g32", "asym-int-fp32-g128", "nvfp4"])
+def test_packed_decode_matches_portable(monkeypatch: pytest.MonkeyPatch, name: str, form: str) -> None:
+    """The packed PTX decode and the portable fp32 one give the same weights, so the same products bit for bit
+    (NVFP4's 2^-26 offset is a power of two: it scales every partial sum exactly)."""
+    recipe = NVFP4["1x16"] if name == "nvfp4" else INT4[name]
+    w = _weight(recipe, form, 300, 512, 2)
+    x = _x(13, 512, torch.bfloat16, 2)
+    fast = w4a16_matmul(x, w, out_dtype=torch.float32)
+    monkeypatch.setattr(_w4a16, "ASM", False)
+    slow = w4a16_matmul(x, w, out_dtype=torch.float32)
+    assert fast is not None and slow is not None and torch.equal(fast, slow)
+
+
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16, torch.float32])
 def test_dtypes(x_dtype: torch.dtype, out_dtype: torch.dtype) -> None:
@@ -100,12 +170,19 @@ def test_dtypes(x_dtype: torch.dtype, out_dtype: torch.dtype) -> None:
     assert _rel_err(out, x, w, "kn") <= _tol(out_dtype, K)
 
 
-_SMALL = [Config(16, 32, 32, 1), Config(32, 64, 64, 4), Config(64, 64, 32, 3, num_warps=8)]
+# the word kernel reads num_stages (≤ 3) as how many steps ahead it loads the weight words
+_SMALL = [
+    Config(16, 32, 32, 1),
+    Config(16, 32, 32, 3, num_stages=1),
+    Config(16, 32, 32, 2, num_stages=2),
+    Config(32, 64, 64, 4),
+    Config(64, 64, 32, 3, num_warps=8),
+]
 if DEVICE == "cuda":
     _SMALL += [Config(16, 128, 128, 2), Config(16, 256, 128, 8, num_warps=8)]
 
 
-@pytest.mark.parametrize("config", _SMALL, ids=lambda c: f"bm{c.BM}-bn{c.BN}-bk{c.BK}-s{c.SPLIT}")
+@pytest.mark.parametrize("config", _SMALL, ids=lambda c: f"bm{c.BM}-bn{c.BN}-bk{c.BK}-s{c.SPLIT}-st{c.num_stages}")
 @pytest.mark.parametrize("form", ["kn", "nk"])
 def test_tiles_and_splits(config: Config, form: str) -> None:
     """Every tile shape and K split gives the same product, and a split run repeats bit for bit (fixed order)."""

@@ -30,13 +30,27 @@ MODES = {"tensor": 0, "row": 1, "block": 2}
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # the CPU interpreter: small tiles, no tuning sweep
 
 
+# Large tiles for prefill-sized M; narrow ones for decode-sized M (≤ 128), where a 128-wide N tile leaves most SMs
+# idle (M = 64, N = 4096: 32 programs on 132 SMs) and the weight, read once, is the whole cost: narrow N tiles put
+# a program on every SM, and deeper pipelines keep more of the weight in flight.
+_LARGE = ((128, 128, 4, 4), (128, 128, 8, 3), (128, 256, 8, 3), (64, 128, 4, 4))
+_SMALL_M = ((64, 32, 4, 6), (64, 64, 4, 5), (64, 64, 4, 3), (64, 128, 4, 4))
+
+
 def _configs() -> list[triton.Config]:
     out = []
-    for bm, bn, warps, stages in ((128, 128, 4, 4), (128, 128, 8, 3), (128, 256, 8, 3), (64, 128, 4, 4)):
+    for bm, bn, warps, stages in dict.fromkeys(_LARGE + _SMALL_M):
         for pipe in (0, 1):
             cfg = {"BM": bm, "BN": bn, "GROUP_M": 8, "PIPE": pipe}
             out.append(triton.Config(cfg, num_warps=warps, num_stages=stages))
     return out
+
+
+def _prune(configs: list[triton.Config], named_args: dict[str, Any], **kwargs: Any) -> list[triton.Config]:
+    """Time only the tiles meant for this M: the narrow set for M ≤ 128, the large set above."""
+    small = named_args["M_BUCKET"] <= 128
+    keep = {(bm, bn, w, st) for bm, bn, w, st in (_SMALL_M if small else _LARGE)}
+    return [c for c in configs if (c.kwargs["BM"], c.kwargs["BN"], c.num_warps, c.num_stages) in keep]
 
 
 @triton.jit
@@ -109,7 +123,9 @@ def _gemm_kernel(
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
 
 
-_tuned = triton.autotune(configs=_configs(), key=["M_BUCKET", "N", "K", "MODE"])(_gemm_kernel)
+_tuned = triton.autotune(
+    configs=_configs(), key=["M_BUCKET", "N", "K", "MODE"], prune_configs_by={"early_config_prune": _prune}
+)(_gemm_kernel)
 
 
 def _bucket(m: int) -> int:

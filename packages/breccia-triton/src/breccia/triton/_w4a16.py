@@ -3,10 +3,13 @@
 Decode reads every weight byte once per token and does almost no arithmetic per byte, so the time is the weight
 bytes over the memory bandwidth: a 4-bit weight moves a quarter of bf16's bytes. The kernel streams the packed
 codes once, dequantizes them in registers and multiplies on the tensor cores (``tl.dot`` in the activation dtype,
-FP32 accumulation), with all rows of ``x`` (padded to 16) in each program. What made it fast on an H100 (issue 5's
-bench): the weight tile is the MMA's A operand (``outᵀ = W · xᵀ``, so the big tile never has to be re-laid out as
-a B operand); whole-tile shapes load without masks (``EVEN``), which lets the byte loads vectorize; and ``q − zp``
-is built from float bits and narrowed to bf16 by a shift, not with the quarter-rate conversion instructions.
+FP32 accumulation), with all rows of ``x`` (padded to 16) in each program. The weight tile is the MMA's A operand
+(``outᵀ = W · xᵀ``, so the big tile never has to be re-laid out as a B operand) and whole-tile shapes load without
+masks (``EVEN``). Two kernels (:mod:`._w4a16_kernels`): ``(N, K)`` weights whose rows are whole 32-bit words (K a
+multiple of 8: every real checkpoint) are read as words, decoded eight codes at a time in K order and fed to one
+MMA per step; other shapes and ``(K, N)`` weights are read as bytes, low and high nibbles feeding two MMAs. On the
+GPU both decode with packed PTX (:mod:`._w4a16_decode`: ~1.5 instructions per INT4 code, ~2.5–3 per NVFP4 code,
+against 4–5 and ~25 for the portable fp32 decode the interpreter runs).
 
 Exactness of the in-register dequantization (so the only roundings are FP32 accumulation and the output cast):
 
@@ -18,9 +21,9 @@ Exactness of the in-register dequantization (so the only roundings are FP32 accu
 
 Split-K without atomics: program ``(n, s, m)`` covers K range ``s`` and writes its FP32 partial to a workspace
 ``(S, M, N)``; a second small kernel sums the ``S`` partials in a fixed order. Results are deterministic for a
-given tile configuration. The tile (``BN``, ``SPLIT``, warps) is tuned on first use per (recipe form, M bucket,
-N, K) by timing the whole launch, reduction included, as GPU time (CUDA-graph replay); nothing is probed at
-import.
+given tile configuration. The tile comes from :func:`_default_config` (measured on an H200); with
+``BRECCIA_TRITON_TUNE=1`` it is tuned on first use per (recipe form, M bucket, N, K) by timing the whole launch,
+reduction included, as GPU time (CUDA-graph replay). Nothing is probed at import.
 
 Weight orientation. The contraction axis is the one the blocks run along (DESIGN.md §4): a weight blocked along
 axis 0 is breccia.matmul's ``b[K, N]`` (codes packed along N) and gives ``x @ dequantize(w)``; one blocked along
@@ -42,11 +45,16 @@ from breccia._layouts import PerBlock2D, PerBlockK, PerChannel
 from breccia._recipes import INT4Scaling, NVFP4BlockScaling
 from breccia._tensor import ScaledTensor
 
-from ._w4a16_kernels import reduce_kernel, w4a16_kernel
+from ._w4a16_kernels import reduce_kernel, w4a16_kernel, w4a16_words_kernel
 
 __all__ = ["w4a16_matmul"]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+#: The packed PTX dequantization (``_w4a16_kernels._int4_asm`` / ``_nvfp4_asm``) on the GPU; False restores the
+#: portable fp32 decode (benchmarks compare the two; the interpreter always uses the portable one).
+ASM = True
+#: ``(N, K)`` weights with whole-word rows go to the word-loading kernel; False keeps them on the byte kernel.
+WORDS = True
 _ACT = (torch.bfloat16, torch.float16)
 _OUT = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -59,7 +67,7 @@ class Config(NamedTuple):
     BK: int
     SPLIT: int
     num_warps: int = 4
-    num_stages: int = 3
+    num_stages: int = 3  # the word kernel reads it as how many K steps ahead it loads the weight (at most 3)
 
 
 class _Plan(NamedTuple):
@@ -74,6 +82,7 @@ class _Plan(NamedTuple):
     gn: int  # N elements per scale (16 for NVFP4 16×16 tiles)
     bk_max: int  # the largest K tile that keeps the dequantization exact
     data: torch.Tensor  # packed codes, rows contiguous
+    words: torch.Tensor | None  # (N, K) weights with whole-word rows: the int32 view the word kernel reads
     scale: torch.Tensor  # NVFP4: the E4M3 bytes as uint8
     zp: torch.Tensor  # the zero point (or any tensor, unread)
     g: torch.Tensor  # the global scale (or any tensor, unread)
@@ -123,12 +132,15 @@ def _make_plan(w: ScaledTensor) -> _Plan | None:
         return (0 if gk == 1 else sk), sn  # per-channel: one group along K
 
     data = w.data if w.data.stride(1) == 1 else w.data.contiguous()  # rows read as contiguous bytes
+    words = None
+    if pack_k and k % 8 == 0 and data.stride(0) % 4 == 0 and data.data_ptr() % 4 == 0:
+        words = data.view(torch.uint8).view(torch.int32)
     scale = w.scale.view(torch.uint8) if kind == 1 else w.scale
     zp = w.zero_point if w.zero_point is not None else scale
     g = w.global_scale if w.global_scale is not None else scale
     strides = (data.stride(0), *along_k_n(scale), *(along_k_n(zp) if w.zero_point is not None else (0, 0)))
     flags = (kind == 0 and r.element.signed, w.zero_point is not None, w.global_scale is not None)
-    return _Plan(kind, pack_k, n, k, gk, gn, bk_max, data, scale, zp, g, strides, flags)
+    return _Plan(kind, pack_k, n, k, gk, gn, bk_max, data, words, scale, zp, g, strides, flags)
 
 
 def _launch(x2: torch.Tensor, p: _Plan, out: torch.Tensor, cfg: Config) -> None:
@@ -140,17 +152,36 @@ def _launch(x2: torch.Tensor, p: _Plan, out: torch.Tensor, cfg: Config) -> None:
     target = out if split == 1 else torch.empty((split, m, p.n), dtype=torch.float32, device=out.device)
     os_ = 0 if split == 1 else target.stride(0)
     grid = (triton.cdiv(p.n, cfg.BN), split, triton.cdiv(m, cfg.BM))
-    w4a16_kernel[grid](
-        x2, p.data, p.scale, p.zp, p.g, target,
-        m, p.n, p.k, k_split, k_split // 2, p.gk,
-        x2.stride(0), x2.stride(1), *p.strides, os_, out.stride(0), out.stride(1),
-        KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], PACK_K=p.pack_k, GN=p.gn,
-        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, F32=_INTERPRET, BITS=x2.dtype == torch.bfloat16 and not _INTERPRET,
-        EVEN=p.n % cfg.BN == 0 and p.k % cfg.BK == 0, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-    )  # fmt: skip
+    even = p.n % cfg.BN == 0 and p.k % cfg.BK == 0
+    if p.words is not None and WORDS:
+        w4a16_words_kernel[grid](
+            x2, p.words, p.scale, p.zp, p.g, target,
+            m, p.n, p.k, k_split, p.gk,
+            x2.stride(0), x2.stride(1), p.words.stride(0), *p.strides[1:], os_, out.stride(0), out.stride(1),
+            KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GN=p.gn,
+            BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, F32=_INTERPRET, BITS=x2.dtype == torch.bfloat16 and not _INTERPRET,
+            EVEN=even, ASM=_use_asm(p, x2.dtype), AHEAD=max(1, min(cfg.num_stages, 3)),
+            num_warps=cfg.num_warps, num_stages=1,
+        )  # fmt: skip
+    else:
+        w4a16_kernel[grid](
+            x2, p.data, p.scale, p.zp, p.g, target,
+            m, p.n, p.k, k_split, k_split // 2, p.gk,
+            x2.stride(0), x2.stride(1), *p.strides, os_, out.stride(0), out.stride(1),
+            KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], PACK_K=p.pack_k, GN=p.gn,
+            BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, F32=_INTERPRET, BITS=x2.dtype == torch.bfloat16 and not _INTERPRET,
+            EVEN=even, ASM=_use_asm(p, x2.dtype),
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )  # fmt: skip
     if split > 1:
         mn = m * p.n
-        reduce_kernel[(triton.cdiv(mn, 1024),)](target, out, mn, split, BLOCK=1024, F32=_INTERPRET)
+        reduce_kernel[(triton.cdiv(mn, 512),)](target, out, mn, split, BLOCK=512, F32=_INTERPRET)
+
+
+def _use_asm(p: _Plan, dtype: torch.dtype) -> bool:
+    """The packed PTX decode applies on the GPU to INT4 (bf16 or fp16 activations) and to NVFP4 with bf16 (its
+    ``scale · 2^100`` trick needs bf16's exponent range)."""
+    return ASM and not _INTERPRET and (p.kind == 0 or dtype == torch.bfloat16)
 
 
 def _bucket(m: int) -> int:
@@ -167,28 +198,34 @@ def _split_for(m: int, bm: int, bn: int, p: _Plan, nk: int, sms: int) -> int:
 
 
 def _default_config(m: int, p: _Plan, sms: int) -> Config:
-    """The tile a shape gets without tuning: what the tuner picked on an H100 for most decode shapes (INT4: BN 128;
-    NVFP4: BN 256 for ``(K, N)`` weights, 64 for ``(N, K)``; BK 128, the split that fills the SMs, 3 stages;
-    benchmarks/results/triton_w4a16_h100.md). Tuning every new shape on its first call cost seconds per shape
-    (``BRECCIA_TRITON_TUNE=1`` still does it)."""
+    """The tile a shape gets without tuning (``BRECCIA_TRITON_TUNE=1`` tunes instead; that costs seconds per new
+    shape). From the H200 sweeps of this kernel (``benchmarks/results/h200_w4a16_sweep*.md``): ``(N, K)`` word
+    kernel, INT4 BN 64 × BK 128, NVFP4 BN 128 × BK 64; ``(K, N)`` byte kernel, BN 128 × BK 128, 3 stages; in all,
+    twice the K split that gives every SM one program (1 → 2 programs per SM was worth 10–20 %; more was not)."""
     bm = 16 if m <= 16 else 32 if m <= 32 else 64
     bk = min(p.bk_max, 128)
-    bn = 128 if p.kind == 0 else 256 if not p.pack_k else 64  # NVFP4: the H100 tuner's choice per orientation
-    warps = 8 if bm == 64 or bn == 256 else 4
-    return Config(bm, bn, bk, _split_for(m, bm, bn, p, triton.cdiv(p.k, bk), sms), warps, 3)
+    if p.words is not None:
+        bn, bk = (64, bk) if p.kind == 0 else (128, 64)
+    else:
+        bn = 128 if p.kind == 0 or not p.pack_k else 64
+    warps = 8 if bm == 64 else 4
+    nk = triton.cdiv(p.k, bk)
+    split = min(2 * _split_for(m, bm, bn, p, nk, sms), nk)
+    return Config(bm, bn, bk, split, warps, 1 if p.words is not None else 3)
 
 
 def _candidates(m: int, p: _Plan, sms: int) -> list[Config]:
-    """A few tiles per M bucket: BN 64/128/256, and the K split that fills the GPU (and twice that)."""
+    """A few tiles per M bucket: BN 64/128/256 (BK 64/128 for the word kernel), the K split that fills the GPU and
+    twice that, and the look-ahead depth (word kernel) or pipeline stages (byte kernel)."""
     bm = 16 if m <= 16 else 32 if m <= 32 else 64
-    bk = min(p.bk_max, 128)
-    nk = triton.cdiv(p.k, bk)
     out = []
-    for bn in (64, 128, 256):
-        s0 = _split_for(m, bm, bn, p, nk, sms)
-        for split in sorted({s0, min(2 * s0, nk)} if m <= 64 else {s0}):
-            for stages in (3, 5):
-                out.append(Config(bm, bn, bk, split, 8 if bn == 256 or bm == 64 else 4, stages))
+    for bk in sorted({min(p.bk_max, 128), min(p.bk_max, 64)}) if p.words is not None else [min(p.bk_max, 128)]:
+        nk = triton.cdiv(p.k, bk)
+        for bn in (64, 128, 256):
+            s0 = _split_for(m, bm, bn, p, nk, sms)
+            for split in sorted({s0, min(2 * s0, nk)} if m <= 64 else {s0}):
+                for stages in (1, 2) if p.words is not None else (3, 5):
+                    out.append(Config(bm, bn, bk, split, 8 if bn == 256 or bm == 64 else 4, stages))
     return out
 
 
