@@ -75,71 +75,54 @@ def _nv(nib, sc, COLS: tl.constexpr, R: tl.constexpr, C: tl.constexpr):
 # Packed decode of four code *bytes* (``pack=4``: one register in, four values per output): the byte-loading kernel
 # (``(K, N)`` weights, and ``(N, K)`` rows whose bytes are not whole words). Low nibbles are one output, high nibbles
 # the other; ``$5``–``$8`` hold their biases or scales.
-_INT4_PTX = """{
-.reg .b32 t0, t1, t2, t3, w4;
-prmt.b32 t0, $4, 0, 0x4140;
-prmt.b32 t1, $4, 0, 0x4342;
-shr.u32 w4, $4, 4;
-prmt.b32 t2, w4, 0, 0x4140;
-prmt.b32 t3, w4, 0, 0x4342;
-lop3.b32 t0, t0, 0x000F000F, MAGIC, 0x6A;
-lop3.b32 t1, t1, 0x000F000F, MAGIC, 0x6A;
-lop3.b32 t2, t2, 0x000F000F, MAGIC, 0x6A;
-lop3.b32 t3, t3, 0x000F000F, MAGIC, 0x6A;
-add.rn.TY $0, t0, $5;
-add.rn.TY $1, t1, $6;
-add.rn.TY $2, t2, $7;
-add.rn.TY $3, t3, $8;
-}"""
-
-_NVFP4_PTX = """{
-.reg .b32 p0, p1, p2, p3, w4, u, v;
-shr.u32 w4, $4, 4;
-prmt.b32 p0, $4, 0, 0x4140;
-prmt.b32 p1, $4, 0, 0x4342;
-prmt.b32 p2, w4, 0, 0x4140;
-prmt.b32 p3, w4, 0, 0x4342;
-shl.b32 u, p0, 6;
-shl.b32 v, p0, 12;
-lop3.b32 p0, u, 0x01C001C0, 0, 0xC0;
-lop3.b32 p0, v, 0x80008000, p0, 0xEA;
-mul.rn.bf16x2 $0, p0, $5;
-shl.b32 u, p1, 6;
-shl.b32 v, p1, 12;
-lop3.b32 p1, u, 0x01C001C0, 0, 0xC0;
-lop3.b32 p1, v, 0x80008000, p1, 0xEA;
-mul.rn.bf16x2 $1, p1, $6;
-shl.b32 u, p2, 6;
-shl.b32 v, p2, 12;
-lop3.b32 p2, u, 0x01C001C0, 0, 0xC0;
-lop3.b32 p2, v, 0x80008000, p2, 0xEA;
-mul.rn.bf16x2 $2, p2, $7;
-shl.b32 u, p3, 6;
-shl.b32 v, p3, 12;
-lop3.b32 p3, u, 0x01C001C0, 0, 0xC0;
-lop3.b32 p3, v, 0x80008000, p3, 0xEA;
-mul.rn.bf16x2 $3, p3, $8;
-}"""
+def _int4_pair(t: str, bias: str, out: str) -> str:
+    """PTX turning register ``t`` (codes at bits 0–3 and 16–19) into ``q − zp`` in each half: OR under the exponent of
+    M (``MAGIC``, XOR 8 for two's complement), then the packed add of ``bias`` = ``−(M + zp)`` (``TY`` bf16x2/f16x2)."""
+    return f"lop3.b32 {t}, {t}, 0x000F000F, MAGIC, 0x6A;\nadd.rn.TY {out}, {t}, {bias};\n"
 
 
-def _ptx(ptx: str, magic: str = "", ty: str = "", shared: bool = False) -> tl.constexpr:
-    """One PTX block: ``shared`` reads both nibbles' operands from ``$5``/``$6`` (a tensor passed twice to one asm
-    call reaches it as one operand, so the ``(N, K)`` form, whose two nibbles share a row, takes three inputs)."""
-    ptx = ptx.replace("MAGIC", magic).replace("TY", ty)
-    return tl.constexpr(ptx.replace("$7", "$5").replace("$8", "$6") if shared else ptx)
+def _nvfp4_pair(t: str, scale: str, out: str) -> str:
+    """PTX turning register ``t`` (E2M1 codes at bits 0–3 and 16–19) into value · scale · 2^−26 in each bf16 half:
+    magnitude to bits 6–8, sign to 15, then the packed multiply by ``scale`` (= E4M3 scale · 2^100)."""
+    return (f"shl.b32 u, {t}, 6;\nshl.b32 v, {t}, 12;\nlop3.b32 {t}, u, 0x01C001C0, 0, 0xC0;\n"
+            f"lop3.b32 {t}, v, 0x80008000, {t}, 0xEA;\nmul.rn.bf16x2 {out}, {t}, {scale};\n")  # fmt: skip
 
 
-# (Triton reads only constexpr globals, one name each.) bf16 / fp16, two's complement / unsigned, shared operand.
-_I4_BS = _ptx(_INT4_PTX, "0x43084308", "bf16x2")
-_I4_BS_SH = _ptx(_INT4_PTX, "0x43084308", "bf16x2", True)
-_I4_BU = _ptx(_INT4_PTX, "0x43004300", "bf16x2")
-_I4_BU_SH = _ptx(_INT4_PTX, "0x43004300", "bf16x2", True)
-_I4_HS = _ptx(_INT4_PTX, "0x64086408", "f16x2")
-_I4_HS_SH = _ptx(_INT4_PTX, "0x64086408", "f16x2", True)
-_I4_HU = _ptx(_INT4_PTX, "0x64006400", "f16x2")
-_I4_HU_SH = _ptx(_INT4_PTX, "0x64006400", "f16x2", True)
-_NV = _ptx(_NVFP4_PTX)
-_NV_SH = _ptx(_NVFP4_PTX, shared=True)
+# Four bytes in $4: pairs (low nibbles of bytes 0, 1), (of 2, 3), then the high nibbles (from the word >> 4).
+_BYTE_PAIRS = "shr.u32 w4, $4, 4;\n" + "".join(
+    f"prmt.b32 t{i}, {src}, 0, {sel};\n" for i, (src, sel) in enumerate(
+        [("$4", "0x4140"), ("$4", "0x4342"), ("w4", "0x4140"), ("w4", "0x4342")])
+)  # fmt: skip
+_INT4_PTX = (
+    "{\n.reg .b32 t0, t1, t2, t3, w4;\n" + _BYTE_PAIRS
+    + "".join(_int4_pair(f"t{i}", f"${5 + i}", f"${i}") for i in range(4)) + "}"
+)  # fmt: skip
+_NVFP4_PTX = (
+    "{\n.reg .b32 t0, t1, t2, t3, w4, u, v;\n" + _BYTE_PAIRS
+    + "".join(_nvfp4_pair(f"t{i}", f"${5 + i}", f"${i}") for i in range(4)) + "}"
+)  # fmt: skip
+
+
+@triton.constexpr_function
+def _byte_ptx(nvfp4: bool, bf16: bool, signed: bool, shared: bool) -> str:
+    """The byte PTX block for a recipe and activation dtype, chosen when the kernel compiles. ``shared`` reads both
+    nibbles' operands from ``$5``/``$6``: a tensor passed twice to one asm call reaches it as one operand, so the
+    ``(N, K)`` form, whose two nibbles share a row, passes three inputs."""
+    ptx = _NVFP4_PTX if nvfp4 else _int4_ptx(bf16, signed)
+    return ptx.replace("$7", "$5").replace("$8", "$6") if shared else ptx
+
+
+@triton.constexpr_function
+def _word_ptx(nvfp4: bool, bf16: bool, signed: bool) -> str:
+    """The word PTX block for a recipe and activation dtype, chosen when the kernel compiles."""
+    return _WORD_NVFP4_PTX if nvfp4 else _int4_ptx(bf16, signed, _WORD_INT4_PTX)
+
+
+@triton.constexpr_function
+def _int4_ptx(bf16: bool, signed: bool, ptx: str = _INT4_PTX) -> str:
+    """``ptx`` with INT4's magic number (M's exponent bits; XOR 8 for two's complement) and packed type filled in."""
+    magic = ("0x4308" if signed else "0x4300") if bf16 else ("0x6408" if signed else "0x6400")
+    return ptx.replace("MAGIC", magic + magic[2:]).replace("TY", "bf16x2" if bf16 else "f16x2")
 
 
 @triton.jit
@@ -149,21 +132,7 @@ def _int4_asm(byte, bias_lo, bias_hi, SIGNED: tl.constexpr, BF16: tl.constexpr, 
     OR-ed under the exponent of M, which gives ``M + u`` exactly (M's significand step is 1), and the packed add of
     ``−(M + zp)`` leaves ``q − zp``, an integer far inside the format's exact range. ``SHARED``: one bias for both
     nibbles (``bias_hi`` unread)."""
-    if SHARED:
-        if BF16:
-            if SIGNED:
-                return _packed(_I4_BS_SH, byte, bias_lo, bias_hi, SHARED)
-            return _packed(_I4_BU_SH, byte, bias_lo, bias_hi, SHARED)
-        if SIGNED:
-            return _packed(_I4_HS_SH, byte, bias_lo, bias_hi, SHARED)
-        return _packed(_I4_HU_SH, byte, bias_lo, bias_hi, SHARED)
-    if BF16:
-        if SIGNED:
-            return _packed(_I4_BS, byte, bias_lo, bias_hi, SHARED)
-        return _packed(_I4_BU, byte, bias_lo, bias_hi, SHARED)
-    if SIGNED:
-        return _packed(_I4_HS, byte, bias_lo, bias_hi, SHARED)
-    return _packed(_I4_HU, byte, bias_lo, bias_hi, SHARED)
+    return _packed(_byte_ptx(False, BF16, SIGNED, SHARED), byte, bias_lo, bias_hi, SHARED)
 
 
 @triton.jit
@@ -173,9 +142,7 @@ def _nvfp4_asm(byte, scale_lo, scale_hi, SHARED: tl.constexpr):
     as 1.5·2^(e−127), and 0.5 lands on the subnormal 2^−127. The packed multiply by ``scale · 2^100`` (≤ 448·2^100,
     in range) gives value · scale · 2^−26, a normal number with at most 6 significant bits, exactly; the caller
     multiplies the FP32 accumulator by 2^26. ``SHARED``: one scale tile for both nibbles."""
-    if SHARED:
-        return _packed(_NV_SH, byte, scale_lo, scale_hi, SHARED)
-    return _packed(_NV, byte, scale_lo, scale_hi, SHARED)
+    return _packed(_byte_ptx(True, True, False, SHARED), byte, scale_lo, scale_hi, SHARED)
 
 
 @triton.jit
@@ -217,20 +184,12 @@ _PAIRS = "".join(f"prmt.b32 t{i}, $8, w4, 0x{4 + i}{4 + i}{4 + i}{i};\n" for i i
 _OUTS = "".join(f"mov.b32 {{${2 * i}, ${2 * i + 1}}}, t{i};\n" for i in range(4))
 _WORD_INT4_PTX = (
     "{\n.reg .b32 t0, t1, t2, t3, w4, c;\nmov.b32 c, {$9, $9};\nshr.u32 w4, $8, 4;\n" + _PAIRS
-    + "".join(f"lop3.b32 t{i}, t{i}, 0x000F000F, MAGIC, 0x6A;\nadd.rn.TY t{i}, t{i}, c;\n" for i in range(4))
-    + _OUTS + "}"
+    + "".join(_int4_pair(f"t{i}", "c", f"t{i}") for i in range(4)) + _OUTS + "}"
 )  # fmt: skip
 _WORD_NVFP4_PTX = (
     "{\n.reg .b32 t0, t1, t2, t3, w4, s, u, v;\nmov.b32 s, {$9, $9};\nshr.u32 w4, $8, 4;\n" + _PAIRS
-    + "".join(f"shl.b32 u, t{i}, 6;\nshl.b32 v, t{i}, 12;\nlop3.b32 t{i}, u, 0x01C001C0, 0, 0xC0;\n"
-              f"lop3.b32 t{i}, v, 0x80008000, t{i}, 0xEA;\nmul.rn.bf16x2 t{i}, t{i}, s;\n" for i in range(4))
-    + _OUTS + "}"
+    + "".join(_nvfp4_pair(f"t{i}", "s", f"t{i}") for i in range(4)) + _OUTS + "}"
 )  # fmt: skip
-_W_BS = _ptx(_WORD_INT4_PTX, "0x43084308", "bf16x2")
-_W_BU = _ptx(_WORD_INT4_PTX, "0x43004300", "bf16x2")
-_W_HS = _ptx(_WORD_INT4_PTX, "0x64086408", "f16x2")
-_W_HU = _ptx(_WORD_INT4_PTX, "0x64006400", "f16x2")
-_W_NV = _ptx(_WORD_NVFP4_PTX)
 
 
 @triton.jit
@@ -253,7 +212,7 @@ def _words_int4(word, z, DT: tl.constexpr, SIGNED: tl.constexpr, HAS_ZP: tl.cons
                 BITS: tl.constexpr, R: tl.constexpr, C: tl.constexpr):  # fmt: skip
     """(R × C) ``q − zp`` values in ``DT`` from (R × C/8) int32 words; ``z``: one zero point per row."""
     if ASM:
-        o = _word_int4_ptx(word, _asm_bias(z, DT, SIGNED)[:, None], SIGNED)
+        o = _unpack8(_word_ptx(False, BITS, SIGNED), word, _asm_bias(z, DT, SIGNED)[:, None])  # BITS: bf16 on a GPU
         return _join8(o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], R, C)
     return _join8(
         _narrow(_int4(word & 15, z, SIGNED, HAS_ZP), DT, BITS),
@@ -269,24 +228,12 @@ def _words_int4(word, z, DT: tl.constexpr, SIGNED: tl.constexpr, HAS_ZP: tl.cons
 
 
 @triton.jit
-def _word_int4_ptx(word, bias, SIGNED: tl.constexpr):
-    """The eight ``q − zp`` values of each word (a tuple of tiles), by the word PTX for ``bias``'s dtype."""
-    if bias.dtype == tl.bfloat16:
-        if SIGNED:
-            return _unpack8(_W_BS, word, bias)
-        return _unpack8(_W_BU, word, bias)
-    if SIGNED:
-        return _unpack8(_W_HS, word, bias)
-    return _unpack8(_W_HU, word, bias)
-
-
-@triton.jit
 def _words_nvfp4(word, sc, DT: tl.constexpr, ASM: tl.constexpr, BITS: tl.constexpr, R: tl.constexpr,
                  C: tl.constexpr):  # fmt: skip
     """(R × C) E2M1 × E4M3 values in ``DT`` from (R × C/8) int32 words and the (R × C/16) scale codes ``sc``
     (int32). ``ASM`` (bf16 only): the values carry the 2^−26 of :func:`_nvfp4_asm`."""
     if ASM:
-        o = _unpack8(_W_NV, word, _per_word(_asm_scale(sc), R, C))
+        o = _unpack8(_word_ptx(True, True, False), word, _per_word(_asm_scale(sc), R, C))
         return _join8(o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], R, C)
     s = _per_word(_e4m3(sc), R, C)
     return _join8(
