@@ -50,7 +50,7 @@ from ._w4a16_kernels import reduce_kernel, w4a16_kernel, w4a16_words_kernel
 __all__ = ["w4a16_matmul"]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-#: The packed PTX dequantization (``_w4a16_kernels._int4_asm`` / ``_nvfp4_asm``) on the GPU; False restores the
+#: The packed PTX dequantization (``_w4a16_decode``) on the GPU; False restores the
 #: portable fp32 decode (benchmarks compare the two; the interpreter always uses the portable one).
 ASM = True
 #: ``(N, K)`` weights with whole-word rows go to the word-loading kernel; False keeps them on the byte kernel.
