@@ -121,3 +121,13 @@ def test_tma_refuses_what_descriptors_cannot_address() -> None:
         scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, impl="tma")
     out = scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32)  # auto: the pointer kernel
     assert out.shape == (8, 64)
+
+
+def test_unknown_mode_or_impl_is_refused() -> None:
+    a = torch.zeros(4, 128, dtype=torch.float8_e4m3fn, device=DEVICE)
+    b = torch.zeros(128, 8, dtype=torch.float8_e4m3fn, device=DEVICE)
+    one = torch.ones((), device=DEVICE)
+    with pytest.raises(breccia.RecipeError, match=r"mode='blocks'; expected one of 'tensor', 'row', 'block'"):
+        scaled_gemm(a, one, b, one, "blocks", torch.bfloat16)
+    with pytest.raises(breccia.RecipeError, match=r"impl='triton'; expected one of 'auto', 'tma', 'ptr'"):
+        scaled_gemm(a, one, b, one, "tensor", torch.bfloat16, impl="triton")

@@ -20,11 +20,12 @@ import torch
 import triton
 import triton.language as tl
 
-from breccia._errors import ShapeError
+from breccia._errors import RecipeError, ShapeError
 
 __all__ = ["MODES", "scaled_gemm"]
 
 MODES = {"tensor": 0, "row": 1, "block": 2}
+_IMPLS = ("auto", "tma", "ptr")
 
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # the CPU interpreter: small tiles, no tuning sweep
@@ -154,6 +155,10 @@ def scaled_gemm(
     ``impl``: ``"tma"`` runs the persistent TMA kernel (:mod:`._gemm_tma`, Hopper and newer, where the operands'
     layouts allow descriptors), ``"ptr"`` the pointer-addressed kernel here, ``"auto"`` the TMA one where it applies.
     """
+    if mode not in MODES:
+        raise RecipeError(f"scaled_gemm: mode={mode!r}; expected one of {', '.join(map(repr, MODES))}")
+    if impl not in _IMPLS:
+        raise RecipeError(f"scaled_gemm: impl={impl!r}; expected one of {', '.join(map(repr, _IMPLS))}")
     m, k = a.shape
     k2, n = b.shape
     if k != k2:
