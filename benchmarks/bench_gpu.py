@@ -164,6 +164,27 @@ def _fp8(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return (torch.randn(shape, device="cuda", generator=g) * 2).to(E4M3)
 
 
+def blockwise_case(a: torch.Tensor, w: torch.Tensor, rows: int) -> tuple[Any, ...]:
+    """Random 1×128 / 128×128 scales for FP8 ``a`` (M, K) and weight ``w`` (N, K): ``(sa, sw, ref, cublas)`` with
+    ``ref`` the FP64 product of the dequantized operands for ``a``'s first ``rows`` rows and ``cublas(w2)`` cuBLAS's
+    blockwise product with any weight of ``w``'s shape, or None where cuBLAS takes no such shape."""
+    (m, k), n = a.shape, w.shape[0]
+    kb, nb = -(-k // 128), -(-n // 128)
+    sa = torch.rand(m, kb, device="cuda") + 0.5
+    sw = torch.rand(nb, kb, device="cuda") + 0.5
+    af = a[:rows].double() * sa[:rows].double().repeat_interleave(128, 1)[:, :k]
+    wf = w.double() * sw.double().repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
+    if k % 128 or n % 128:
+        return sa, sw, af @ wf.t(), None
+    sa_cm, sw_pad = sa.t().contiguous().t(), F.pad(sw, (0, -(-kb // 4) * 4 - kb))
+
+    def cublas(w2: torch.Tensor) -> torch.Tensor:
+        return F.scaled_mm(a, w2.t(), sa_cm, F.ScalingType.BlockWise1x128, sw_pad.t(),
+                           F.ScalingType.BlockWise128x128, output_dtype=torch.bfloat16)  # fmt: skip
+
+    return sa, sw, af @ wf.t(), cublas
+
+
 def gemm_case(kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config]) -> dict[str, Any]:
     a, w = _fp8((m, k), seed), _fp8((n, k), seed + 1)
     rows = min(m, 256)  # the FP64 reference is computed on a row sample
@@ -177,20 +198,9 @@ def gemm_case(kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, g
 
         args = (a, sa, w.t(), sb, "tensor")
     else:
-        kb, nb = -(-k // 128), -(-n // 128)
-        sa = torch.rand(m, kb, device="cuda") + 0.5
-        sw = torch.rand(nb, kb, device="cuda") + 0.5
-        af = a[:rows].double() * sa[:rows].double().repeat_interleave(128, 1)[:, :k]
-        wf = w.double() * sw.double().repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
-        ref = af @ wf.t()
-        if k % 128 == 0 and n % 128 == 0:
-            sa_cm = sa.t().contiguous().t()
-            sw_pad = F.pad(sw, (0, -(-kb // 4) * 4 - kb))
-
-            def cublas() -> torch.Tensor:
-                return F.scaled_mm(a, w.t(), sa_cm, F.ScalingType.BlockWise1x128, sw_pad.t(),
-                                   F.ScalingType.BlockWise128x128, output_dtype=torch.bfloat16)  # fmt: skip
-
+        sa, sw, ref, cub = blockwise_case(a, w, rows)
+        if cub is not None:
+            cublas = partial(cub, w)
         args = (a, sa, w.t(), sw.t(), "block")
     out: dict[str, Any] = {"kind": kind, "shape": (m, n, k)}
     flops = 2.0 * m * n * k
@@ -281,17 +291,8 @@ def _small_case(m: int, n: int, k: int, seed: int, graph_us: Callable[..., float
     a = _fp8((m, k), seed)
     copies = max(2, -(-(120 << 20) // (n * k)))  # the copies exceed the 50 MB L2: every call reads its weight cold
     ws = [_fp8((n, k), seed + 100 + j) for j in range(copies)]
-    kb, nb = -(-k // 128), -(-n // 128)
-    sa = torch.rand(m, kb, device="cuda") + 0.5
-    sw = torch.rand(nb, kb, device="cuda") + 0.5
-    sa_cm, sw_pad = sa.t().contiguous().t(), F.pad(sw, (0, -(-kb // 4) * 4 - kb))
-    af = a.double() * sa.double().repeat_interleave(128, 1)[:, :k]
-    wf = ws[0].double() * sw.double().repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
-    ref = af @ wf.t()
-
-    def cub(w: torch.Tensor) -> torch.Tensor:
-        return F.scaled_mm(a, w.t(), sa_cm, F.ScalingType.BlockWise1x128, sw_pad.t(),
-                           F.ScalingType.BlockWise128x128, output_dtype=torch.bfloat16)  # fmt: skip
+    sa, sw, ref, cub = blockwise_case(a, ws[0], m)
+    assert cub is not None  # the small-M shapes are multiples of 128
 
     def ours(w: torch.Tensor) -> torch.Tensor:
         return scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16)

@@ -81,6 +81,22 @@ def _copies(st: Any, nbytes: int) -> list[Any]:
                                  clone(st.global_scale), clone(st.zero_point)) for _ in range(count)]  # fmt: skip
 
 
+def _weight(w: torch.Tensor, recipe: Any, form: str, x: torch.Tensor) -> tuple[Any, int, torch.Tensor]:
+    """``w`` (N, K) quantized in ``form`` (``kn``: ``(K, N)`` blocked along axis 0; ``nk``: the Linear weight):
+    ``(ScaledTensor, bytes it holds, FP64 reference product with x)``."""
+    import breccia
+
+    st = breccia.cast(w.t().contiguous(), recipe, axis=0) if form == "kn" else breccia.cast(w, recipe)
+    parts = (st.data, st.scale, st.global_scale, st.zero_point)
+    nbytes = sum(int(t.nelement() * t.element_size()) for t in parts if t is not None)
+    d = breccia.dequantize(st).double()
+    return st, nbytes, x.double() @ (d if form == "kn" else d.t())
+
+
+def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+
+
 def _case(w: torch.Tensor, m: int, recipes: dict[str, Any], bench: Any) -> list[dict[str, Any]]:
     """One weight and one M: bf16 cuBLAS, then each recipe in both orientations (checked, then timed)."""
     import breccia
@@ -96,17 +112,13 @@ def _case(w: torch.Tensor, m: int, recipes: dict[str, Any], bench: Any) -> list[
              "err": None, "config": ""}]  # fmt: skip
     for rname, recipe in recipes.items():
         for form in ("kn", "nk"):
-            st = breccia.cast(w.t().contiguous(), recipe, axis=0) if form == "kn" else breccia.cast(w, recipe)
-            parts = (st.data, st.scale, st.global_scale, st.zero_point)
-            nbytes = sum(int(t.nelement() * t.element_size()) for t in parts if t is not None)
+            st, nbytes, ref = _weight(w, recipe, form, x)
             before = set(_TUNED)
             w4a16_matmul(x, st)  # tune once (first use per shape)
             cfg = ", ".join(str(tuple(c)) for key, c in _TUNED.items() if key not in before)
             poison = [((m, n), torch.bfloat16), ((64, m, n), torch.float32)]
             out = _poisoned(lambda st=st: w4a16_matmul(x, st), poison)
-            d = breccia.dequantize(st).double()
-            ref = x.double() @ (d if form == "kn" else d.t())
-            err = float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+            err = _rel_err(out, ref)
             bound = 2.0**-9 + 8 * k * 2.0**-24
             if not err <= bound:  # also catches NaN: unwritten output
                 print(f"WRONG: {rname} {form} {n}×{k} M={m}: rel. error {err:.2e} > {bound:.2e}")
@@ -156,14 +168,10 @@ def sweep(
                     if time.monotonic() - start > budget_s:
                         lines.append(f"| {n}×{k} | {m} | {rname} {form} | (time budget spent) |")
                         continue
-                    st = breccia.cast(w.t().contiguous(), recipe, axis=0) if form == "kn" else breccia.cast(w, recipe)
+                    st, nbytes, ref = _weight(w, recipe, form, x)
                     p = W._plan(st)
                     assert p is not None
-                    nbytes = sum(int(t.nelement() * t.element_size())
-                                 for t in (st.data, st.scale, st.global_scale) if t is not None)  # fmt: skip
                     copies = _copies(st, nbytes)
-                    d = breccia.dequantize(st).double()
-                    ref = x.double() @ (d if form == "kn" else d.t())
                     bm = 16 if m <= 16 else 32
                     cands = []
                     for bn in (64, 128) if p.words is not None else (128, 256):
@@ -181,7 +189,7 @@ def sweep(
                             try:
                                 out = W.w4a16_matmul(x, st, out_dtype=torch.float32, config=c)
                                 assert out is not None
-                                err = float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+                                err = _rel_err(out, ref)
                                 if not err <= 2.0**-20 + 8 * k * 2.0**-24:
                                     timed.append((float("inf"), c, f"WRONG {err:.1e}"))
                                     continue

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import breccia
-from breccia.triton._gemm import scaled_gemm
+from breccia.triton._gemm import _SMALL_M, scaled_gemm
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # FP32 accumulation of FP8 products (Hopper tensor cores keep ~14 bits per 128-K block before promotion)
@@ -121,6 +121,20 @@ def test_tma_refuses_what_descriptors_cannot_address() -> None:
         scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, impl="tma")
     out = scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32)  # auto: the pointer kernel
     assert out.shape == (8, 64)
+
+
+@pytest.mark.parametrize("tile", _SMALL_M, ids=lambda t: "bm{}-bn{}-w{}-s{}".format(*t))
+@pytest.mark.parametrize("mode", ["tensor", "block"])
+def test_every_small_m_tile(tile: tuple[int, int, int, int], mode: str) -> None:
+    """Each tile the autotuner may pick for M ≤ 128, pinned, both loop variants (the tuner keeps the fastest)."""
+    bm, bn, warps, stages = tile
+    x, w = _xw(70, 384, 200, 3)
+    r = breccia.Float8BlockScaling() if mode == "block" else breccia.Float8CurrentScaling()
+    a = breccia.cast(x, r)
+    b = breccia.cast(w.t(), breccia.Float8BlockScaling(block_m=128) if mode == "block" else r, axis=-2)
+    for pipe in (0, 1):
+        cfg = {"BM": bm, "BN": bn, "GROUP_M": 8, "PIPE": pipe, "num_warps": warps, "num_stages": stages}
+        assert _rel_err(scaled_gemm(a.data, a.scale, b.data, b.scale, mode, torch.float32, config=cfg), a, b) < TOL
 
 
 def test_unknown_mode_or_impl_is_refused() -> None:

@@ -43,6 +43,32 @@ def _to_out(v, o_ptr, F32: tl.constexpr):
 
 
 @triton.jit
+def _program(M, BM: tl.constexpr):
+    """A W4A16 program's place in its ``(N tiles, K splits, M tiles)`` grid: ``(pid_n, pid_s, its rows of x, their
+    mask)``."""
+    offs_m = tl.program_id(2) * BM + tl.arange(0, BM)
+    return tl.program_id(0), tl.program_id(1), offs_m, offs_m < M
+
+
+@triton.jit
+def _finish(acc, g_ptr, KIND: tl.constexpr, HAS_G: tl.constexpr, ASM: tl.constexpr):
+    """The FP32 accumulator times what the MMAs left out: the 2^26 the packed NVFP4 decode takes from every weight
+    (exact) and the NVFP4 global scale."""
+    if ASM and KIND == 1:
+        acc = acc * 67108864.0
+    if HAS_G:
+        acc = acc * tl.load(g_ptr)
+    return acc
+
+
+@triton.jit
+def _store_rows(acc, o, rows, rows_ok, m_ok, s_on, F32: tl.constexpr):
+    """Stores the transposed tile ``acc`` (weight rows × rows of x) at ``o`` (the program's split and x rows) +
+    ``rows · s_on``, in the output dtype."""
+    tl.store(o + rows[:, None] * s_on, _to_out(acc, o, F32), mask=rows_ok[:, None] & m_ok[None, :])
+
+
+@triton.jit
 def w4a16_kernel(
     x_ptr, w_ptr, s_ptr, zp_ptr, g_ptr, o_ptr,
     M, N, K, K_SPLIT, K_SPLIT_H, GK,
@@ -55,12 +81,8 @@ def w4a16_kernel(
     MMA's A operand, which the tensor cores take from registers, and the few rows of ``x`` (padded to ``BM`` ≥ 16)
     are the small B operand. Weight tiles are loaded with each row's bytes contiguous, so the loads vectorize.
     INT4's K tile lies in one group (``k0 // GK``); NVFP4's scales come every 16 along K."""
-    pid_n = tl.program_id(0)
-    pid_s = tl.program_id(1)
-    pid_m = tl.program_id(2)
+    pid_n, pid_s, offs_m, m_ok = _program(M, BM)
     DT = x_ptr.dtype.element_ty
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    m_ok = offs_m < M
     x_col = x_ptr + offs_m[None, :].to(tl.int64) * s_xm
     k_lo = pid_s * K_SPLIT
     n_it = tl.cdiv(tl.minimum(K - k_lo, K_SPLIT), BK)
@@ -108,12 +130,8 @@ def w4a16_kernel(
                 s = tl.load(s_ptr + (k0 // GK) * s_sk + offs_n * s_sn, mask=n_ok, other=0.0).to(tl.float32)
                 part = part * s[:, None]
             acc += part
-        if ASM and KIND == 1:
-            acc = acc * 67108864.0  # the 2^-26 the packed NVFP4 decode leaves in every weight (exact)
-        if HAS_G:
-            acc = acc * tl.load(g_ptr)
-        o = o_ptr + pid_s * s_os + offs_m[None, :].to(tl.int64) * s_om + offs_n[:, None] * s_on
-        tl.store(o, _to_out(acc, o_ptr, F32), mask=n_ok[:, None] & m_ok[None, :])
+        o = o_ptr + pid_s * s_os + offs_m[None, :].to(tl.int64) * s_om
+        _store_rows(_finish(acc, g_ptr, KIND, HAS_G, ASM), o, offs_n, n_ok, m_ok, s_on, F32)
     else:
         # (K, N) weight, bytes [k, n // 2]: the low nibbles are the even n, the high nibbles the odd n. The tile
         # is loaded transposed, (bytes along N) × K, so that each weight row n is a row of the A operand.
@@ -168,16 +186,9 @@ def w4a16_kernel(
                 p_o = p_o * tl.load(s_row + (ne + 1) * s_sn, mask=no_ok, other=0.0).to(tl.float32)[:, None]
             acc_e += p_e
             acc_o += p_o
-        if ASM and KIND == 1:
-            acc_e = acc_e * 67108864.0
-            acc_o = acc_o * 67108864.0
-        if HAS_G:
-            g = tl.load(g_ptr)
-            acc_e = acc_e * g
-            acc_o = acc_o * g
-        o = o_ptr + pid_s * s_os + offs_m[None, :].to(tl.int64) * s_om + ne[:, None] * s_on
-        tl.store(o, _to_out(acc_e, o_ptr, F32), mask=ne_ok[:, None] & m_ok[None, :])
-        tl.store(o + s_on, _to_out(acc_o, o_ptr, F32), mask=no_ok[:, None] & m_ok[None, :])
+        o = o_ptr + pid_s * s_os + offs_m[None, :].to(tl.int64) * s_om
+        _store_rows(_finish(acc_e, g_ptr, KIND, HAS_G, ASM), o, ne, ne_ok, m_ok, s_on, F32)
+        _store_rows(_finish(acc_o, g_ptr, KIND, HAS_G, ASM), o + s_on, ne, no_ok, m_ok, s_on, F32)
 
 
 @triton.jit
@@ -239,12 +250,8 @@ def w4a16_words_kernel(
     few hundred ns, so one step of look-ahead keeps only ~16 KB per SM in flight where ~40 KB are needed to stream
     at 3.4 TB/s (``ncu`` on an H200: warps stalled mostly on global loads, "long scoreboard"). Triton's own
     pipeliner (``num_stages`` > 1, loads staged through shared memory) measured no faster here (H200 run 3)."""
-    pid_n = tl.program_id(0)
-    pid_s = tl.program_id(1)
-    pid_m = tl.program_id(2)
+    pid_n, pid_s, offs_m, m_ok = _program(M, BM)
     DT = x_ptr.dtype.element_ty
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    m_ok = offs_m < M
     offs_n = pid_n * BN + tl.arange(0, BN)
     n_ok = offs_n < N
     k_lo = pid_s * K_SPLIT
@@ -280,12 +287,8 @@ def w4a16_words_kernel(
             w0, w1 = w1, wn
         else:
             w0, w1, w2 = w1, w2, wn
-    if ASM and KIND == 1:
-        acc = acc * 67108864.0  # the 2^-26 the packed NVFP4 decode leaves in every weight (exact)
-    if HAS_G:
-        acc = acc * tl.load(g_ptr)
-    o = o_ptr + pid_s * s_os + offs_m[None, :].to(tl.int64) * s_om + offs_n[:, None] * s_on
-    tl.store(o, _to_out(acc, o_ptr, F32), mask=n_ok[:, None] & m_ok[None, :])
+    o = o_ptr + pid_s * s_os + offs_m[None, :].to(tl.int64) * s_om
+    _store_rows(_finish(acc, g_ptr, KIND, HAS_G, ASM), o, offs_n, n_ok, m_ok, s_on, F32)
 
 
 @triton.jit
