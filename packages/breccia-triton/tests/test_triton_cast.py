@@ -144,6 +144,32 @@ def test_zeros_and_extremes(dtype: torch.dtype) -> None:
             assert_same(st, breccia.cast(xs, recipe, layout=layout_for(recipe)), dtypes=True)
 
 
+# recipes that divide every element by its block's scale (on the GPU: one reciprocal per block, see _div.py)
+DIVIDING = [RECIPES[i] for i in (0, 1, 3, 6, 7, 9, 17, 18, 21, 23, 25, 26)]
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("recipe", DIVIDING, ids=recipe_id)
+def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
+    """Blocks of amax 1.75 whose other elements take every exponent down to the dtype's smallest subnormal (the
+    fast division's residual underflows there), next to rows scaled down so far that their divisors leave the
+    fast path's range: in one launch, some programs divide by reciprocal and others with ``div.rn``."""
+    g = torch.Generator().manual_seed(11)
+    lo = -149 if dtype == torch.float32 else -133
+    e = torch.randint(lo, 1, (48, 1024), generator=g).float()
+    sign = torch.randint(0, 2, (48, 1024), generator=g).float() * 2 - 1
+    x = sign * (1 + torch.rand((48, 1024), generator=g)) * torch.exp2(e)
+    x[:, ::16] = 1.75 * sign[:, ::16]
+    x[8:16] *= 2.0**-126
+    x = x.to(dtype).to(DEVICE)
+    lay = layout_for(recipe)
+    st = cast(x, recipe, layout=lay)
+    assert st is not None
+    assert_same(st, breccia.cast(x, recipe, layout=lay), dtypes=True)
+    assert_same(st, breccia.cast(to_np(x), recipe, layout=lay), dtypes=False)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("recipe", SAMPLE, ids=recipe_id)
 def test_nonfinite_falls_back_like_the_reference(recipe: breccia.Recipe, bad: float) -> None:

@@ -21,6 +21,8 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from breccia.triton import _div
+
 KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
 KIND_MX = 1  # MXFP8 / MXFP6 / MXFP4: E8M0 scale byte
 KIND_NV = 2  # NVFP4: E4M3 block scale (and the fp32 global scale)
@@ -52,15 +54,24 @@ def _pow2_ceil_exp(q):
 
 
 @triton.jit
-def _encode_float(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr):
-    """``_math.encode_float``: RNE codes of fp32 ``v`` already clamped to ±fmax (ENC_MUL = 2^(bias − 127))."""
+def _encode_float(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr,
+                  FMAX: tl.constexpr, CLAMP: tl.constexpr):  # fmt: skip
+    """``_math.encode_float``: RNE codes of fp32 ``v`` (ENC_MUL = 2^(bias − 127)), clamped to ±fmax first when
+    ``CLAMP``. Written for the GPU's operand modifiers: ``|v|`` is free inside the min and the adds (a separate
+    ``b & 0x7FFFFFFF`` became an extra instruction), the exponent is read from the bits directly, and the sign goes
+    straight from bit 31 to the code's top bit with no mask after (a clamped magnitude's code is below
+    ``2^(EBITS + MBITS)``)."""
     b = _bits(v)
-    sgn = (b >> 31) & 1
-    a = b & 0x7FFFFFFF
-    c = _from_bits(tl.maximum(a & 0x7F800000, (128 - BIAS) << 23) + ((23 - MBITS) << 23))
-    r = (_from_bits(a) + c) - c
+    if CLAMP:
+        m = tl.minimum(tl.abs(v), FMAX)
+        e = _bits(m) & 0x7F800000
+    else:
+        m = tl.abs(v)
+        e = b & 0x7F800000
+    c = _from_bits(tl.maximum(e, (128 - BIAS) << 23) + ((23 - MBITS) << 23))
+    r = (m + c) - c
     code = _bits(r * ENC_MUL) >> (23 - MBITS)
-    return (code | (sgn << (EBITS + MBITS))) & ((1 << (EBITS + MBITS + 1)) - 1)
+    return code | ((b >> (31 - EBITS - MBITS)) & (1 << (EBITS + MBITS)))
 
 
 @triton.jit
@@ -143,10 +154,8 @@ def _encode(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC
         return v.to(tl.float8e4nv).to(tl.uint8, bitcast=True).to(tl.int32)
     elif NATIVE and EBITS == 5 and MBITS == 2:
         return v.to(tl.float8e5).to(tl.uint8, bitcast=True).to(tl.int32)
-    elif CLAMP:
-        return _encode_float(tl.minimum(tl.maximum(v, -FMAX), FMAX), EBITS, MBITS, BIAS, ENC_MUL)
     else:
-        return _encode_float(v, EBITS, MBITS, BIAS, ENC_MUL)
+        return _encode_float(v, EBITS, MBITS, BIAS, ENC_MUL, FMAX, CLAMP)
 
 
 @triton.jit
@@ -298,8 +307,13 @@ def quant_rows_kernel(
             sbf = tl.math.div_rn(sbf, g)
         if NV_MIN_BITS != 0:
             sbf = tl.maximum(sbf, _from_bits(tl.full(amax.shape, NV_MIN_BITS, tl.int32)))
-        code = _encode_float(tl.minimum(sbf, 448.0), 4, 3, 7, 7.52316384526264e-37)  # 2^-120
-        sb = _decode_e4m3(code)
+        if NATIVE:  # sbf ≥ 0: the hardware's saturating RNE is clamp-then-round, and E4M3 → fp32 is exact
+            sb8 = sbf.to(tl.float8e4nv)
+            code = sb8.to(tl.uint8, bitcast=True).to(tl.int32)
+            sb = sb8.to(tl.float32)
+        else:
+            code = _encode_float(sbf, 4, 3, 7, 7.52316384526264e-37, 448.0, True)  # ENC_MUL 2^-120
+            sb = _decode_e4m3(code)
         div = sb
         if NV_GLOBAL:
             div = sb * g
@@ -336,10 +350,18 @@ def quant_rows_kernel(
             tl.store(zp_ptr + soff, zp, mask=smask)
     tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
 
-    # --- encode every element of the tile with its block's divisor
+    # --- encode every element of the tile with its block's divisor (one reciprocal per block on the GPU: _div)
     d3 = div[:, :, None]
+    dd3 = d3
+    y3 = d3
+    ok = 0
+    if NATIVE and not USE_MULT:  # blocks past the edge have amax 0 and an in-range divisor: no mask needed
+        dd, y, okb = _div.block_recip(div, amax)
+        dd3 = dd[:, :, None]
+        y3 = y[:, :, None]
+        ok = _div.all_ok(okb)
     if KIND == 3:
-        q0 = _rint(tl.math.div_rn(x0, d3), NATIVE)
+        q0 = _rint(_div.quotient(x0, d3, dd3, y3, ok, NATIVE and not USE_MULT), NATIVE)
         if not SYM:
             q0 = q0 + zp[:, :, None].to(tl.float32)
         c0 = tl.minimum(tl.maximum(q0, QMIN), QMAX).to(tl.int32)
@@ -347,12 +369,12 @@ def quant_rows_kernel(
         if USE_MULT:  # noqa: SIM108
             v0 = x0 * mult[:, :, None]
         else:
-            v0 = tl.math.div_rn(x0, d3)
+            v0 = _div.quotient(x0, d3, dd3, y3, ok, NATIVE and not USE_MULT)
         c0 = _encode(v0, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
     dbase = r3 * KD
     if PACK == 2:
         if KIND == 3:
-            q1 = _rint(tl.math.div_rn(x1, d3), NATIVE)
+            q1 = _rint(_div.quotient(x1, d3, dd3, y3, ok, NATIVE and not USE_MULT), NATIVE)
             if not SYM:
                 q1 = q1 + zp[:, :, None].to(tl.float32)
             c1 = tl.minimum(tl.maximum(q1, QMIN), QMAX).to(tl.int32)
@@ -360,7 +382,7 @@ def quant_rows_kernel(
             if USE_MULT:  # noqa: SIM108
                 v1 = x1 * mult[:, :, None]
             else:
-                v1 = tl.math.div_rn(x1, d3)
+                v1 = _div.quotient(x1, d3, dd3, y3, ok, NATIVE and not USE_MULT)
             c1 = _encode(v1, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
         if not FULL:
             c1 = tl.where(m1, c1, 0)

@@ -1,0 +1,66 @@
+"""Correctly rounded fp32 division by a per-block divisor, at three instructions per element on the GPU.
+
+The reference (``breccia._math``) divides every element by its block's scale with one IEEE division, and the
+codes must be byte-identical, so the quotient must be the correctly rounded ``RN(x / d)``. ``div.rn.f32`` gets
+that at ~8 SASS instructions per element (``MUFU.RCP``, two Newton steps, the quotient, its correction, an
+``FCHK`` range check and a branch to a slow path); nothing shares the reciprocal between the elements of a block.
+
+Here the reciprocal is computed once per block, correctly rounded (``y = RN(1 / d)``), and each element costs one
+multiply and two FMAs, the same tail that ``div.rn.f32`` itself runs::
+
+    q = RN(x · y);   r = RN(x − d·q)  (exact);   q' = RN(q + r·y)
+
+By Markstein's theorem (Muller et al., *Handbook of Floating-Point Arithmetic*, §4.7), ``q' = RN(x / d)`` when
+``y`` is within half an ulp of ``1/d``, ``q`` is within one ulp of ``x/d``, and nothing underflows or overflows
+(then ``r`` is exact). The range is what this module guards, per program:
+
+- every divisor in ``[2^-60, 2^60]`` (``y`` is then a normal number), and every block's ``amax · y ≤ 2^60``
+  (no quotient or ``d·q`` can overflow). A program whose blocks fail this divides with ``div.rn`` instead;
+- an element so small that ``r`` could underflow (``|x| < 2^-100``) has ``|x / d| < 2^-40``, which every format
+  encodes as a signed zero whatever the last bits of the quotient are; ``q'`` keeps the sign of ``x``;
+- a divisor of ``+inf`` (an NVFP4 block whose E4M3 scale is zero, or an overflowing integer scale) has quotient
+  ``±0``; it is run as ``d = 0, y = 0``, which yields exactly that signed zero with no NaN from ``inf · 0``.
+
+The faithfulness of ``q = RN(x · RN(1/d))`` is what ``tests/test_triton_div.py`` checks exhaustively on the GPU
+(every 16-bit input significand against every fp32 divisor significand) besides the whole cast suite. The CPU
+interpreter keeps ``div.rn``: its ``tl.fma`` is not fused.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+LO: tl.constexpr = tl.constexpr(8.673617379884035e-19)  # 2^-60
+HI: tl.constexpr = tl.constexpr(1.152921504606847e18)  # 2^60
+
+
+@triton.jit
+def block_recip(d, amax):
+    """Per block: the divisor to use in the residual, its reciprocal, and whether the fast division is valid."""
+    inf = d == float("inf")
+    y = tl.where(inf, 0.0, tl.math.div_rn(tl.full(d.shape, 1.0, tl.float32), d))
+    dd = tl.where(inf, 0.0, d)
+    ok = inf | ((d >= LO) & (d <= HI) & (amax * y <= HI))
+    return dd, y, ok
+
+
+@triton.jit
+def all_ok(ok):
+    """Scalar: every block of the (rows, blocks) tile may use the fast division."""
+    return tl.min(tl.min(ok.to(tl.int32), axis=1), axis=0)
+
+
+@triton.jit
+def quotient(x, d, dd, y, ok, FAST: tl.constexpr):
+    """``RN(x / d)`` elementwise, ``d``/``dd``/``y`` broadcast per block (see the module docstring)."""
+    if FAST:
+        if ok != 0:
+            q = x * y
+            r = tl.fma(-dd, q, x)
+            v = tl.fma(r, y, q)
+        else:
+            v = tl.math.div_rn(x, d)
+    else:
+        v = tl.math.div_rn(x, d)
+    return v

@@ -1,0 +1,168 @@
+"""The quantize kernel's per-block reciprocal division (``breccia.triton._div``) against ``div.rn.f32``.
+
+On the GPU every finite bf16 and fp16 value is divided by every fp32 significand (divisors in [1, 2)), and by
+sampled divisors at both ends of the guarded range; the quotient must equal the correctly rounded one bit for bit
+wherever the guard admits the fast path and ``|x| ≥ 2^-100``, and below that (where only a signed zero code can
+come out) it must be tiny with the sign of ``x``. On CPU the same three-instruction sequence is checked on a sample,
+emulated exactly in numpy (the interpreter's ``tl.fma`` is not fused, so the kernels keep ``div.rn`` there).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+tl = pytest.importorskip("triton.language")
+
+from breccia.triton import _div  # noqa: E402
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="the fast division is compiled only for the GPU")
+
+TINY_X = tl.constexpr(2.0**-100)  # below this |x| the residual may underflow; the quotient is then < 2^-40 (a zero code)
+TINY_Q = tl.constexpr(2.0**-39)
+
+
+@triton.jit
+def _check_kernel(x_ptr, nx, d_ptr, bad_ptr, BD: tl.constexpr, BX: tl.constexpr):
+    """Counts, for BD divisors against all nx inputs: [exact-required mismatches, small-x violations, pairs
+    checked exactly, pairs admitted by the guard]."""
+    d = tl.load(d_ptr + tl.program_id(0) * BD + tl.arange(0, BD))[:, None]
+    n_bad = 0
+    n_small = 0
+    n_exact = 0
+    n_in = 0
+    for start in range(0, nx, BX):
+        offs = start + tl.arange(0, BX)
+        x = tl.load(x_ptr + offs, mask=offs < nx, other=0.0)[None, :]
+        xb = tl.broadcast_to(x, (BD, BX))
+        db = tl.broadcast_to(d, (BD, BX))
+        dd, y, ok = _div.block_recip(db, tl.abs(xb))
+        fast = _div.quotient(xb, db, dd, y, 1, True)
+        ref = tl.math.div_rn(xb, db)
+        live = ok & ((start + tl.arange(0, BX))[None, :] < nx)
+        exact = live & (tl.abs(xb) >= TINY_X)
+        small = live & (tl.abs(xb) < TINY_X)
+        differ = fast.to(tl.int32, bitcast=True) != ref.to(tl.int32, bitcast=True)
+        sign_off = (fast.to(tl.int32, bitcast=True) < 0) != (xb.to(tl.int32, bitcast=True) < 0)
+        n_bad += tl.sum((exact & differ).to(tl.int32))
+        n_small += tl.sum((small & ((tl.abs(fast) >= TINY_Q) | sign_off)).to(tl.int32))
+        n_exact += tl.sum(exact.to(tl.int32))
+        n_in += tl.sum(live.to(tl.int32))
+    tl.atomic_add(bad_ptr + 0, n_bad.to(tl.int64))
+    tl.atomic_add(bad_ptr + 1, n_small.to(tl.int64))
+    tl.atomic_add(bad_ptr + 2, n_exact.to(tl.int64))
+    tl.atomic_add(bad_ptr + 3, n_in.to(tl.int64))
+
+
+def _finite(dtype: torch.dtype) -> torch.Tensor:
+    """Every finite value of a 16-bit float dtype, as fp32 on the GPU."""
+    bits = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    v = bits.view(dtype).float()
+    return v[torch.isfinite(v)].cuda()
+
+
+def _run(x: torch.Tensor, d: torch.Tensor) -> list[int]:
+    bad = torch.zeros(4, dtype=torch.int64, device="cuda")
+    bd = 16
+    assert d.numel() % bd == 0
+    _check_kernel[(d.numel() // bd,)](x, x.numel(), d, bad, BD=bd, BX=256)
+    return [int(v) for v in bad.tolist()]
+
+
+def _significands(lo_exp: int) -> torch.Tensor:
+    """Every fp32 significand, with exponent ``lo_exp``."""
+    bits = torch.arange(0, 2**23, dtype=torch.int32, device="cuda") | ((lo_exp + 127) << 23)
+    return bits.view(torch.float32)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_every_16bit_input_by_every_divisor_significand(dtype: torch.dtype) -> None:
+    bad, small, exact, admitted = _run(_finite(dtype), _significands(0))
+    assert (bad, small) == (0, 0), f"{bad} quotients differ from div.rn, {small} tiny ones have the wrong size/sign"
+    assert exact > 2**37  # the check really ran over the whole table
+    assert admitted >= exact
+
+
+@gpu
+@pytest.mark.parametrize("exp", [-60, -1, 59])
+def test_divisors_at_the_ends_of_the_guard(exp: int) -> None:
+    g = torch.Generator(device="cuda").manual_seed(exp + 100)
+    d = _significands(exp)[torch.randint(0, 2**23, (2**14,), device="cuda", generator=g)]
+    x = torch.cat([_finite(torch.bfloat16), _finite(torch.float16)])
+    bad, small, exact, _ = _run(x, d)
+    assert (bad, small) == (0, 0)
+    assert exact > 2**25
+
+
+@gpu
+def test_random_fp32_inputs() -> None:
+    g = torch.Generator(device="cuda").manual_seed(5)
+    x = torch.randint(-(2**31), 2**31 - 1, (2**20,), device="cuda", dtype=torch.int32, generator=g).view(torch.float32)
+    x = x[torch.isfinite(x)].contiguous()
+    d = _significands(0)[torch.randint(0, 2**23, (2**12,), device="cuda", generator=g)]
+    bad, small, exact, _ = _run(x, d)
+    assert (bad, small) == (0, 0)
+    assert exact > 2**30
+
+
+@gpu
+def test_infinite_divisor_gives_signed_zero() -> None:
+    x = torch.cat([_finite(torch.bfloat16), _finite(torch.float16)])
+    d = torch.full((16,), float("inf"), device="cuda")
+    bad, small, exact, _ = _run(x, d)
+    assert (bad, small) == (0, 0)
+    assert exact > 0
+
+
+# --- CPU: the same sequence, emulated exactly in numpy -------------------------------------------------------
+
+
+def _rn32_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fp32 RN(a + b) of float64 arrays holding exact values, with one rounding (TwoSum + midpoint fix-up)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    f = s.astype(np.float32)
+    fd = f.astype(np.float64)
+    toward = np.where(s > fd, np.float32(np.inf), np.float32(-np.inf)).astype(np.float32)
+    mid = (fd + np.nextafter(f, toward).astype(np.float64)) * 0.5
+    at_mid = (s == mid) & (e != 0) & (fd != s)
+    nudged = np.nextafter(s, np.where(e > 0, np.inf, -np.inf)).astype(np.float32)
+    return np.where(at_mid, nudged, f)
+
+
+def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return _rn32_sum(a.astype(np.float64) * b.astype(np.float64), c.astype(np.float64))
+
+
+def test_fma_emulation_rounds_once() -> None:
+    """The emulation must itself round once. Here a·b + c = 1 + 2^-24 + 2^-60 exactly: just past the midpoint
+    between 1 and 1 + 2^-23, so the fp32 result is 1 + 2^-23; computed in float64 first, the 2^-60 is lost, the
+    sum lands on the midpoint and ties to even (1.0)."""
+    a = np.array([1 + 2.0**-12], np.float32)
+    b = np.array([2.0**-24 * (1 - 4095 * 2.0**-24)], np.float32)
+    c = np.array([1.0], np.float32)
+    exact = Fraction(float(a[0])) * Fraction(float(b[0])) + 1
+    assert exact == 1 + Fraction(1, 2**24) + Fraction(1, 2**60)
+    assert np.float32(float(a[0]) * float(b[0]) + 1.0) == np.float32(1.0)  # the double-rounding trap is real
+    assert _fma32(a, b, c)[0] == np.nextafter(np.float32(1), np.float32(2))
+
+
+def test_reciprocal_division_sequence_on_a_sample() -> None:
+    rng = np.random.default_rng(0)
+    xs = (1 + np.arange(128) / 128).astype(np.float32)  # every bf16 significand
+    dsig = rng.integers(0, 2**23, 2**13).astype(np.uint32)
+    d = (dsig | np.uint32(127 << 23)).view(np.float32)
+    for scale in (np.float32(1.0), np.float32(0.5)):  # quotients on both sides of a binade edge
+        x = (xs[:, None] * scale).astype(np.float32)
+        dd = np.broadcast_to(d[None, :], (xs.size, d.size))
+        y = np.float32(1) / dd
+        q = x * y
+        r = _fma32(-dd, q, x)
+        fast = _fma32(r, y, q)
+        np.testing.assert_array_equal(fast.view(np.int32), (x / dd).view(np.int32))
