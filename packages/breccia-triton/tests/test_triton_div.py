@@ -22,7 +22,8 @@ from breccia.triton import _div  # noqa: E402
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="the fast division is compiled only for the GPU")
 
-TINY_X = tl.constexpr(2.0**-100)  # below this |x| the residual may underflow; the quotient is then < 2^-40 (a zero code)
+# below TINY_X the residual may underflow, and the quotient is < 2^-40: a signed zero code in every format
+TINY_X = tl.constexpr(2.0**-100)
 TINY_Q = tl.constexpr(2.0**-39)
 
 

@@ -159,6 +159,21 @@ def _encode(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC
 
 
 @triton.jit
+def fp8_scale(a, FMAX: tl.constexpr, EPS_BITS: tl.constexpr, POW2: tl.constexpr):
+    """FP8 block scale from the block amax ``a``: ``(divisor, multiplier)``; the multiplier is the exact reciprocal
+    of a power-of-two scale (``POW2``) and unused otherwise. Blocks of amax 0 get scale 1, as ``_math``."""
+    if EPS_BITS != 0:
+        a = tl.maximum(a, _from_bits(tl.full(a.shape, EPS_BITS, tl.int32)))
+    s = tl.math.div_rn(a, tl.full(a.shape, FMAX, tl.float32))
+    mult = s
+    if POW2:  # power-of-two scales: encode by multiplying with the exact reciprocal (see KIND_MX)
+        e = tl.minimum(_pow2_ceil_exp(s), 127)
+        s = _pow2(e)
+        mult = tl.where(a == 0, 1.0, _pow2(-e))
+    return tl.where(a == 0, 1.0, s), mult
+
+
+@triton.jit
 def quant_rows_kernel(
     x_ptr,
     xw_ptr,
@@ -265,7 +280,7 @@ def quant_rows_kernel(
             vmin = tl.min(x0, axis=2)
             vmax = tl.max(x0, axis=2)
     if RB != 1:
-        amax = tl.broadcast_to(tl.max(amax, axis=0)[None, :], (ROWS, NBT))
+        amax = tl.max(amax, axis=0)[None, :]  # (1, NBT): the tile's scale math runs once, not once per row
     # NaN/±Inf anywhere in a block makes its amax bits ≥ 0x7F800000 (vmin/vmax only matter when amax is finite)
     bad = tl.max(tl.max((amax >= 0x7F800000).to(tl.int32), axis=1), axis=0)
     amax = _from_bits(amax)
@@ -278,16 +293,9 @@ def quant_rows_kernel(
     if KIND == 0:
         a = amax
         if PER_TENSOR:  # Float8CurrentScaling per tensor: the host's torch amax of the whole tensor
-            a = tl.load(gamax_ptr + soff * 0)
+            a = tl.full(amax.shape, 0.0, tl.float32) + tl.load(gamax_ptr)
             smask = smask & (soff == 0)
-        if EPS_BITS != 0:
-            a = tl.maximum(a, _from_bits(tl.full(amax.shape, EPS_BITS, tl.int32)))
-        s = tl.math.div_rn(a, fmax)
-        if POW2:  # power-of-two scales: encode by multiplying with the exact reciprocal (see KIND_MX)
-            e = tl.minimum(_pow2_ceil_exp(s), 127)
-            s = _pow2(e)
-            mult = tl.where(a == 0, 1.0, _pow2(-e))
-        div = tl.where(a == 0, 1.0, s)
+        div, mult = fp8_scale(a, FMAX, EPS_BITS, POW2)
         tl.store(scale_ptr + soff, div, mask=smask)
     elif KIND == 1:
         if RCEIL:  # noqa: SIM108 -- constexpr branches: only one side is compiled
@@ -302,7 +310,7 @@ def quant_rows_kernel(
     elif KIND == 2:
         sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
         if NV_GLOBAL:
-            ga = tl.load(gamax_ptr + soff * 0)
+            ga = tl.load(gamax_ptr)
             g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full(amax.shape, 2688.0, tl.float32)))
             sbf = tl.math.div_rn(sbf, g)
         if NV_MIN_BITS != 0:
