@@ -2,9 +2,10 @@
 
 On the GPU every finite bf16 and fp16 value is divided by every fp32 significand (divisors in [1, 2)), and by
 sampled divisors at both ends of the guarded range; the quotient must equal the correctly rounded one bit for bit
-wherever the guard admits the fast path and ``|x| ≥ 2^-100``, and below that (where only a signed zero code can
-come out) it must be tiny with the sign of ``x``. On CPU the same three-instruction sequence is checked on a sample,
-emulated exactly in numpy (the interpreter's ``tl.fma`` is not fused, so the kernels keep ``div.rn`` there).
+wherever the guard admits the fast path, ``|x| ≥ 2^-100`` and the quotient is a normal number; elsewhere (where
+only a signed zero code can come out) it must be tiny with the sign of ``x``, ``x = -0`` included. On CPU the same
+three-instruction sequence is checked on a sample, emulated exactly in numpy (the interpreter's ``tl.fma`` is not
+fused, so the kernels keep ``div.rn`` there).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from breccia.triton import _div  # noqa: E402
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="the fast division is compiled only for the GPU")
 
-# below TINY_X the residual may underflow, and the quotient is < 2^-40: a signed zero code in every format
+# below TINY_X, or where the quotient is subnormal, the residual may underflow; the quotient is then < 2^-40, a
+# signed zero code in every format, and must only be that small with the sign of x (x = -0 included)
 TINY_X = tl.constexpr(2.0**-100)
 TINY_Q = tl.constexpr(2.0**-39)
+MIN_NORMAL = tl.constexpr(2.0**-126)
 
 
 @triton.jit
@@ -45,8 +48,8 @@ def _check_kernel(x_ptr, nx, d_ptr, bad_ptr, BD: tl.constexpr, BX: tl.constexpr)
         fast = _div.quotient(xb, db, dd, y, 1, True)
         ref = tl.math.div_rn(xb, db)
         live = ok & ((start + tl.arange(0, BX))[None, :] < nx)
-        exact = live & (tl.abs(xb) >= TINY_X)
-        small = live & (tl.abs(xb) < TINY_X)
+        exact = live & (tl.abs(xb) >= TINY_X) & (tl.abs(ref) >= MIN_NORMAL)
+        small = live & ~exact
         differ = fast.to(tl.int32, bitcast=True) != ref.to(tl.int32, bitcast=True)
         sign_off = (fast.to(tl.int32, bitcast=True) < 0) != (xb.to(tl.int32, bitcast=True) < 0)
         n_bad += tl.sum((exact & differ).to(tl.int32))
@@ -156,7 +159,7 @@ def test_fma_emulation_rounds_once() -> None:
 
 def test_reciprocal_division_sequence_on_a_sample() -> None:
     rng = np.random.default_rng(0)
-    xs = (1 + np.arange(128) / 128).astype(np.float32)  # every bf16 significand
+    xs = np.concatenate([(1 + np.arange(128) / 128), [0.0, -0.0, -1.5]]).astype(np.float32)  # every bf16 significand
     dsig = rng.integers(0, 2**23, 2**13).astype(np.uint32)
     d = (dsig | np.uint32(127 << 23)).view(np.float32)
     for scale in (np.float32(1.0), np.float32(0.5)):  # quotients on both sides of a binade edge
@@ -164,6 +167,6 @@ def test_reciprocal_division_sequence_on_a_sample() -> None:
         dd = np.broadcast_to(d[None, :], (xs.size, d.size))
         y = np.float32(1) / dd
         q = x * y
-        r = _fma32(-dd, q, x)
-        fast = _fma32(r, y, q)
+        r = _fma32(dd, q, -x)
+        fast = _fma32(-r, y, q)
         np.testing.assert_array_equal(fast.view(np.int32), (x / dd).view(np.int32))

@@ -8,7 +8,7 @@ that at ~8 SASS instructions per element (``MUFU.RCP``, two Newton steps, the qu
 Here the reciprocal is computed once per block, correctly rounded (``y = RN(1 / d)``), and each element costs one
 multiply and two FMAs, the same tail that ``div.rn.f32`` itself runs::
 
-    q = RN(x · y);   r = RN(x − d·q)  (exact);   q' = RN(q + r·y)
+    q = RN(x · y);   r = RN(d·q − x)  (exact);   q' = RN(q − r·y)
 
 By Markstein's theorem (Muller et al., *Handbook of Floating-Point Arithmetic*, §4.7), ``q' = RN(x / d)`` when
 ``y`` is within half an ulp of ``1/d``, ``q`` is within one ulp of ``x/d``, and nothing underflows or overflows
@@ -16,8 +16,11 @@ By Markstein's theorem (Muller et al., *Handbook of Floating-Point Arithmetic*, 
 
 - every divisor in ``[2^-60, 2^60]`` (``y`` is then a normal number), and every block's ``amax · y ≤ 2^60``
   (no quotient or ``d·q`` can overflow). A program whose blocks fail this divides with ``div.rn`` instead;
-- an element so small that ``r`` could underflow (``|x| < 2^-100``) has ``|x / d| < 2^-40``, which every format
-  encodes as a signed zero whatever the last bits of the quotient are; ``q'`` keeps the sign of ``x``;
+- where ``r`` can underflow (``|x| < 2^-100``, or a quotient below fp32's normal range) the quotient is below
+  ``2^-40``, which every format encodes as a signed zero whatever its last bits are; the sign is that of ``x``;
+- the residual is computed negated, ``r' = d·q − x`` and ``q' = q − r'·y``: the same numbers, but for ``x = −0``
+  the sum ``(+0) + (−0)`` in the textbook order would round to ``+0`` and lose the sign that ``−0 / d`` keeps
+  (the GPU run found this: −0 codes became +0);
 - a divisor of ``+inf`` (an NVFP4 block whose E4M3 scale is zero, or an overflowing integer scale) has quotient
   ``±0``; it is run as ``d = 0, y = 0``, which yields exactly that signed zero with no NaN from ``inf · 0``.
 
@@ -55,10 +58,10 @@ def all_ok(ok):
 def quotient(x, d, dd, y, ok, FAST: tl.constexpr):
     """``RN(x / d)`` elementwise, ``d``/``dd``/``y`` broadcast per block (see the module docstring)."""
     if FAST:
-        if ok != 0:
+        if ok != 0:  # the residual is computed negated so that x = -0 keeps its sign (see the module docstring)
             q = x * y
-            r = tl.fma(-dd, q, x)
-            v = tl.fma(r, y, q)
+            r = tl.fma(dd, q, -x)
+            v = tl.fma(-r, y, q)
         else:
             v = tl.math.div_rn(x, d)
     else:
