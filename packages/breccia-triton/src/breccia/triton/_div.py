@@ -15,7 +15,10 @@ By Markstein's theorem (Muller et al., *Handbook of Floating-Point Arithmetic*, 
 (then ``r`` is exact). The range is what this module guards, per program:
 
 - every divisor in ``[2^-60, 2^60]`` (``y`` is then a normal number), and every block's ``amax · y ≤ 2^60``
-  (no quotient or ``d·q`` can overflow). A program whose blocks fail this divides with ``div.rn`` instead;
+  (no quotient or ``d·q`` can overflow). A program whose blocks fail this divides with ``div.rn`` instead. That
+  check is a reduction over the tile; where every divisor follows from one scalar (FP8 per tensor, NVFP4's global
+  amax) the guard is that scalar's range (:func:`scalar_ok`), and NVFP4 without a global scale needs none (its
+  divisors are E4M3 values);
 - where ``r`` can underflow (``|x| < 2^-100``, or a quotient below fp32's normal range) the quotient is below
   ``2^-40``, which every format encodes as a signed zero whatever its last bits are; the sign is that of ``x``;
 - the residual is computed negated, ``r' = d·q − x`` and ``q' = q − r'·y``: the same numbers, but for ``x = −0``
@@ -55,13 +58,28 @@ def all_ok(ok):
 
 
 @triton.jit
+def scalar_ok(a, LO_A: tl.constexpr, HI_A: tl.constexpr):
+    """The guard when every divisor of the launch follows from one scalar ``a`` (a tensor amax): ``a`` is 0 or in
+    ``[LO_A, HI_A]``, bounds the caller derives so that every divisor lands in ``[2^-60, 2^60]`` and every quotient
+    stays far from overflow. FP8 per tensor: ``d = a / fmax`` with ``fmax`` in [448, 57344]. NVFP4 two-level:
+    ``d = sb · RN(a / 2688)`` with ``sb`` in [2^-9, 448] and quotients below 12."""
+    return ((a == 0) | ((a >= LO_A) & (a <= HI_A))).to(tl.int32)
+
+
+@triton.jit
+def _neg(v):
+    """``-v`` with the sign of zero flipped too: Triton lowers unary minus to ``0 - v``, which maps +0 to +0."""
+    return (v.to(tl.int32, bitcast=True) ^ -2147483648).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def quotient(x, d, dd, y, ok, FAST: tl.constexpr):
     """``RN(x / d)`` elementwise, ``d``/``dd``/``y`` broadcast per block (see the module docstring)."""
     if FAST:
         if ok != 0:  # the residual is computed negated so that x = -0 keeps its sign (see the module docstring)
             q = x * y
-            r = tl.fma(dd, q, -x)
-            v = tl.fma(-r, y, q)
+            r = tl.fma(dd, q, x * -1.0)
+            v = tl.fma(r, _neg(y), q)
         else:
             v = tl.math.div_rn(x, d)
     else:

@@ -367,7 +367,17 @@ def quant_rows_kernel(
         dd, y, okb = _div.block_recip(div, amax)
         dd3 = dd[:, :, None]
         y3 = y[:, :, None]
-        ok = _div.all_ok(okb)
+        if KIND == 2:  # NVFP4: d = sb·g with sb 0 (run as inf) or an E4M3 value in [2^-9, 448]: only g can leave
+            ok = 1  # the range, and it is one scalar (see _div.scalar_ok): no reduction over the tile, no branch
+            if NV_GLOBAL:
+                ok = _div.scalar_ok(tl.load(gamax_ptr), 3.637978807091713e-12, 1.125899906842624e15)  # 2^-38, 2^50
+        elif PER_TENSOR:  # one divisor a / fmax for the whole tensor
+            ga = tl.load(gamax_ptr)
+            if EPS_BITS != 0:
+                ga = tl.maximum(ga, _from_bits(tl.full((), EPS_BITS, tl.int32)))
+            ok = _div.scalar_ok(ga, 9.094947017729282e-13, 1.152921504606847e18)  # 2^-40, 2^60
+        else:
+            ok = _div.all_ok(okb)
     if KIND == 3:
         q0 = _rint(_div.quotient(x0, d3, dd3, y3, ok, NATIVE and not USE_MULT), NATIVE)
         if not SYM:
