@@ -213,25 +213,26 @@ def _launch(
     g = gamax if gamax is not None else scale
     xin = x2.view(torch.int16) if x2.dtype == torch.bfloat16 else x2
     xw = _pair_words(x2, plan)
+    # the specialisation and launch options both kernels share
+    common: dict[str, Any] = dict(
+        BK=plan.bk, BKP=bkp, NBT=nbt, IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe),
+        FULL=full, I64=x2.numel() >= 2**31 - 2 * TILE, num_warps=NUM_WARPS if x2.is_cuda else 1,
+        enable_fp_fusion=False,
+    )  # fmt: skip
+    a = _kind_args(recipe)
     if plan.rb != 1 and isinstance(recipe, Float8BlockScaling):  # FP8 2-D tiles: two passes over row chunks
         from . import _kernel2d as K2
 
-        a = _kind_args(recipe)
+        fmt_args = {n: a[n] for n in ("EBITS", "MBITS", "BIAS", "ENC_MUL", "FMAX", "POW2")}
         K2.quant_tiles_kernel[grid](
-            xin, data, scale, flags, k, nb, m, nbr, BK=plan.bk, BKP=bkp, RB=plan.rb,
-            RCH=min(rows, max(1, TILE // (nbt * bkp))), NBT=nbt, EBITS=a["EBITS"], MBITS=a["MBITS"], BIAS=a["BIAS"],
-            ENC_MUL=a["ENC_MUL"], FMAX=a["FMAX"], POW2=a["POW2"], IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda,
-            CLAMP=_needs_clamp(recipe), FULL=full, I64=x2.numel() >= 2**31 - 2 * TILE,
-            num_warps=NUM_WARPS if x2.is_cuda else 1, enable_fp_fusion=False,
+            xin, data, scale, flags, k, nb, m, nbr, RB=plan.rb, RCH=min(rows, max(1, TILE // (nbt * bkp))),
+            **fmt_args, **common,
         )  # fmt: skip
         return data, scale, zp, flags
     K.quant_rows_kernel[grid](
         xin, xin if xw is None else xw, data, scale, zp, g, flags, r, k, nb, kd, m, nbr, k // 2,
-        BK=plan.bk, BKP=bkp, PACK=plan.pack, ROWS=rows, NBT=nbt, **_kind_args(recipe),
-        IN_KIND=_IN_KIND[x2.dtype], PAIRS=xw is not None, NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe), FULL=full,
-        PER_TENSOR=plan.per_tensor,
-        RB=plan.rb, USE_MULT=_use_mult(recipe), I64=x2.numel() >= 2**31 - 2 * TILE,
-        num_warps=NUM_WARPS if x2.is_cuda else 1, enable_fp_fusion=False,
+        PACK=plan.pack, ROWS=rows, **a, PAIRS=xw is not None, PER_TENSOR=plan.per_tensor, RB=plan.rb,
+        USE_MULT=_use_mult(recipe), **common,
     )  # fmt: skip
     return data, scale, zp, flags
 

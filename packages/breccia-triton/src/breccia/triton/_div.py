@@ -28,7 +28,7 @@ By Markstein's theorem (Muller et al., *Handbook of Floating-Point Arithmetic*, 
   ``±0``; it is run as ``d = 0, y = 0``, which yields exactly that signed zero with no NaN from ``inf · 0``.
 
 The faithfulness of ``q = RN(x · RN(1/d))`` is what ``tests/test_triton_div.py`` checks exhaustively on the GPU
-(every 16-bit input significand against every fp32 divisor significand) besides the whole cast suite. The CPU
+(every finite bf16 and fp16 input against every fp32 divisor significand) besides the whole cast suite. The CPU
 interpreter keeps ``div.rn``: its ``tl.fma`` is not fused.
 """
 
@@ -49,6 +49,14 @@ def block_recip(d, amax):
     dd = tl.where(inf, 0.0, d)
     ok = inf | ((d >= LO) & (d <= HI) & (amax * y <= HI))
     return dd, y, ok
+
+
+@triton.jit
+def per_block(div, amax):
+    """:func:`block_recip` of a ``(rows, blocks)`` divisor tile, with the residual divisor and the reciprocal
+    widened to broadcast over the elements of each block, and the per-block guard."""
+    dd, y, ok = block_recip(div, amax)
+    return dd[:, :, None], y[:, :, None], ok
 
 
 @triton.jit

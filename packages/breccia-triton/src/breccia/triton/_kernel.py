@@ -142,6 +142,13 @@ def _amax_bits(x):
 
 
 @triton.jit
+def nonfinite(amax_bits):
+    """1 if any block of the ``(rows, blocks)`` tile saw NaN/±Inf: their amax bits are ≥ 0x7F800000 (an
+    asymmetric block's min/max only matter when its amax is finite)."""
+    return tl.max(tl.max((amax_bits >= 0x7F800000).to(tl.int32), axis=1), axis=0)
+
+
+@triton.jit
 def _encode(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr,
             FMAX: tl.constexpr, NATIVE: tl.constexpr, CLAMP: tl.constexpr):  # fmt: skip
     """Codes of the scaled values ``v``: clamp to ±fmax, then round to nearest even. On the GPU the FP8 formats use
@@ -281,8 +288,7 @@ def quant_rows_kernel(
             vmax = tl.max(x0, axis=2)
     if RB != 1:
         amax = tl.max(amax, axis=0)[None, :]  # (1, NBT): the tile's scale math runs once, not once per row
-    # NaN/±Inf anywhere in a block makes its amax bits ≥ 0x7F800000 (vmin/vmax only matter when amax is finite)
-    bad = tl.max(tl.max((amax >= 0x7F800000).to(tl.int32), axis=1), axis=0)
+    bad = nonfinite(amax)
     amax = _from_bits(amax)
     blks2 = blks[None, :]
     smask = rvalid[:, None] & (blks2 < NB)
@@ -364,9 +370,7 @@ def quant_rows_kernel(
     y3 = d3
     ok = 0
     if NATIVE and not USE_MULT:  # blocks past the edge have amax 0 and an in-range divisor: no mask needed
-        dd, y, okb = _div.block_recip(div, amax)
-        dd3 = dd[:, :, None]
-        y3 = y[:, :, None]
+        dd3, y3, okb = _div.per_block(div, amax)
         if KIND == 2:  # NVFP4: d = sb·g with sb 0 (run as inf) or an E4M3 value in [2^-9, 448]: only g can leave
             ok = 1  # the range, and it is one scalar (see _div.scalar_ok): no reduction over the tile, no branch
             if NV_GLOBAL:

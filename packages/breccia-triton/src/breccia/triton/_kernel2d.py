@@ -2,7 +2,7 @@
 
 :mod:`._kernel` holds a whole tile in registers: for a 128×128 block that is 16 384 elements per program, 140
 registers per thread at 8 warps, one program per SM, so nothing overlaps its load, its reductions and its stores
-(0.63–0.67× of copy bandwidth on an H200). Here a program walks its tile in chunks of ``RCH`` rows twice: the first
+(0.64× of copy bandwidth on an H200, GPU time). Here a program walks its tile in chunks of ``RCH`` rows twice: the first
 pass reduces the block amax, the second reloads each chunk (from L2: the tile was read microseconds earlier),
 divides and encodes it. Registers stay low, several programs share an SM, and DRAM still sees every input byte
 once. The math is :mod:`._kernel`'s, helper for helper, so the bytes are the same.
@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from breccia.triton import _div
-from breccia.triton._kernel import _bits, _encode, _from_bits, _load, fp8_scale
+from breccia.triton._kernel import _amax_bits, _encode, _from_bits, _load, fp8_scale, nonfinite
 
 
 @triton.jit
@@ -71,9 +71,9 @@ def quant_tiles_kernel(
     for r in range(0, RB, RCH):
         offs, ok = _chunk(r, i, mrow0, row0, col, cval, K, RB, M, I64)
         x = _load(x_ptr + offs, ok, IN_KIND, FULL)
-        amax = tl.maximum(amax, tl.max(tl.max(_bits(x) & 0x7FFFFFFF, axis=2), axis=0))
+        amax = tl.maximum(amax, tl.max(_amax_bits(x), axis=0))
     amax = amax[None, :]  # (1, NBT)
-    tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, tl.max(tl.max((amax >= 0x7F800000).to(tl.int32), 1), 0))
+    tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, nonfinite(amax))
     a = _from_bits(amax)
     div, mult = fp8_scale(a, FMAX, 0, POW2)
     tl.store(scale_ptr + pid_r * NB + blks[None, :], div, mask=blks[None, :] < NB)
@@ -84,9 +84,7 @@ def quant_tiles_kernel(
     y3 = d3
     okall = 0
     if NATIVE and not POW2:
-        dd, y, okb = _div.block_recip(div, a)
-        dd3 = dd[:, :, None]
-        y3 = y[:, :, None]
+        dd3, y3, okb = _div.per_block(div, a)
         okall = _div.all_ok(okb)
     for r in range(0, RB, RCH):
         offs, ok = _chunk(r, i, mrow0, row0, col, cval, K, RB, M, I64)
