@@ -170,6 +170,61 @@ def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None
     assert_same(st, breccia.cast(to_np(x), recipe, layout=lay), dtypes=False)
 
 
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("recipe", [breccia.MXFP4BlockScaling(), breccia.MXFP4BlockScaling(scale_rounding="floor")],
+                         ids=recipe_id)  # fmt: skip
+def test_mxfp4_every_bf16_significand_at_every_relative_exponent(recipe: breccia.Recipe) -> None:
+    """MXFP4 of bf16 takes the f16x2 encoder on the GPU (``_fp4``): every bf16 significand, both signs, at every
+    exponent from 2 above the block's scale down to 40 below it (where codes are signed zeros), in blocks whose
+    scale exponent runs from the byte's lower clamp (bf16 subnormal amaxes) to the top of bf16's range."""
+    sig = 1.0 + torch.arange(128, dtype=torch.float64) / 128
+    rel = torch.arange(-40, 3, dtype=torch.float64)
+    vals = (sig[:, None] * torch.exp2(rel)[None, :]).flatten()
+    vals = torch.cat([vals, -vals])
+    vals = vals[torch.randperm(vals.numel(), generator=torch.Generator().manual_seed(5))]
+    n = -(-vals.numel() // (31 * 32)) * 31 * 32  # whole rows of 32 blocks
+    vals = torch.cat([vals, torch.zeros(n - vals.numel(), dtype=torch.float64)]).reshape(-1, 31)
+    blocks = []
+    for k in (-133, -129, -126, -100, -20, -3, 0, 5, 60, 120, 125):  # amax 1.99·2^(k+2): floor scale 2^k
+        b = torch.cat([torch.full((vals.shape[0], 1), 1.9921875 * 4.0), vals], dim=1) * 2.0**k
+        blocks.append(b)
+    x = torch.cat(blocks).reshape(-1, 1024).to(torch.bfloat16).to(DEVICE)
+    st = cast(x, recipe)
+    assert st is not None
+    assert_same(st, breccia.cast(x, recipe), dtypes=True)
+    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize(
+    ("recipe", "unit", "dtype"),
+    [(breccia.INT4Scaling(), 7 * 2.0**-24, torch.bfloat16), (breccia.INT8Scaling(), 127 * 2.0**-149, torch.float32),
+     (breccia.INT4Scaling(scale_dtype="bf16"), 7 * 2.0**-133, torch.float32)],
+    ids=["int4-fp16-scale", "int8-fp32-scale", "int4-bf16-scale"],
+)  # fmt: skip
+def test_integer_codes_where_subnormal_scales_need_the_clamp(
+    recipe: breccia.Recipe, unit: float, dtype: torch.dtype
+) -> None:
+    """Symmetric integer blocks skip the clamp on the GPU when the guard shows every quotient below QMAX + 1/4. Blocks
+    whose amax puts the scale among its dtype's subnormals round the scale down by up to half its step, so codes
+    reach past QMAX and must be clamped: those programs take the clamping path, in the same launch as normal ones."""
+    g = torch.Generator().manual_seed(3)
+    rows, k = 64, 512
+    amax = unit * (1 + 2 * torch.rand((rows, 1), generator=g, dtype=torch.float64))
+    amax[::2] = 1.0 + torch.rand((rows // 2, 1), generator=g, dtype=torch.float64)  # ordinary rows between them
+    x = (torch.rand((rows, k), generator=g, dtype=torch.float64) * 2 - 1) * amax
+    x[:, ::32] = amax
+    x = x.to(dtype).to(DEVICE)
+    st = cast(x, recipe)
+    assert st is not None
+    ref = breccia.cast(to_np(x), recipe)
+    scale = np.asarray(ref.scale, dtype=np.float64)
+    q = np.rint(x.double().cpu().numpy() / np.repeat(scale, k // scale.shape[1], axis=1))
+    assert (q > recipe.element.qmax).any()  # the clamp does bite somewhere
+    assert_same(st, breccia.cast(x, recipe), dtypes=True)
+    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("recipe", SAMPLE, ids=recipe_id)
 def test_nonfinite_falls_back_like_the_reference(recipe: breccia.Recipe, bad: float) -> None:

@@ -81,13 +81,20 @@ def _neg(v):
 
 
 @triton.jit
+def fast(x, dd, y):
+    """``RN(x / d)`` from :func:`block_recip`'s ``dd`` and ``y``, valid only where its guard holds. The residual is
+    computed negated so that ``x = −0`` keeps its sign (see the module docstring)."""
+    q = x * y
+    r = tl.fma(dd, q, x * -1.0)
+    return tl.fma(r, _neg(y), q)
+
+
+@triton.jit
 def quotient(x, d, dd, y, ok, FAST: tl.constexpr):
     """``RN(x / d)`` elementwise, ``d``/``dd``/``y`` broadcast per block (see the module docstring)."""
     if FAST:
-        if ok != 0:  # the residual is computed negated so that x = -0 keeps its sign (see the module docstring)
-            q = x * y
-            r = tl.fma(dd, q, x * -1.0)
-            v = tl.fma(r, _neg(y), q)
+        if ok != 0:  # noqa: SIM108 -- a runtime branch: a ternary would compute both sides
+            v = fast(x, dd, y)
         else:
             v = tl.math.div_rn(x, d)
     else:

@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from breccia.triton import _div
+from breccia.triton import _div, _fp4
 
 KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
 KIND_MX = 1  # MXFP8 / MXFP6 / MXFP4: E8M0 scale byte
@@ -94,6 +94,27 @@ def _rint(y, NATIVE: tl.constexpr):
     r = (t + 8388608.0) - 8388608.0
     r = tl.where(t < 8388608.0, r, t)
     return tl.where(y < 0, -r, r)
+
+
+@triton.jit
+def _int_code(x, d, dd, y, ok, lo, hi, zp, FAST: tl.constexpr, SKIP_CLAMP: tl.constexpr):
+    """Integer code ``clamp(rint(x / d) + zp, QMIN, QMAX)`` of an INT recipe, given ``lo = QMIN − zp`` and
+    ``hi = QMAX − zp``. Clamping the quotient to those integer bounds first gives the same integer (``rint`` is
+    monotone and fixes integers), and then ``v + 1.5·2^23`` is rounded half to even by the FPU itself, leaving
+    ``rint(v)`` as the low bits of the sum's bit pattern. This replaces ``cvt.rni`` + ``cvt.rzi.s32`` (two
+    quarter-rate conversion-pipe instructions per element on Hopper) with one add; only the low 4 or 8 bits are
+    ever stored, so the compiler also drops the bias subtraction. ``SKIP_CLAMP``: the caller's guard ``ok`` also
+    vouches that every quotient of the fast path lies within ``QMAX + 1/4`` (see ``quant_rows_kernel``)."""
+    if FAST:
+        if ok != 0:
+            v = _div.fast(x, dd, y)
+            if not SKIP_CLAMP:
+                v = tl.minimum(tl.maximum(v, lo), hi)
+        else:
+            v = tl.minimum(tl.maximum(tl.math.div_rn(x, d), lo), hi)
+    else:
+        v = tl.minimum(tl.maximum(tl.math.div_rn(x, d), lo), hi)
+    return _bits(v + 12582912.0) - 0x4B400000 + zp
 
 
 @triton.jit
@@ -236,6 +257,7 @@ def quant_rows_kernel(
     matrix ``pid_r // NBR`` (each of ``M`` rows), its ``ROWS ≥ RB`` lanes one tile high; the per-row amaxes are
     reduced once more over the rows, so every lane computes the tile's scale and row 0 stores it.
     """
+    F16X2: tl.constexpr = NATIVE and KIND == 1 and EBITS == 2 and MBITS == 1 and IN_KIND == 2 and PACK == 2 and PAIRS
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
     i = tl.arange(0, ROWS)
@@ -381,25 +403,38 @@ def quant_rows_kernel(
                 ga = tl.maximum(ga, _from_bits(tl.full((), EPS_BITS, tl.int32)))
             ok = _div.scalar_ok(ga, 9.094947017729282e-13, 1.152921504606847e18)  # 2^-40, 2^60
         else:
+            if KIND == 3 and SYM and DENOM <= QMAX:  # |x / d| ≤ amax · y (1 + 2^-22) < QMAX + 1/2: no clamp
+                okb = okb & (tl.max(amax[:, :, None] * y3, axis=2) <= QMAX + 0.25)
             ok = _div.all_ok(okb)
     if KIND == 3:
-        q0 = _rint(_div.quotient(x0, d3, dd3, y3, ok, NATIVE and not USE_MULT), NATIVE)
-        if not SYM:
-            q0 = q0 + zp[:, :, None].to(tl.float32)
-        c0 = tl.minimum(tl.maximum(q0, QMIN), QMAX).to(tl.int32)
-    else:
+        if SYM:
+            zp3 = 0
+            lo3 = tl.full((1, 1, 1), QMIN, tl.float32)
+            hi3 = tl.full((1, 1, 1), QMAX, tl.float32)
+        else:
+            zp3 = zp[:, :, None]
+            lo3 = (QMIN - zp3).to(tl.float32)
+            hi3 = (QMAX - zp3).to(tl.float32)
+        skip = SYM and DENOM <= QMAX
+        c0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip)
+    elif not F16X2:
         if USE_MULT:  # noqa: SIM108
             v0 = x0 * mult[:, :, None]
         else:
             v0 = _div.quotient(x0, d3, dd3, y3, ok, NATIVE and not USE_MULT)
         c0 = _encode(v0, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
     dbase = r3 * KD
-    if PACK == 2:
+    if F16X2:  # MXFP4 of bf16 pairs on the GPU: both codes of a byte at once (see _fp4)
+        m3 = (mult * 6.103515625e-05)[:, :, None]  # 2^-14: exact (mult is a power of two ≥ 2^-127)
+        packed = _fp4.mx4_pairs(x0 * m3, x1 * m3, CLAMP).to(tl.uint8)
+        pcol = b3 * (BK // 2) + j3
+        if FULL:
+            tl.store(data_ptr + dbase + pcol, packed)
+        else:
+            tl.store(data_ptr + dbase + pcol, packed, mask=m0)
+    elif PACK == 2:
         if KIND == 3:
-            q1 = _rint(_div.quotient(x1, d3, dd3, y3, ok, NATIVE and not USE_MULT), NATIVE)
-            if not SYM:
-                q1 = q1 + zp[:, :, None].to(tl.float32)
-            c1 = tl.minimum(tl.maximum(q1, QMIN), QMAX).to(tl.int32)
+            c1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip)
         else:
             if USE_MULT:  # noqa: SIM108
                 v1 = x1 * mult[:, :, None]
