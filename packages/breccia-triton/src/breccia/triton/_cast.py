@@ -270,8 +270,9 @@ def cast(
         x2 = x.detach().contiguous().reshape(-1, plan.k)
         gamax = None
         if recipe.has_global_scale or plan.per_tensor:
-            lo, hi = torch.aminmax(x2)
-            gamax = torch.maximum(hi, -lo).to(torch.float32).reshape(1)
+            from . import _amax
+
+            gamax = _amax.tensor_amax(x2)
         data, scale, zp, flags = _launch(x2, recipe, plan, gamax, shape[-2] if len(shape) >= 2 else 1)
         if bool(flags.any().item()):  # NaN/Inf or a scale overflow: the reference decides what happens
             return _fallback(x, recipe, lay, nonfinite)
