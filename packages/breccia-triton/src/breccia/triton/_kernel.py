@@ -19,186 +19,29 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
-from triton.language.extra import libdevice
 
 from breccia.triton import _div, _fp4
+from breccia.triton._codes import (
+    _amax_bits,
+    _bits,
+    _decode_e4m3,
+    _encode,
+    _encode_float,
+    _from_bits,
+    _int_code,
+    _load,
+    _load_pairs,
+    _pow2,
+    _pow2_ceil_exp,
+    _rint,
+    fp8_scale,
+    nonfinite,
+)
 
 KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
 KIND_MX = 1  # MXFP8 / MXFP6 / MXFP4: E8M0 scale byte
 KIND_NV = 2  # NVFP4: E4M3 block scale (and the fp32 global scale)
 KIND_INT = 3  # INT4 / INT8 groups, symmetric or with a zero point
-
-
-@triton.jit
-def _bits(v):
-    return v.to(tl.int32, bitcast=True)
-
-
-@triton.jit
-def _from_bits(b):
-    return b.to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def _pow2(e):
-    """Exact fp32 2^e for int32 e in [−127, 127] (2^−127 is the subnormal 0x00400000), as ``_math.pow2``."""
-    return tl.where(e <= -127, _from_bits(e * 0 + 0x00400000), _from_bits((e + 127) << 23))
-
-
-@triton.jit
-def _pow2_ceil_exp(q):
-    """``_math.pow2_ceil_exponent``: smallest e with 2^e ≥ q (q ≥ 0 finite)."""
-    b = _bits(q)
-    e = ((b + 0x7FFFFF) >> 23) - 127
-    return tl.where(b <= 0x00400000, -127, e)
-
-
-@triton.jit
-def _encode_float(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr,
-                  FMAX: tl.constexpr, CLAMP: tl.constexpr):  # fmt: skip
-    """``_math.encode_float``: RNE codes of fp32 ``v`` (ENC_MUL = 2^(bias − 127)), clamped to ±fmax first when
-    ``CLAMP``. Written for the GPU's operand modifiers: ``|v|`` is free inside the min and the adds (a separate
-    ``b & 0x7FFFFFFF`` became an extra instruction), the exponent is read from the bits directly, and the sign goes
-    straight from bit 31 to the code's top bit with no mask after (a clamped magnitude's code is below
-    ``2^(EBITS + MBITS)``)."""
-    b = _bits(v)
-    if CLAMP:
-        m = tl.minimum(tl.abs(v), FMAX)
-        e = _bits(m) & 0x7F800000
-    else:
-        m = tl.abs(v)
-        e = b & 0x7F800000
-    c = _from_bits(tl.maximum(e, (128 - BIAS) << 23) + ((23 - MBITS) << 23))
-    r = (m + c) - c
-    code = _bits(r * ENC_MUL) >> (23 - MBITS)
-    return code | ((b >> (31 - EBITS - MBITS)) & (1 << (EBITS + MBITS)))
-
-
-@triton.jit
-def _decode_e4m3(code):
-    """Exact fp32 value of a non-negative, non-NaN E4M3 code (``_math.decode_codes`` for block scales)."""
-    e = code >> 3
-    mant = code & 7
-    normal = _from_bits(((e + 120) << 23) | (mant << 20))
-    sub = mant.to(tl.float32) * 0.001953125  # 2^-9
-    return tl.where(e == 0, sub, normal)
-
-
-@triton.jit
-def _rint(y, NATIVE: tl.constexpr):
-    """Round half to even, as ``torch.round`` / ``np.rint``: one ``cvt.rni`` on the GPU, else the ``(|y| + 2^23) −
-    2^23`` trick (|y| ≥ 2^23 is already an integer), which the FPU rounds half to even."""
-    if NATIVE:
-        return libdevice.rint(y)
-    t = tl.abs(y)
-    r = (t + 8388608.0) - 8388608.0
-    r = tl.where(t < 8388608.0, r, t)
-    return tl.where(y < 0, -r, r)
-
-
-@triton.jit
-def _int_code(x, d, dd, y, ok, lo, hi, zp, FAST: tl.constexpr, SKIP_CLAMP: tl.constexpr):
-    """Integer code ``clamp(rint(x / d) + zp, QMIN, QMAX)`` of an INT recipe, given ``lo = QMIN − zp`` and
-    ``hi = QMAX − zp``. Clamping the quotient to those integer bounds first gives the same integer (``rint`` is
-    monotone and fixes integers), and then ``v + 1.5·2^23`` is rounded half to even by the FPU itself, leaving
-    ``rint(v)`` as the low bits of the sum's bit pattern. This replaces ``cvt.rni`` + ``cvt.rzi.s32`` (two
-    quarter-rate conversion-pipe instructions per element on Hopper) with one add; only the low 4 or 8 bits are
-    ever stored, so the compiler also drops the bias subtraction. ``SKIP_CLAMP``: the caller's guard ``ok`` also
-    vouches that every quotient of the fast path lies within ``QMAX + 1/4`` (see ``quant_rows_kernel``)."""
-    if FAST:
-        if ok != 0:
-            v = _div.fast(x, dd, y)
-            if not SKIP_CLAMP:
-                v = tl.minimum(tl.maximum(v, lo), hi)
-        else:
-            v = tl.minimum(tl.maximum(tl.math.div_rn(x, d), lo), hi)
-    else:
-        v = tl.minimum(tl.maximum(tl.math.div_rn(x, d), lo), hi)
-    return _bits(v + 12582912.0) - 0x4B400000 + zp
-
-
-@triton.jit
-def _ld(ptrs, m, FULL: tl.constexpr):
-    """``tl.load`` with zeros where ``m`` is false; unmasked when the launch tiles the tensor exactly (``FULL``),
-    which drops the per-element predicate arithmetic and lets every load be a full-width vector."""
-    if FULL:
-        return tl.load(ptrs)
-    else:
-        return tl.load(ptrs, mask=m, other=0)
-
-
-@triton.jit
-def _load(ptrs, m, IN_KIND: tl.constexpr, FULL: tl.constexpr):
-    """Masked load as fp32 (IN_KIND 0 fp32, 1 fp16, 2 bf16). bf16 arrives as int16 bits and is widened by a shift:
-    exact everywhere (the interpreter's own bf16 conversion flushes subnormals)."""
-    if IN_KIND == 2:
-        return _from_bits(_ld(ptrs, m, FULL).to(tl.int32) << 16)
-    return _ld(ptrs, m, FULL).to(tl.float32)
-
-
-@triton.jit
-def _load_pairs(ptrs, m, IN_KIND: tl.constexpr, FULL: tl.constexpr):
-    """Elements 2i and 2i+1 of each pair as two fp32 tensors, from one word per pair: the input viewed as int32
-    (16-bit floats) or int64 (fp32), little-endian so element 2i is the low half. Splitting a contiguous load into
-    even/odd lanes with ``tl.reshape`` + ``tl.split`` instead costs a shared-memory layout conversion."""
-    w = _ld(ptrs, m, FULL)
-    if IN_KIND == 0:
-        x0 = _from_bits((w & 0xFFFFFFFF).to(tl.int32))
-        x1 = _from_bits((w >> 32).to(tl.int32))
-    elif IN_KIND == 2:
-        x0 = _from_bits(w << 16)
-        x1 = _from_bits(w & -65536)
-    else:
-        x0 = (w & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-        x1 = (w >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-    return x0, x1
-
-
-@triton.jit
-def _amax_bits(x):
-    """Block max of ``|x|`` as int32 bits, reduced as integers: for non-negative floats the integer order is the
-    float order, NaN patterns sort above +Inf (so a NaN block reaches the non-finite flag, where ``tl.max`` on floats
-    may drop NaN), and the mask + integer max is two instructions per element."""
-    return tl.max(_bits(x) & 0x7FFFFFFF, axis=2)
-
-
-@triton.jit
-def nonfinite(amax_bits):
-    """1 if any block of the ``(rows, blocks)`` tile saw NaN/±Inf: their amax bits are ≥ 0x7F800000 (an
-    asymmetric block's min/max only matter when its amax is finite)."""
-    return tl.max(tl.max((amax_bits >= 0x7F800000).to(tl.int32), axis=1), axis=0)
-
-
-@triton.jit
-def _encode(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC_MUL: tl.constexpr,
-            FMAX: tl.constexpr, NATIVE: tl.constexpr, CLAMP: tl.constexpr):  # fmt: skip
-    """Codes of the scaled values ``v``: clamp to ±fmax, then round to nearest even. On the GPU the FP8 formats use
-    the hardware conversion ``cvt.rn.satfinite.{e4m3,e5m2}x2.f32`` (one instruction per two elements, IEEE RNE with
-    saturation, i.e. exactly clamp-then-round); everything else, and the CPU interpreter (whose FP8 casts round
-    negative ties the wrong way), uses :func:`_encode_float`'s bit arithmetic. ``CLAMP=False`` where the scale rule
-    bounds ``|v|`` below ``fmax`` plus half the format's top step (see ``_cast._needs_clamp``): the clamp could
-    change no code there."""
-    if NATIVE and EBITS == 4 and MBITS == 3:
-        return v.to(tl.float8e4nv).to(tl.uint8, bitcast=True).to(tl.int32)
-    elif NATIVE and EBITS == 5 and MBITS == 2:
-        return v.to(tl.float8e5).to(tl.uint8, bitcast=True).to(tl.int32)
-    else:
-        return _encode_float(v, EBITS, MBITS, BIAS, ENC_MUL, FMAX, CLAMP)
-
-
-@triton.jit
-def fp8_scale(a, FMAX: tl.constexpr, EPS_BITS: tl.constexpr, POW2: tl.constexpr):
-    """FP8 block scale from the block amax ``a``: ``(divisor, multiplier)``; the multiplier is the exact reciprocal
-    of a power-of-two scale (``POW2``) and unused otherwise. Blocks of amax 0 get scale 1, as ``_math``."""
-    if EPS_BITS != 0:
-        a = tl.maximum(a, _from_bits(tl.full(a.shape, EPS_BITS, tl.int32)))
-    s = tl.math.div_rn(a, tl.full(a.shape, FMAX, tl.float32))
-    mult = s
-    if POW2:  # power-of-two scales: encode by multiplying with the exact reciprocal (see KIND_MX)
-        e = tl.minimum(_pow2_ceil_exp(s), 127)
-        s = _pow2(e)
-        mult = tl.where(a == 0, 1.0, _pow2(-e))
-    return tl.where(a == 0, 1.0, s), mult
 
 
 @triton.jit

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from breccia.triton import _div
-from breccia.triton._kernel import _amax_bits, _encode, _from_bits, _load, fp8_scale, nonfinite
+from breccia.triton._codes import _amax_bits, _encode, _from_bits, _load, fp8_scale, nonfinite
 
 
 @triton.jit

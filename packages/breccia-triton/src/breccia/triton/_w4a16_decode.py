@@ -16,7 +16,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._kernel import _decode_e4m3, _from_bits
+from ._codes import _decode_e4m3, _from_bits
 
 
 @triton.jit
