@@ -54,7 +54,5 @@ def mx4_pairs(v0, v1, CLAMP: tl.constexpr):
     """The packed byte ``code(v0) | code(v1) << 4`` (in the low 8 bits of an int32) of E2M1 codes, given
     ``v = x · 2^-k · 2^-14`` for bf16 ``x`` (see the module docstring). ``CLAMP`` saturates at ±6 first."""
     if CLAMP:
-        asm: tl.constexpr = _CLAMPED
-    else:
-        asm: tl.constexpr = _UNCLAMPED
-    return tl.inline_asm_elementwise(asm, "=r,f,f", [v0, v1], dtype=tl.int32, is_pure=True, pack=1)
+        return tl.inline_asm_elementwise(_CLAMPED, "=r,f,f", [v0, v1], dtype=tl.int32, is_pure=True, pack=1)
+    return tl.inline_asm_elementwise(_UNCLAMPED, "=r,f,f", [v0, v1], dtype=tl.int32, is_pure=True, pack=1)
