@@ -14,6 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._cast import _IN_KIND
+
 BLOCK = 16384  # elements (or element pairs) per program: 32–64 KB read each, a few thousand atomics per tensor
 NUM_WARPS = 8
 
@@ -36,9 +38,6 @@ def amax_kernel(x_ptr, out_ptr, N, BLOCK: tl.constexpr, IN_KIND: tl.constexpr, P
         else:  # fp16 magnitude bits → the same value's fp32 bits (exact)
             a = a.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32).to(tl.int32, bitcast=True)
     tl.atomic_max(out_ptr, a)
-
-
-_IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
 def tensor_amax(x2: torch.Tensor) -> torch.Tensor:

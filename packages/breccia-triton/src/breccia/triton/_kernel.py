@@ -2,12 +2,13 @@
 
 Every line mirrors :mod:`breccia._math` operation for operation, because the bytes must equal the reference's:
 
-- every division that ``_math`` writes as ``ops.div`` *or* as Python ``/`` on fp32 arrays is ``tl.math.div_rn``.
-  Both are one correctly rounded IEEE division in numpy and in torch (CUDA included), while Triton's ``/`` on
-  fp32 lowers to ``div.full.f32``, which is off by up to 2 ulp;
-- element encoding is :func:`breccia._math.encode_float`'s branch-free bit arithmetic, not Triton's fp8 casts
-  (whose rounding and saturation are backend-dependent);
-- ``rint`` is the ``(|y| + 2^23) − 2^23`` trick, which is round-half-even by the FPU itself;
+- every division that ``_math`` writes as ``ops.div`` *or* as Python ``/`` on fp32 arrays is correctly rounded:
+  ``tl.math.div_rn`` for scales, and on the GPU one reciprocal per block for the elements (:mod:`._div`). Triton's
+  ``/`` on fp32 lowers to ``div.full.f32``, which is off by up to 2 ulp;
+- element encoding is :func:`breccia._math.encode_float`'s branch-free bit arithmetic, or where it is exactly the
+  same function the hardware FP8 conversion and, for MXFP4 of bf16, f16x2 arithmetic (:mod:`._fp4`); integer
+  codes come from the ``clamp + 1.5·2^23`` add, whose rounding is round-half-even by the FPU itself
+  (:mod:`._codes`, where the element helpers live);
 - fp32 → bf16 rounding of integer-recipe scales is done on the bits (RNE), so the interpreter and the GPU agree;
 - the launcher turns FMA contraction off (``enable_fp_fusion=False``): ``_math`` rounds every product.
 

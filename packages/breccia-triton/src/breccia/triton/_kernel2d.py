@@ -5,7 +5,7 @@ registers per thread at 8 warps, one program per SM, so nothing overlaps its loa
 (0.64× of copy bandwidth on an H200, GPU time). Here a program walks its tile in chunks of ``RCH`` rows twice: the first
 pass reduces the block amax, the second reloads each chunk (from L2: the tile was read microseconds earlier),
 divides and encodes it. Registers stay low, several programs share an SM, and DRAM still sees every input byte
-once. The math is :mod:`._kernel`'s, helper for helper, so the bytes are the same.
+once. The math is :mod:`._kernel`'s, through the same :mod:`._codes` helpers, so the bytes are the same.
 """
 
 from __future__ import annotations
