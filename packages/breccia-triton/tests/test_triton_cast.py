@@ -225,6 +225,42 @@ def test_integer_codes_where_subnormal_scales_need_the_clamp(
     assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
 
 
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("chunks", [2, 4])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        breccia.Float8BlockScaling(block_m=128),
+        breccia.Float8BlockScaling(block_m=32, block_k=32, fp8_format="E5M2"),
+        breccia.Float8BlockScaling(block_k=16, block_m=8, power_of_2_scales=True),
+        breccia.Float8BlockScaling(block_m=3, block_k=6),  # rows and words not powers of two: masked lanes
+    ],
+    ids=recipe_id,
+)
+def test_two_d_tiles_of_16_bit_floats_as_pair_words(
+    recipe: breccia.Recipe, dtype: torch.dtype, chunks: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16-bit inputs with even blocks take the one-pass pair-word kernel (``_tile_words`` gives a view), with
+    partial tiles at both edges, several tiles per program and 2 or 4 row chunks; a view that is not word-aligned
+    takes the two-pass kernel. Both must give the reference's bytes."""
+    monkeypatch.setattr(triton_cast, "PAIR_CHUNKS", chunks)
+    took: list[bool] = []
+    tile_words = triton_cast._tile_words
+    monkeypatch.setattr(triton_cast, "_tile_words", lambda *a: took.append((w := tile_words(*a)) is not None) or w)
+    for i, shape in enumerate([(130, 258), (2, 20, 96), (7, 12)]):
+        x = make_input(shape, 40 + i, dtype)
+        x.view(-1)[:: 31 + i] *= 2.0**12 if dtype == torch.bfloat16 else 4.0  # outliers: tiles of different scales
+        st = cast(x, recipe)
+        assert st is not None and took[-1], shape
+        assert_same(st, breccia.cast(x, recipe), dtypes=True)
+        assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+    x = make_input((1, 40 * 66 + 1), 45, dtype).view(-1)[1:].view(40, 66)  # data_ptr 2 bytes past a word
+    st = cast(x, recipe)
+    assert st is not None and not took[-1]
+    assert_same(st, breccia.cast(x, recipe), dtypes=True)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("recipe", SAMPLE, ids=recipe_id)
 def test_nonfinite_falls_back_like_the_reference(recipe: breccia.Recipe, bad: float) -> None:

@@ -43,6 +43,7 @@ _TINY = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}  # _math.compute_scale
 MAX_BLOCK = 16384  # one block is reduced in registers: PerChannel rows longer than this stay with breccia-torch
 TILE = 8192  # elements per program: enough bytes in flight per SM without spilling
 NUM_WARPS = 8
+PAIR_CHUNKS = 4  # row chunks (2 or 4) of the one-pass FP8 2-D tile kernel (see _kernel2d.quant_tiles_pairs_kernel)
 
 
 def _f32_bits(v: float) -> int:
@@ -220,10 +221,23 @@ def _launch(
         enable_fp_fusion=False,
     )  # fmt: skip
     a = _kind_args(recipe)
-    if plan.rb != 1 and isinstance(recipe, Float8BlockScaling):  # FP8 2-D tiles: two passes over row chunks
+    if plan.rb != 1 and isinstance(recipe, Float8BlockScaling):  # FP8 2-D tiles: _kernel2d
         from . import _kernel2d as K2
 
         fmt_args = {n: a[n] for n in ("EBITS", "MBITS", "BIAS", "ENC_MUL", "FMAX", "POW2")}
+        pw = _tile_words(x2, plan, rows, bkp)
+        if pw is not None:  # 16-bit input: one pass, the tile held as pair words
+            nbt2 = min(_pow2ceil(nb), max(1, 2 * TILE // (rows * bkp)))
+            grid2 = (grid[0], -(-nb // nbt2))
+            flags = torch.empty(grid2, dtype=torch.int32, device=dev)
+            full2 = full and nb % nbt2 == 0
+            common.update(NBT=nbt2, FULL=full2)
+            del common["BK"], common["BKP"]
+            K2.quant_tiles_pairs_kernel[grid2](
+                pw, data.view(torch.int16), scale, flags, k // 2, nb, m, nbr, BW=plan.bk // 2, BWP=bkp // 2,
+                RB=plan.rb, RBP=rows, NCH=min(PAIR_CHUNKS, rows), **fmt_args, **common,
+            )  # fmt: skip
+            return data, scale, zp, flags
         K2.quant_tiles_kernel[grid](
             xin, data, scale, flags, k, nb, m, nbr, RB=plan.rb, RCH=min(rows, max(1, TILE // (nbt * bkp))),
             **fmt_args, **common,
@@ -238,6 +252,17 @@ def _launch(
 
 
 _IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
+def _tile_words(x2: torch.Tensor, plan: _Plan, rows: int, bkp: int) -> torch.Tensor | None:
+    """For FP8 2-D tiles of a 16-bit input, ``x2`` viewed as int32 pair words, so one program holds whole tiles
+    (:func:`._kernel2d.quant_tiles_pairs_kernel`); None where pairs would straddle a block or the tile is too big for
+    registers (more than :data:`TILE` words), or the buffer is not word-aligned."""
+    if x2.dtype == torch.float32 or plan.k % 2 or plan.bk % 2 or rows * bkp > 2 * TILE:
+        return None
+    if x2.data_ptr() % 4:
+        return None
+    return x2.view(torch.int32)
 
 
 def _pair_words(x2: torch.Tensor, plan: _Plan) -> torch.Tensor | None:

@@ -125,7 +125,12 @@ def _load_pairs(ptrs, m, IN_KIND: tl.constexpr, FULL: tl.constexpr):
     """Elements 2i and 2i+1 of each pair as two fp32 tensors, from one word per pair: the input viewed as int32
     (16-bit floats) or int64 (fp32), little-endian so element 2i is the low half. Splitting a contiguous load into
     even/odd lanes with ``tl.reshape`` + ``tl.split`` instead costs a shared-memory layout conversion."""
-    w = _ld(ptrs, m, FULL)
+    return _split_pairs(_ld(ptrs, m, FULL), IN_KIND)
+
+
+@triton.jit
+def _split_pairs(w, IN_KIND: tl.constexpr):
+    """The two fp32 elements of each pair word (see :func:`_load_pairs`), exactly."""
     if IN_KIND == 0:
         x0 = _from_bits((w & 0xFFFFFFFF).to(tl.int32))
         x1 = _from_bits((w >> 32).to(tl.int32))
