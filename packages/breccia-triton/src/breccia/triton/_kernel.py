@@ -36,7 +36,6 @@ from breccia.triton._codes import (
     _pow2_ceil_exp,
     _rint,
     fp8_scale,
-    nonfinite,
 )
 
 KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
@@ -154,7 +153,7 @@ def quant_rows_kernel(
             vmax = tl.max(x0, axis=2)
     if RB != 1:
         amax = tl.max(amax, axis=0)[None, :]  # (1, NBT): the tile's scale math runs once, not once per row
-    bad = nonfinite(amax)
+    bad = (amax >= 0x7F800000).to(tl.int32)  # per block; reduced once with the division guard below
     amax = _from_bits(amax)
     blks2 = blks[None, :]
     smask = rvalid[:, None] & (blks2 < NB)
@@ -221,14 +220,13 @@ def quant_rows_kernel(
             s = _from_bits((sb16 + 0x7FFF + ((sb16 >> 16) & 1)) & -65536)
         if SKIND != 0:  # cast_generic raises RecipeError when a finite amax overflows an fp16/bf16 scale
             over = tl.where(smask & ((_bits(s) & 0x7F800000) == 0x7F800000), 2, 0)
-            bad = tl.maximum(bad, tl.max(tl.max(over, axis=1), axis=0))
+            bad = tl.maximum(bad, over)
         div = tl.where(s == 0, _from_bits(tl.full(amax.shape, TINY_BITS, tl.int32)), s)
         tl.store(scale_ptr + soff, div, mask=smask)
         if not SYM:
             zp = _rint(tl.math.div_rn(lo, div), NATIVE)
             zp = tl.minimum(tl.maximum(QMIN - zp, QMIN), QMAX).to(tl.int32)
             tl.store(zp_ptr + soff, zp, mask=smask)
-    tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
 
     # --- encode every element of the tile with its block's divisor (one reciprocal per block on the GPU: _div)
     d3 = div[:, :, None]
@@ -249,7 +247,12 @@ def quant_rows_kernel(
         else:
             if KIND == 3 and SYM and DENOM <= QMAX:  # |x / d| ≤ amax · y (1 + 2^-22) < QMAX + 1/2: no clamp
                 okb = okb & (tl.max(amax[:, :, None] * y3, axis=2) <= QMAX + 0.25)
-            ok = _div.all_ok(okb)
+            bad = bad | tl.where(okb, 0, 4)  # the guard rides on the flag's reduction: one instead of two
+    bad = tl.max(tl.max(bad, axis=1), axis=0)
+    if NATIVE and not USE_MULT and KIND != 2 and not PER_TENSOR:
+        ok = 1 - (bad >> 2)
+        bad = bad & 3
+    tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
     if KIND == 3:
         if SYM:
             zp3 = 0
