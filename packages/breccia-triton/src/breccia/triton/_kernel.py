@@ -30,11 +30,13 @@ from breccia.triton._codes import (
     _encode_float,
     _from_bits,
     _int_code,
+    _ld,
     _load,
-    _load_pairs,
+    _pair_amax_bits,
     _pow2,
     _pow2_ceil_exp,
     _rint,
+    _split_pairs,
     fp8_scale,
 )
 
@@ -126,9 +128,13 @@ def quant_rows_kernel(
     col = b3 * BK + PACK * j3
     m0 = valid & (PACK * j3 < BK) & (col < K)  # unused (and folded away) when FULL
     if PACK == 2 and PAIRS:  # one word per element pair (see _load_pairs); KW = words per row
-        x0, x1 = _load_pairs(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, IN_KIND, FULL)
+        w = _ld(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, FULL)
+        x0, x1 = _split_pairs(w, IN_KIND)
         m1 = m0
-        amax = tl.maximum(_amax_bits(x0), _amax_bits(x1))
+        if NATIVE and IN_KIND != 0:  # noqa: SIM108 -- constexpr branches (inline PTX: GPU only)
+            amax = _pair_amax_bits(w, IN_KIND)
+        else:
+            amax = tl.maximum(_amax_bits(x0), _amax_bits(x1))
         if KIND == 3 and not SYM:
             vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
             vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
