@@ -138,10 +138,13 @@ def _fp8x2(v0, v1, EBITS: tl.constexpr):
     are exactly the word to store. (Going through Triton's ``float8`` cast and widening the bytes to combine them
     gave wrong low bytes in every other word on sm_90 with Triton 3.6.)"""
     if EBITS == 5:
-        asm: tl.constexpr = "cvt.rn.satfinite.e5m2x2.f32 $0, $2, $1;"
+        return tl.inline_asm_elementwise(
+            "cvt.rn.satfinite.e5m2x2.f32 $0, $2, $1;", "=h,r,r", [v0, v1], dtype=tl.int16, is_pure=True, pack=1
+        )
     else:
-        asm: tl.constexpr = "cvt.rn.satfinite.e4m3x2.f32 $0, $2, $1;"
-    return tl.inline_asm_elementwise(asm, "=h,r,r", [v0, v1], dtype=tl.int16, is_pure=True, pack=1)
+        return tl.inline_asm_elementwise(
+            "cvt.rn.satfinite.e4m3x2.f32 $0, $2, $1;", "=h,r,r", [v0, v1], dtype=tl.int16, is_pure=True, pack=1
+        )
 
 
 @triton.jit
