@@ -33,6 +33,20 @@ from breccia.triton._codes import (
 
 
 @triton.jit
+def _tile_origin(K, NB, M, NBR, BK: tl.constexpr, BKP: tl.constexpr, RB: tl.constexpr, NBT: tl.constexpr):
+    """The program's tiles: its block-row ``pid_r`` (block-row ``pid_r % NBR`` of matrix ``pid_r // NBR``), the
+    ``NBT`` block indices, the ``(1, NBT, BKP)`` columns and their validity, and the first row (in the matrix and in
+    the flattened input). ``K`` and ``BK`` count elements, or words for the pair kernel."""
+    pid_r = tl.program_id(0)
+    blks = tl.program_id(1) * NBT + tl.arange(0, NBT)
+    j = tl.arange(0, BKP)
+    col = (blks[:, None] * BK + j[None, :])[None, :, :]
+    cval = ((blks[:, None] < NB) & (j[None, :] < BK))[None, :, :] & (col < K)
+    mrow0 = (pid_r % NBR) * RB
+    return pid_r, blks, col, cval, mrow0, (pid_r // NBR) * M + mrow0
+
+
+@triton.jit
 def _chunk(r, i, mrow0, row0, col, cval, K, RB: tl.constexpr, M_ROWS, I64: tl.constexpr):
     """Offsets and mask of rows ``r .. r + RCH`` of the tile."""
     rr = r + i
@@ -104,14 +118,7 @@ def quant_tiles_kernel(
 ):
     """Quantize ``NBT`` tiles of ``RB × BK`` elements: program row ``pid_r`` is block-row ``pid_r % NBR`` of matrix
     ``pid_r // NBR`` (each of ``M`` rows). Flags as :func:`._kernel.quant_rows_kernel` (1 = NaN/Inf seen)."""
-    pid_r = tl.program_id(0)
-    pid_b = tl.program_id(1)
-    blks = pid_b * NBT + tl.arange(0, NBT)
-    j = tl.arange(0, BKP)
-    col = (blks[:, None] * BK + j[None, :])[None, :, :]
-    cval = ((blks[:, None] < NB) & (j[None, :] < BK))[None, :, :] & (col < K)
-    mrow0 = (pid_r % NBR) * RB
-    row0 = (pid_r // NBR) * M + mrow0
+    pid_r, blks, col, cval, mrow0, row0 = _tile_origin(K, NB, M, NBR, BK, BKP, RB, NBT)
     i = tl.arange(0, RCH)
 
     amax = tl.zeros((NBT,), tl.int32)
@@ -238,14 +245,7 @@ def quant_tiles_pairs_kernel(
     of each word's two 15-bit magnitudes, an integer max exactly as :func:`._codes._amax_bits` (NaN above Inf);
     the two FP8 codes of a pair are stored as one 16-bit word (``data`` viewed as int16, little-endian). Same
     grid and flags as :func:`quant_tiles_kernel`; ``KW`` and ``BW`` count words, not elements."""
-    pid_r = tl.program_id(0)
-    pid_b = tl.program_id(1)
-    blks = pid_b * NBT + tl.arange(0, NBT)
-    j = tl.arange(0, BWP)
-    col = (blks[:, None] * BW + j[None, :])[None, :, :]
-    cval = ((blks[:, None] < NB) & (j[None, :] < BW))[None, :, :] & (col < KW)
-    mrow0 = (pid_r % NBR) * RB
-    row0 = (pid_r // NBR) * M + mrow0
+    pid_r, blks, col, cval, mrow0, row0 = _tile_origin(KW, NB, M, NBR, BW, BWP, RB, NBT)
     i = tl.arange(0, RBP // NCH)
     oa, ka = _chunk(0, i, mrow0, row0, col, cval, KW, RB, M, I64)
     ob, kb = _chunk(RBP // NCH, i, mrow0, row0, col, cval, KW, RB, M, I64)
