@@ -226,6 +226,38 @@ def test_integer_codes_where_subnormal_scales_need_the_clamp(
 
 
 @pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize(
+    "recipe",
+    [breccia.INT4Scaling(group_size=16, symmetric=False, signed=False),
+     breccia.INT8Scaling(granularity="group", group_size=32, symmetric=False, signed=False, scale_dtype="bf16")],
+    ids=recipe_id,
+)  # fmt: skip
+def test_asymmetric_codes_where_the_zero_point_needs_the_clamp(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
+    """Asymmetric blocks skip the clamp on the GPU when the quotients of the block's min and max round inside
+    ``[QMIN − zp, QMAX − zp]``. The zero point is rounded and the scale too, so in some blocks the max's code lands
+    one past QMAX (or the min's one below QMIN) and must be clamped: those programs take the clamping path."""
+    g = torch.Generator().manual_seed(5)
+    rows, k = 128, 512
+    bk = recipe.group_size
+    lo = -(0.05 + 3 * torch.rand((rows, k // bk, 1), generator=g, dtype=torch.float64))
+    hi = 0.05 + 3 * torch.rand((rows, k // bk, 1), generator=g, dtype=torch.float64)
+    t = torch.rand((rows, k // bk, bk), generator=g, dtype=torch.float64)
+    t[..., 0], t[..., 1] = 0.0, 1.0  # every block holds its lo and hi
+    x = (lo + (hi - lo) * t).reshape(rows, k).to(dtype).to(DEVICE)
+    st = cast(x, recipe)
+    assert st is not None
+    ref = breccia.cast(to_np(x), recipe)
+    scale = np.repeat(np.asarray(ref.scale, dtype=np.float64), bk, axis=1)
+    zp = np.repeat(np.asarray(ref.zero_point, dtype=np.float64), bk, axis=1)
+    q = np.rint(x.double().cpu().numpy() / scale) + zp
+    fmt = recipe.element
+    assert ((q > fmt.qmax) | (q < fmt.qmin)).any()  # the clamp does bite somewhere
+    assert_same(st, breccia.cast(x, recipe), dtypes=True)
+    assert_same(st, ref, dtypes=False)
+
+
+@pytest.mark.usefixtures("no_fallback")
 @pytest.mark.parametrize("chunks", [2, 4])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize(

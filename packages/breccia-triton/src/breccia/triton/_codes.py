@@ -144,9 +144,15 @@ def _split_pairs(w, IN_KIND: tl.constexpr):
 
 
 @triton.jit
+def _x2(a, b, ASM: tl.constexpr):
+    """One instruction ``ASM`` on both 16-bit halves of 32-bit words at once (inline PTX: GPU only)."""
+    return tl.inline_asm_elementwise(ASM, "=r,r,r", [a, b], dtype=tl.int32, is_pure=True, pack=1)
+
+
+@triton.jit
 def _max_u16x2(a, b):
     """Both 16-bit halves' maxima at once (``max.u16x2``, sm_90): the combine of :func:`_pair_amax_bits`."""
-    return tl.inline_asm_elementwise("max.u16x2 $0, $1, $2;", "=r,r,r", [a, b], dtype=tl.int32, is_pure=True, pack=1)
+    return _x2(a, b, "max.u16x2 $0, $1, $2;")
 
 
 @triton.jit
@@ -161,6 +167,43 @@ def _pair_amax_bits(w, IN_KIND: tl.constexpr):
         return h << 16
     else:
         return _bits(h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32))
+
+
+@triton.jit
+def _min_bf16x2(a, b):
+    return _x2(a, b, "min.NaN.bf16x2 $0, $1, $2;")
+
+
+@triton.jit
+def _max_bf16x2(a, b):
+    return _x2(a, b, "max.NaN.bf16x2 $0, $1, $2;")
+
+
+@triton.jit
+def _min_f16x2(a, b):
+    return _x2(a, b, "min.NaN.f16x2 $0, $1, $2;")
+
+
+@triton.jit
+def _max_f16x2(a, b):
+    return _x2(a, b, "max.NaN.f16x2 $0, $1, $2;")
+
+
+@triton.jit
+def _pair_minmax(w, IN_KIND: tl.constexpr):
+    """Per block of 16-bit pair words ``w``: the smallest and the largest element as fp32, reduced on the raw
+    words two halves at a time (``min/max.NaN.{bf16,f16}x2``, one instruction per word each, where fp32 elements
+    cost two per element), NaN-propagating so that ``max(|min|, |max|)`` is the block amax, NaN included."""
+    if IN_KIND == 2:
+        lo = tl.reduce(w, 2, _min_bf16x2)
+        hi = tl.reduce(w, 2, _max_bf16x2)
+    else:
+        lo = tl.reduce(w, 2, _min_f16x2)
+        hi = tl.reduce(w, 2, _max_f16x2)
+    l0, l1 = _split_pairs(lo, IN_KIND)
+    h0, h1 = _split_pairs(hi, IN_KIND)
+    nan: tl.constexpr = tl.PropagateNan.ALL
+    return tl.minimum(l0, l1, propagate_nan=nan), tl.maximum(h0, h1, propagate_nan=nan)
 
 
 @triton.jit

@@ -33,6 +33,7 @@ from breccia.triton._codes import (
     _ld,
     _load,
     _pair_amax_bits,
+    _pair_minmax,
     _pow2,
     _pow2_ceil_exp,
     _rint,
@@ -131,13 +132,16 @@ def quant_rows_kernel(
         w = _ld(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, FULL)
         x0, x1 = _split_pairs(w, IN_KIND)
         m1 = m0
-        if NATIVE and IN_KIND != 0:  # noqa: SIM108 -- constexpr branches (inline PTX: GPU only)
+        if NATIVE and IN_KIND != 0 and KIND == 3 and not SYM:  # inline PTX on the raw words: GPU only
+            vmin, vmax = _pair_minmax(w, IN_KIND)  # NaN-propagating: the amax follows from them
+            amax = tl.maximum(_bits(vmin) & 0x7FFFFFFF, _bits(vmax) & 0x7FFFFFFF)
+        elif NATIVE and IN_KIND != 0:
             amax = _pair_amax_bits(w, IN_KIND)
         else:
             amax = tl.maximum(_amax_bits(x0), _amax_bits(x1))
-        if KIND == 3 and not SYM:
-            vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
-            vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
+            if KIND == 3 and not SYM:
+                vmin = tl.minimum(tl.min(x0, axis=2), tl.min(x1, axis=2))
+                vmax = tl.maximum(tl.max(x0, axis=2), tl.max(x1, axis=2))
     elif PACK == 2:  # odd K: one contiguous (vectorisable) load, split into even / odd elements in registers
         jj = tl.arange(0, 2 * BKP)[None, None, :]
         colf = b3 * BK + jj
@@ -240,7 +244,9 @@ def quant_rows_kernel(
     y3 = d3
     ok = 0
     if NATIVE and not USE_MULT:  # blocks past the edge have amax 0 and an in-range divisor: no mask needed
-        dd3, y3, okb = _div.per_block(div, amax)
+        dd2, y2, okb = _div.block_recip(div, amax)
+        dd3 = dd2[:, :, None]
+        y3 = y2[:, :, None]
         if KIND == 2:  # NVFP4: d = sb·g with sb 0 (run as inf) or an E4M3 value in [2^-9, 448]: only g can leave
             ok = 1  # the range, and it is one scalar (see _div.scalar_ok): no reduction over the tile, no branch
             if NV_GLOBAL:
@@ -252,7 +258,10 @@ def quant_rows_kernel(
             ok = _div.scalar_ok(ga, 9.094947017729282e-13, 1.152921504606847e18)  # 2^-40, 2^60
         else:
             if KIND == 3 and SYM and DENOM <= QMAX:  # |x / d| ≤ amax · y (1 + 2^-22) < QMAX + 1/2: no clamp
-                okb = okb & (tl.max(amax[:, :, None] * y3, axis=2) <= QMAX + 0.25)
+                okb = okb & (amax * y2 <= QMAX + 0.25)
+            if KIND == 3 and not SYM:  # RN(x / d) is monotone in x: the block's extremes bound every code
+                zf = zp.to(tl.float32)
+                okb = okb & (_div.fast(vmin, dd2, y2) > QMIN - zf - 0.5) & (_div.fast(vmax, dd2, y2) < QMAX - zf + 0.5)
             bad = bad | tl.where(okb, 0, 4)  # the guard rides on the flag's reduction: one instead of two
     bad = tl.max(tl.max(bad, axis=1), axis=0)
     if NATIVE and not USE_MULT and KIND != 2 and not PER_TENSOR:
@@ -268,7 +277,7 @@ def quant_rows_kernel(
             zp3 = zp[:, :, None]
             lo3 = (QMIN - zp3).to(tl.float32)
             hi3 = (QMAX - zp3).to(tl.float32)
-        skip = SYM and DENOM <= QMAX
+        skip = (SYM and DENOM <= QMAX) or not SYM  # the guard above vouches for the fast path's blocks
         c0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip)
     elif not F16X2:
         if USE_MULT:  # noqa: SIM108
