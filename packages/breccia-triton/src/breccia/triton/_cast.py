@@ -64,6 +64,7 @@ class _Plan:
     pack: int  # 2 for 4-bit formats (two codes per byte)
     per_tensor: bool = False  # one scale from a whole-tensor amax (Float8CurrentScaling's default layout)
     rb: int = 1  # rows per block: > 1 for PerBlock2D tiles
+    half_tile: bool = False  # programs of TILE / 2 elements (see _tiling)
 
 
 def _plan(x: Any, recipe: Recipe, layout: Layout) -> _Plan | None:
@@ -82,7 +83,9 @@ def _plan(x: Any, recipe: Recipe, layout: Layout) -> _Plan | None:
             return None
         rb, cb = layout.block_shape(tuple(int(n) for n in x.shape))[-2:]
         too_big = _pow2ceil(rb) * _pow2ceil(-(-cb // pack)) * pack > 2 * MAX_BLOCK
-        return None if too_big or (pack == 2 and cb % 2 and cb != k) else _Plan(k, cb, pack, rb=rb)
+        if too_big or (pack == 2 and cb % 2 and cb != k):
+            return None
+        return _Plan(k, cb, pack, rb=rb, half_tile=isinstance(recipe, NVFP4BlockScaling))
     if not isinstance(layout, (PerBlockK, PerChannel)) or layout.axis not in (-1, x.ndim - 1):
         return None
     if not isinstance(
@@ -104,7 +107,7 @@ def _plan(x: Any, recipe: Recipe, layout: Layout) -> _Plan | None:
     bk = k if isinstance(layout, PerChannel) else min(layout.block_k, k)
     if bk > MAX_BLOCK or (pack == 2 and bk % 2 and bk != k):  # nibble pairs must not straddle blocks
         return None
-    return _Plan(k, bk, pack)
+    return _Plan(k, bk, pack, half_tile=recipe.has_zero_point)
 
 
 def supports(x: Any, recipe: Recipe, layout: Layout | None = None, axis: int = -1) -> bool:
@@ -172,17 +175,21 @@ def _use_mult(recipe: Recipe) -> bool:
 def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], bool]:
     """``(rows, blocks, grid, full)`` of a launch over ``r`` rows (``m`` per matrix): each program takes ``rows`` ×
     ``blocks`` blocks of about :data:`TILE` elements; ``full`` when the programs tile the tensor exactly (no row,
-    block or element past an edge), so the kernel can drop its masks."""
+    block or element past an edge), so the kernel can drop its masks. Plans marked ``half_tile`` (integer recipes
+    with a zero point, NVFP4 2-D tiles) take ``TILE / 2``: their fast paths hold more per element (72 and more
+    registers at ``TILE``), and the H200 sweep measured INT4 g128 asymmetric at 52 µs against 57, NVFP4 16×16 at 79
+    against 85."""
+    tile = TILE // 2 if plan.half_tile else TILE
     nb = -(-plan.k // plan.bk)
     bkp = _pow2ceil(-(-plan.bk // plan.pack))
     if plan.rb == 1:
-        nbt = min(_pow2ceil(nb), max(1, TILE // (bkp * plan.pack)))
-        rows = min(_pow2ceil(r), max(1, TILE // (nbt * bkp * plan.pack)))
+        nbt = min(_pow2ceil(nb), max(1, tile // (bkp * plan.pack)))
+        rows = min(_pow2ceil(r), max(1, tile // (nbt * bkp * plan.pack)))
         grid = (-(-r // rows), -(-nb // nbt))
         full = r % rows == 0
     else:
         rows = _pow2ceil(plan.rb)
-        nbt = min(_pow2ceil(nb), max(1, TILE // (rows * bkp * plan.pack)))
+        nbt = min(_pow2ceil(nb), max(1, tile // (rows * bkp * plan.pack)))
         grid = ((r // m) * -(-m // plan.rb), -(-nb // nbt))
         full = rows == plan.rb and m % plan.rb == 0
     return rows, nbt, grid, full and nb % nbt == 0 and plan.k % plan.bk == 0 and bkp * plan.pack == plan.bk
