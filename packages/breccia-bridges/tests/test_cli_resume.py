@@ -94,6 +94,19 @@ def test_corrupted_finished_shard_is_redone(ref: Any, tmp_path: Path, monkeypatc
     assert dir_bytes(tmp_path / "out") == want
 
 
+def test_temporary_files_of_a_killed_write_are_removed_on_resume(ref: Any, tmp_path: Path, monkeypatch: Any):
+    """A kill inside a shard write leaves its temporary files in the staging directory: ours (``.NAME.XXXX.tmp``)
+    and the one ``safetensors.serialize_file`` writes beside its target (``.tmpXXXXXX``, renamed at its end). The
+    resumed run must not carry either into the output (the SIGKILL test below caught the second once)."""
+    src, want, _ = ref
+    run_killed_after(src, tmp_path / "out", monkeypatch, 1)
+    staging = tmp_path / "out.partial"
+    (staging / ".model-00002-of-00005.safetensors.k2j4.tmp").write_bytes(b"\0" * 64)
+    (staging / ".tmpA1b2C3").write_bytes(b"\0" * 64)
+    assert run(src, tmp_path / "out", *ARGS) == 0
+    assert dir_bytes(tmp_path / "out") == want
+
+
 def test_staging_of_other_arguments_is_refused(ref: Any, tmp_path: Path, monkeypatch: Any, capsys: Any):
     src, _, _ = ref
     run_killed_after(src, tmp_path / "out", monkeypatch, 1)

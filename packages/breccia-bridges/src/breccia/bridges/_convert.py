@@ -76,8 +76,10 @@ class Journal:
             if ok and file_digest(path) == rec.get("sha256"):
                 journal.doc["shards"][name] = rec
                 kept.append(name)
-        for leftover in plan.staging.glob(".*.tmp"):  # an atomic write the kill interrupted
-            leftover.unlink()
+        # an atomic write the kill interrupted: ours (``.NAME.XXXX.tmp``), and safetensors' own temporary file
+        # (``.tmpXXXXXX``: ``serialize_file`` writes one beside its target and renames it at the end)
+        for leftover in [*plan.staging.glob(".*.tmp"), *plan.staging.glob(".tmp*")]:
+            leftover.unlink(missing_ok=True)
         journal.save()
         return journal, kept
 
