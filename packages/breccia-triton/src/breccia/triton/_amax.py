@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from ._cast import _IN_KIND
+from ._codes import _mag16_bits
 
 BLOCK = 16384  # elements (or element pairs) per program: 32–64 KB read each, a few thousand atomics per tensor
 NUM_WARPS = 8
@@ -33,10 +34,7 @@ def amax_kernel(x_ptr, out_ptr, N, BLOCK: tl.constexpr, IN_KIND: tl.constexpr, P
             a = tl.maximum(tl.max(w & 0x7FFF, axis=0), tl.max((w >> 16) & 0x7FFF, axis=0))
         else:
             a = tl.max(w.to(tl.int32) & 0x7FFF, axis=0)
-        if IN_KIND == 2:
-            a = a << 16
-        else:  # fp16 magnitude bits → the same value's fp32 bits (exact)
-            a = a.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32).to(tl.int32, bitcast=True)
+        a = _mag16_bits(a, IN_KIND)  # fp16/bf16 magnitude bits → the same value's fp32 bits (exact)
     tl.atomic_max(out_ptr, a)
 
 

@@ -156,17 +156,34 @@ def _max_u16x2(a, b):
 
 
 @triton.jit
+def _halves_max(h):
+    """The larger of the two 16-bit halves of words whose sign bits are already clear."""
+    return tl.maximum(h >> 16, h & 0xFFFF)
+
+
+@triton.jit
+def _pair_mag(w):
+    """Per 16-bit pair word: the larger 15-bit magnitude (sign cleared) of its two halves."""
+    return _halves_max(w & 0x7FFF7FFF)
+
+
+@triton.jit
+def _mag16_bits(h, IN_KIND: tl.constexpr):
+    """The fp32 bit pattern of a bf16 (``IN_KIND`` 2) or fp16 (1) magnitude ``h`` given as its 15 low bits: exact,
+    order-preserving, and NaN / Inf stay NaN / Inf, so an integer max of such magnitudes widens to the block amax."""
+    if IN_KIND == 2:
+        return h << 16
+    else:
+        return _bits(h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32))
+
+
+@triton.jit
 def _pair_amax_bits(w, IN_KIND: tl.constexpr):
     """:func:`_amax_bits` of the elements of 16-bit pair words ``w`` (``(rows, blocks, words)``), on the GPU: the
     15-bit magnitudes of both halves are reduced together by ``max.u16x2`` (one instruction per word, where
     widening each element and masking it costs two per element), then the larger half is widened once per block.
     The integer order of magnitudes is the float order, NaN above Inf, exactly as in :func:`_amax_bits`."""
-    h = tl.reduce(w & 0x7FFF7FFF, 2, _max_u16x2)
-    h = tl.maximum(h >> 16, h & 0xFFFF)
-    if IN_KIND == 2:
-        return h << 16
-    else:
-        return _bits(h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32))
+    return _mag16_bits(_halves_max(tl.reduce(w & 0x7FFF7FFF, 2, _max_u16x2)), IN_KIND)
 
 
 @triton.jit

@@ -21,11 +21,12 @@ import triton.language as tl
 from breccia.triton import _div
 from breccia.triton._codes import (
     _amax_bits,
-    _bits,
     _encode,
     _from_bits,
     _ld,
     _load,
+    _mag16_bits,
+    _pair_mag,
     _split_pairs,
     fp8_scale,
     nonfinite,
@@ -184,14 +185,6 @@ def _store_pairs(w, ptrs, ok, d3, dd3, y3, m3, MODE: tl.constexpr, EBITS: tl.con
 
 
 @triton.jit
-def _hmax(w):
-    """Per pair word: the larger 15-bit magnitude of its two halves (reduced over the tile by the caller, once for
-    all row chunks)."""
-    h = w & 0x7FFF7FFF
-    return tl.maximum(h >> 16, h & 0xFFFF)
-
-
-@triton.jit
 def _store_chunks(wa, wb, wc, wd, oa, ob, oc, od, ka, kb, kc, kd, data_ptr, d3, dd3, y3, m3, MODE: tl.constexpr,
                   NCH: tl.constexpr, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr,
                   ENC_MUL: tl.constexpr, FMAX: tl.constexpr, IN_KIND: tl.constexpr, NATIVE: tl.constexpr,
@@ -251,7 +244,7 @@ def quant_tiles_pairs_kernel(
     ob, kb = _chunk(RBP // NCH, i, mrow0, row0, col, cval, KW, RB, M, I64)
     wa = _ld(w_ptr + oa, ka, FULL)
     wb = _ld(w_ptr + ob, kb, FULL)
-    h = tl.maximum(_hmax(wa), _hmax(wb))
+    h = tl.maximum(_pair_mag(wa), _pair_mag(wb))  # reduced over the tile once, for all row chunks
     oc, kc, wc = oa, ka, wa
     od, kd, wd = ob, kb, wb
     if NCH == 4:
@@ -259,12 +252,8 @@ def quant_tiles_pairs_kernel(
         od, kd = _chunk(3 * (RBP // NCH), i, mrow0, row0, col, cval, KW, RB, M, I64)
         wc = _ld(w_ptr + oc, kc, FULL)
         wd = _ld(w_ptr + od, kd, FULL)
-        h = tl.maximum(h, tl.maximum(_hmax(wc), _hmax(wd)))
-    h = tl.max(tl.max(h, axis=2), axis=0)[None, :]  # (1, NBT) 16-bit magnitudes
-    if IN_KIND == 2:  # noqa: SIM108 -- constexpr branches
-        amax = h << 16
-    else:
-        amax = _bits(h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32))
+        h = tl.maximum(h, tl.maximum(_pair_mag(wc), _pair_mag(wd)))
+    amax = _mag16_bits(tl.max(tl.max(h, axis=2), axis=0)[None, :], IN_KIND)  # (1, NBT)
     d3, dd3, y3, okall, m3 = _tile_scales(amax, scale_ptr, flag_ptr, blks, pid_r, NB, FMAX, POW2, NATIVE)
     # the guard's branch encloses the encode and the stores, so no quotient tensor flows out of it
     if NATIVE and not POW2:
