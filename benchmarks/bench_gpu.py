@@ -116,9 +116,10 @@ def cast_section(m: int, k: int, tiles: list[tuple[int, int]], budget: float) ->
     head = [
         f"copy baseline x.clone() of {m}x{k} bf16: {t_copy * 1e3:.1f} us, {copy_gbs:.0f} GB/s (read + written)",
         "",
-        f"tile/warps = elements per program / warps of the 1-D kernel; a block that fills a program (per channel) runs "
-        f"{tc.LONG_BLOCK_WARPS} warps, and the one-pass FP8 2-D kernel {tc.PAIR_WARPS} warps whenever its tile fits "
-        f"2 x TILE elements (else the two-pass kernel runs at the listed warps).",
+        f"tile/warps = elements per program / warps of the 1-D kernel; recipes with a zero point and NVFP4 2-D tiles "
+        f"run programs of half that tile, a block that fills a program (per channel) runs {tc.LONG_BLOCK_WARPS} warps, "
+        f"and the one-pass FP8 2-D kernel {tc.PAIR_WARPS} warps whenever its tile fits 2 x TILE elements (else the "
+        f"two-pass kernel runs at the listed warps).",
         "",
         "| recipe | bytes moved | kernel us (tile/warps) | kernel GB/s | copy GB/s (same rounds) | kernel / copy "
         "| whole call us | call / copy | eager torch us | every tile (us) |",
