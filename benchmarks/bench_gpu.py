@@ -227,7 +227,9 @@ def blockwise_case(a: torch.Tensor, w: torch.Tensor, rows: int) -> tuple[Any, ..
     return sa, sw, af @ wf.t(), cublas
 
 
-def gemm_case(kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config]) -> dict[str, Any]:
+def gemm_case(
+    kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config], ptr: bool = True
+) -> dict[str, Any]:
     a, w = _fp8((m, k), seed), _fp8((n, k), seed + 1)
     rows = min(m, 256)  # the FP64 reference is computed on a row sample
     cublas: Callable[[], torch.Tensor] | None = None
@@ -253,7 +255,9 @@ def gemm_case(kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, g
             out["cublas"] = 0.0
         except RuntimeError as e:
             out["cublas"] = f"refused: {str(e).splitlines()[0][:80]}"
-    runs = {"ptr (autotuned)": lambda: scaled_gemm(*args, torch.bfloat16, impl="ptr")}
+    runs: dict[str, Callable[[], torch.Tensor]] = {}
+    if ptr:
+        runs["ptr (autotuned)"] = lambda: scaled_gemm(*args, torch.bfloat16, impl="ptr")
     for name, cfg in configs.items():
         runs[f"tma {name}"] = lambda cfg=cfg: _forced(cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
     timed = {}
@@ -284,7 +288,9 @@ def _forced(cfg: gt.Config, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         gt.FORCE = saved
 
 
-def gemm_section(budget: float, only: list[str] | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+def gemm_section(
+    budget: float, only: list[str] | None, ptr: bool = True
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     configs = {k: v for k, v in gt.CONFIGS.items() if only is None or k in only}
     cases = [("tensor", *s) for s in TENSORWISE] + [("block", *s) for s in BLOCKWISE]
     results = []
@@ -298,10 +304,10 @@ def gemm_section(budget: float, only: list[str] | None) -> tuple[list[str], list
         if time.monotonic() - START > budget:
             rows.append(f"| {kind} | {m}×{n}×{k} | (time budget spent) |")
             continue
-        r = gemm_case(kind, m, n, k, 100 + i, configs)
+        r = gemm_case(kind, m, n, k, 100 + i, configs, ptr)
         results.append(r)
         cub = r.get("cublas")
-        ptr = r["ptr (autotuned)"]
+        ptr_r = r.get("ptr (autotuned)", {"error": "not run"})
         tmas = {name[4:]: v for name, v in r.items() if name.startswith("tma ") and "tflops" in v}
         best = max(tmas.items(), key=lambda kv: kv[1]["tflops"]) if tmas else None
 
@@ -318,11 +324,11 @@ def gemm_section(budget: float, only: list[str] | None) -> tuple[list[str], list
         )
         cub_s = f"{cub:.0f}" if isinstance(cub, float) else str(cub or "—")[:30]
         line = (
-            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr)} | {ratio(best[1]) if best else '—'} | "
+            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr_r)} | {ratio(best[1]) if best else '—'} | "
             f"{best[0] if best else '—'} | {err_c} / {err_o} | {every} |"
         )
         rows.append(line)
-        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr)}, TMA {ratio(best[1]) if best else '—'} "
+        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr_r)}, TMA {ratio(best[1]) if best else '—'} "
                      f"[{best[0] if best else ''}]")  # fmt: skip
         print(line, flush=True)
     return rows, short, results
@@ -377,6 +383,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8192)
     p.add_argument("--tiles", default="8192/8,16384/8,4096/4", help="quantize (elements per program/warps) list")
     p.add_argument("--configs", default=None, help="comma list of TMA config names (default: all)")
+    p.add_argument("--no-ptr", action="store_true", help="skip the autotuned pointer kernel in the GEMM section")
     p.add_argument("--budget", type=float, default=540.0, help="seconds after which remaining cases are skipped")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -397,7 +404,9 @@ def main() -> None:
         if out:
             (out / "gpu_cast.md").write_text("\n".join([card, "", *rows]) + "\n")
     if "gemm" in sections:
-        rows, short, results = gemm_section(args.budget, args.configs.split(",") if args.configs else None)
+        rows, short, results = gemm_section(
+            args.budget, args.configs.split(",") if args.configs else None, not args.no_ptr
+        )
         summary += ["", "## gemm", *short]
         if out:
             (out / "gpu_gemm.md").write_text("\n".join([card, "", *rows]) + "\n")

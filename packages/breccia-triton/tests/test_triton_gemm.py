@@ -80,6 +80,27 @@ def test_mismatched_k_is_refused() -> None:
 TMA_SHAPES = [(128, 256, 128), (5, 128, 260), (70, 384, 200), (257, 640, 136)]
 
 
+def _tma_operands(m: int, k: int, n: int, mode: str) -> tuple[breccia.ScaledTensor, ...]:
+    """``(a, b, w)``: FP8 ``a`` (M, K), the ``(K, N)`` operand ``b`` and the same bytes as the ``(N, K)`` weight
+    ``w`` whose transposed view the TMA kernel reads."""
+    x, w = _xw(m, k, n, 3)
+    if mode == "block":
+        a = breccia.cast(x, breccia.Float8BlockScaling())
+        wq = breccia.cast(w, breccia.Float8BlockScaling(block_m=128))
+        b = breccia.cast(w.t(), breccia.Float8BlockScaling(block_m=128), axis=-2)
+        return a, b, wq
+    r = breccia.Float8CurrentScaling()
+    row = mode == "row"
+    a = breccia.cast(x, r, layout=breccia.PerChannel(-1) if row else None)
+    wq = breccia.cast(w, r, layout=breccia.PerChannel(-1) if row else None)  # per output channel of (N, K)
+    b = breccia.cast(w.t(), r, layout=breccia.PerChannel(0) if row else None)  # the same bytes, (K, N)
+    return a, b, wq
+
+
+def _weight_args(wq: breccia.ScaledTensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return wq.data.t(), (wq.scale.t() if mode == "block" else wq.scale)
+
+
 @pytest.mark.parametrize(("m", "k", "n"), TMA_SHAPES)
 @pytest.mark.parametrize("mode", ["tensor", "row", "block"])
 def test_tma_kernel(m: int, k: int, n: int, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,19 +109,8 @@ def test_tma_kernel(m: int, k: int, n: int, mode: str, monkeypatch: pytest.Monke
     calls: list[object] = []
     real = _gemm_tma.gemm_tma
     monkeypatch.setattr(_gemm_tma, "gemm_tma", lambda *a: calls.append(a[-1]) or real(*a))
-    x, w = _xw(m, k, n, 3)
-    if mode == "block":
-        a = breccia.cast(x, breccia.Float8BlockScaling())
-        wq = breccia.cast(w, breccia.Float8BlockScaling(block_m=128))
-        b = breccia.cast(w.t(), breccia.Float8BlockScaling(block_m=128), axis=-2)
-        bd, bs = wq.data.t(), wq.scale.t()
-    else:
-        r = breccia.Float8CurrentScaling()
-        row = mode == "row"
-        a = breccia.cast(x, r, layout=breccia.PerChannel(-1) if row else None)
-        wq = breccia.cast(w, r, layout=breccia.PerChannel(-1) if row else None)  # per output channel of (N, K)
-        b = breccia.cast(w.t(), r, layout=breccia.PerChannel(0) if row else None)  # the same bytes, (K, N)
-        bd, bs = wq.data.t(), wq.scale
+    a, b, wq = _tma_operands(m, k, n, mode)
+    bd, bs = _weight_args(wq, mode)
     assert _gemm_tma.applies(a.data, bd, torch.float32)
     torch.full((m, n), float("nan"), device=DEVICE)  # on CUDA the allocator hands this poisoned block to the output
     out = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="tma")
@@ -109,6 +119,30 @@ def test_tma_kernel(m: int, k: int, n: int, mode: str, monkeypatch: pytest.Monke
     assert _rel_err(out, a, b) < TOL
     ptr = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="ptr", config={**_TILE, "PIPE": 0})
     assert _rel_err(ptr, a, b) < TOL
+
+
+def _tma_config_names() -> list[str]:
+    from breccia.triton import _gemm_tma
+
+    return list(_gemm_tma.CONFIGS)
+
+
+@pytest.mark.parametrize("name", _tma_config_names())
+@pytest.mark.parametrize("mode", ["tensor", "row", "block"])
+def test_every_tma_config(name: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each named config of the persistent kernel, forced (warp-specialised ones store through pointers, the rest
+    through a descriptor), on partial tiles in M and N, into fp32 and into bf16 outputs poisoned with NaN."""
+    from breccia.triton import _gemm_tma
+
+    monkeypatch.setattr(_gemm_tma, "FORCE", _gemm_tma.CONFIGS[name])
+    m, k, n = (300, 384, 264) if DEVICE == "cuda" else (70, 256, 136)
+    a, b, wq = _tma_operands(m, k, n, mode)
+    bd, bs = _weight_args(wq, mode)
+    for out_dtype, tol in ((torch.float32, TOL), (torch.bfloat16, 4e-3)):
+        torch.full((m, n), float("nan"), dtype=out_dtype, device=DEVICE)
+        out = scaled_gemm(a.data, a.scale, bd, bs, mode, out_dtype, impl="tma")
+        assert not torch.isnan(out).any()
+        assert _rel_err(out, a, b) < tol
 
 
 def test_tma_refuses_what_descriptors_cannot_address() -> None:
