@@ -108,7 +108,9 @@ def _launch_with(tile: int, warps: int, *args: Any) -> tuple[torch.Tensor, ...]:
         tc.TILE, tc.NUM_WARPS = saved
 
 
-def cast_section(m: int, k: int, tiles: list[tuple[int, int]], budget: float) -> tuple[list[str], list[str]]:
+def cast_section(
+    m: int, k: int, tiles: list[tuple[int, int]], budget: float, only: list[str] | None = None
+) -> tuple[list[str], list[str]]:
     x0 = fresh_input(m, k, 0)
     t_copy = gpu_time({"copy": x0.clone})["copy"]
     copy_gbs = 2 * btc.nbytes(x0) / t_copy / 1e6
@@ -128,6 +130,8 @@ def cast_section(m: int, k: int, tiles: list[tuple[int, int]], budget: float) ->
     rows, short = list(head), [head[0]]
     two_pass: list[str] = []
     for i, (name, recipe) in enumerate(btc.RECIPES):
+        if only is not None and name not in only:
+            continue
         if time.monotonic() - START > budget:
             rows.append(f"| {name} | (time budget spent) |")
             continue
@@ -383,6 +387,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8192)
     p.add_argument("--tiles", default="8192/8,16384/8,4096/4", help="quantize (elements per program/warps) list")
     p.add_argument("--configs", default=None, help="comma list of TMA config names (default: all)")
+    p.add_argument("--recipes", default=None, help="comma list of cast recipe names (default: all)")
     p.add_argument("--no-ptr", action="store_true", help="skip the autotuned pointer kernel in the GEMM section")
     p.add_argument("--budget", type=float, default=540.0, help="seconds after which remaining cases are skipped")
     p.add_argument("--out", default=None)
@@ -399,7 +404,8 @@ def main() -> None:
     sections = args.sections.split(",")
     if "cast" in sections:
         tiles = [(int(t.split("/")[0]), int(t.split("/")[1])) for t in args.tiles.split(",")]
-        rows, short = cast_section(args.m, args.k, tiles, args.budget)
+        only = args.recipes.split(",") if args.recipes else None
+        rows, short = cast_section(args.m, args.k, tiles, args.budget, only)
         summary += ["", "## quantize", *short]
         if out:
             (out / "gpu_cast.md").write_text("\n".join([card, "", *rows]) + "\n")

@@ -81,14 +81,15 @@ def _rint(y, NATIVE: tl.constexpr):
 
 
 @triton.jit
-def _int_code(x, d, dd, y, ok, lo, hi, zp, FAST: tl.constexpr, SKIP_CLAMP: tl.constexpr):
+def _int_code(x, d, dd, y, ok, lo, hi, zp, FAST: tl.constexpr, SKIP_CLAMP: tl.constexpr, RAW: tl.constexpr = False):
     """Integer code ``clamp(rint(x / d) + zp, QMIN, QMAX)`` of an INT recipe, given ``lo = QMIN − zp`` and
     ``hi = QMAX − zp``. Clamping the quotient to those integer bounds first gives the same integer (``rint`` is
     monotone and fixes integers), and then ``v + 1.5·2^23`` is rounded half to even by the FPU itself, leaving
     ``rint(v)`` as the low bits of the sum's bit pattern. This replaces ``cvt.rni`` + ``cvt.rzi.s32`` (two
     quarter-rate conversion-pipe instructions per element on Hopper) with one add; only the low 4 or 8 bits are
     ever stored, so the compiler also drops the bias subtraction. ``SKIP_CLAMP``: the caller's guard ``ok`` also
-    vouches that every quotient of the fast path lies within ``QMAX + 1/4`` (see ``quant_rows_kernel``)."""
+    vouches that every quotient of the fast path lies within ``QMAX + 1/4`` (see ``quant_rows_kernel``). ``RAW``:
+    the sum's bits ``0x4B400000 + rint(v)`` without the zero point, for a packer that adds it once per byte."""
     if FAST:
         if ok != 0:
             v = _div.fast(x, dd, y)
@@ -98,6 +99,8 @@ def _int_code(x, d, dd, y, ok, lo, hi, zp, FAST: tl.constexpr, SKIP_CLAMP: tl.co
             v = tl.minimum(tl.maximum(tl.math.div_rn(x, d), lo), hi)
     else:
         v = tl.minimum(tl.maximum(tl.math.div_rn(x, d), lo), hi)
+    if RAW:
+        return _bits(v + 12582912.0)
     return _bits(v + 12582912.0) - 0x4B400000 + zp
 
 

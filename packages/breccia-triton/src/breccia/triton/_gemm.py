@@ -33,35 +33,71 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # the CPU interpreter: s
 
 # Large tiles for prefill-sized M; narrow ones for decode-sized M (≤ 128), where a 128-wide N tile leaves most SMs
 # idle (M = 64, N = 4096: 32 programs on 132 SMs) and the weight, read once, is the whole cost: narrow N tiles put
-# a program on every SM, and deeper pipelines keep more of the weight in flight.
+# a program on every SM, and deeper pipelines keep more of the weight in flight. A long K also splits over 2 or 3
+# programs per tile (SPLIT, see the kernel): on an H200, 64×4096×7168 went from 20.0 to 14.5-15.4 µs, while
+# 128×7168×2048 (16 K blocks, 224 tiles already) got slower split
+# (benchmarks/results/h200_gemm_small_m_split_sweep.log). The pipelined blockwise loop (PIPE 1) never won a
+# small-M sweep and is timed for large M only.
 _LARGE = ((128, 128, 4, 4), (128, 128, 8, 3), (128, 256, 8, 3), (64, 128, 4, 4))
-_SMALL_M = ((64, 32, 4, 6), (64, 64, 4, 5), (64, 64, 4, 3), (64, 128, 4, 4))
+_SMALL_M = ((64, 32, 4, 4), (64, 32, 4, 6), (64, 64, 4, 4), (64, 64, 4, 5), (64, 128, 4, 4))
 
 
 def _configs() -> list[triton.Config]:
     out = []
-    for bm, bn, warps, stages in dict.fromkeys(_LARGE + _SMALL_M):
+    for bm, bn, warps, stages in _LARGE:
         for pipe in (0, 1):
-            cfg = {"BM": bm, "BN": bn, "GROUP_M": 8, "PIPE": pipe}
+            cfg = {"BM": bm, "BN": bn, "GROUP_M": 8, "PIPE": pipe, "SPLIT": 1}
+            out.append(triton.Config(cfg, num_warps=warps, num_stages=stages))
+    for bm, bn, warps, stages in _SMALL_M:
+        for split in (1, 2, 3):
+            cfg = {"BM": bm, "BN": bn, "GROUP_M": 8, "PIPE": 0, "SPLIT": split}
             out.append(triton.Config(cfg, num_warps=warps, num_stages=stages))
     return out
 
 
 def _prune(configs: list[triton.Config], named_args: dict[str, Any], **kwargs: Any) -> list[triton.Config]:
-    """Time only the tiles meant for this M: the narrow set for M ≤ 128, the large set above."""
+    """Time only the tiles meant for this M: the narrow set for M ≤ 128, the large set above; a K split only where
+    each half keeps at least two K blocks."""
     small = named_args["M_BUCKET"] <= 128
+    nk = -(-named_args["K"] // 128)
     keep = {(bm, bn, w, st) for bm, bn, w, st in (_SMALL_M if small else _LARGE)}
-    return [c for c in configs if (c.kwargs["BM"], c.kwargs["BN"], c.num_warps, c.num_stages) in keep]
+    return [
+        c
+        for c in configs
+        if (c.kwargs["BM"], c.kwargs["BN"], c.num_warps, c.num_stages) in keep
+        and (small or c.kwargs["SPLIT"] == 1)
+        and nk >= 2 * c.kwargs["SPLIT"]
+    ]
+
+
+@triton.jit
+def _split_sum(acc, ws_ptr, cnt_ptr, offs_m, offs_n, out_ok, M, N, SPLIT: tl.constexpr):
+    """Split-K fix-up without a second launch: every program of a tile writes its FP32 partial to its own slot of
+    ``ws`` (SPLIT, M, N), then counts itself in on the tile's counter (a CTA barrier, then one acquire-release atomic:
+    the partials are visible before the count is). The last to arrive adds the slots in slot order — the same sum
+    whichever program finished first, so the output is deterministic — and resets the counter for the next call.
+    Returns ``(sum, out_ok & last)``: the mask leaves the other programs' epilogue out."""
+    slot = ws_ptr + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
+    tl.store(slot + tl.program_id(1).to(tl.int64) * M * N, acc, mask=out_ok)
+    tl.debug_barrier()
+    arrived = tl.atomic_add(cnt_ptr, 1, sem="acq_rel", scope="gpu")
+    # (a scalar condition broadcast into a tensor mask: the interpreter rejects `tensor & scalar_bool`)
+    mine = out_ok & (tl.zeros(out_ok.shape, tl.int32) + arrived == SPLIT - 1)
+    total = tl.load(slot, mask=mine, other=0.0, cache_modifier=".cg")
+    for s in tl.static_range(1, SPLIT):
+        total += tl.load(slot + s * M * N, mask=mine, other=0.0, cache_modifier=".cg")
+    tl.store(cnt_ptr, 0, mask=arrived == SPLIT - 1)
+    return total, mine
 
 
 @triton.jit
 def _gemm_kernel(
-    a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr,
+    a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr, ws_ptr, cnt_ptr,
     M, N, K, M_BUCKET,
     s_am, s_ak, s_bk, s_bn, s_cm, s_cn,
     s_sam, s_sak, s_sbk, s_sbn,
     MODE: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr,
-    PIPE: tl.constexpr,
+    PIPE: tl.constexpr, SPLIT: tl.constexpr,
 ):  # fmt: skip
     pid = tl.program_id(0)
     grid_m = tl.cdiv(M, BM)
@@ -101,7 +137,14 @@ def _gemm_kernel(
         sb = tl.load(sb_ptr + (nk - 1) * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
         acc += prev * (sa[:, None] * sb[None, :])
     else:
-        for kb in range(0, nk):
+        kb0 = 0
+        if SPLIT > 1:  # program (tile, s) takes the s-th run of ceil(nk / SPLIT) K blocks
+            per = tl.cdiv(nk, SPLIT)
+            kb0 = tl.program_id(1) * per
+            nk = tl.minimum(nk, kb0 + per)
+            a_ptrs += kb0 * BK * s_ak
+            b_ptrs += kb0 * BK * s_bk
+        for kb in range(kb0, nk):
             k_ok = offs_k < K - kb * BK
             a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
             b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
@@ -114,6 +157,9 @@ def _gemm_kernel(
                 acc = tl.dot(a, b, acc, out_dtype=tl.float32, max_num_imprecise_acc=BK)
             a_ptrs += BK * s_ak
             b_ptrs += BK * s_bk
+    out_ok = m_ok[:, None] & n_ok[None, :]
+    if SPLIT > 1:
+        acc, out_ok = _split_sum(acc, ws_ptr, cnt_ptr + pid, offs_m, offs_n, out_ok, M, N, SPLIT)
     if MODE == 0:
         acc = acc * (tl.load(sa_ptr) * tl.load(sb_ptr))
     elif MODE == 1:
@@ -121,12 +167,28 @@ def _gemm_kernel(
         sb = tl.load(sb_ptr + offs_n * s_sbn, mask=n_ok, other=0.0)
         acc = acc * (sa[:, None] * sb[None, :])
     c_ptrs = c_ptr + offs_m[:, None].to(tl.int64) * s_cm + offs_n[None, :] * s_cn
-    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=out_ok)
 
 
 _tuned = triton.autotune(
     configs=_configs(), key=["M_BUCKET", "N", "K", "MODE"], prune_configs_by={"early_config_prune": _prune}
 )(_gemm_kernel)
+
+
+_COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
+
+
+def _split_buffers(device: torch.device, split: int, m: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split-K slots (fresh: every slot is written before it is read) and the per-tile arrival counters, zero
+    once and reset by the kernel itself, kept per device and stream (two streams must not share counters)."""
+    ws = torch.empty((split, m, n), dtype=torch.float32, device=device)
+    tiles = triton.cdiv(m, 16) * triton.cdiv(n, 16)  # the most tiles any BM, BN ≥ 16 makes
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device.index or 0, stream) if device.type == "cuda" else (-1, 0)
+    cnt = _COUNTERS.get(key)
+    if cnt is None or cnt.numel() < tiles:
+        cnt = _COUNTERS[key] = torch.zeros(max(tiles, 4096), dtype=torch.int32, device=device)
+    return ws, cnt
 
 
 def _bucket(m: int) -> int:
@@ -180,11 +242,9 @@ def scaled_gemm(
         sa2, sb2 = sa.reshape(()), sb.reshape(())
         strides = (0, 0, 0, 0)
 
-    def grid(meta: dict[str, Any]) -> tuple[int]:
-        return (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)
+    def grid(meta: dict[str, Any]) -> tuple[int, int]:
+        return (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]), meta["SPLIT"])
 
-    args = (a, b, c, sa2, sb2, m, n, k, _bucket(m),
-            a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1), *strides)  # fmt: skip
     from . import _gemm_tma
 
     use_tma = impl == "tma" or (impl == "auto" and config is None)
@@ -202,6 +262,14 @@ def scaled_gemm(
         )
     if config is None and _INTERPRET:
         config = {"BM": 16, "BN": 32, "GROUP_M": 2, "PIPE": 1}
+    if config is not None:
+        config = {"SPLIT": 1, **config}
+        if config["SPLIT"] not in (1, 2, 3, 4) or (config["SPLIT"] > 1 and config.get("PIPE", 0)):
+            raise RecipeError(f"scaled_gemm: config={config!r}; SPLIT must be 1-4, and 1 with PIPE=1")
+    split = config["SPLIT"] if config is not None else (3 if _bucket(m) <= 128 else 1)
+    ws, cnt = (c, c) if split == 1 else _split_buffers(a.device, split, m, n)
+    args = (a, b, c, sa2, sb2, ws, cnt, m, n, k, _bucket(m),
+            a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1), *strides)  # fmt: skip
     if config is None:
         _tuned[grid](*args, MODE=MODES[mode], BK=128)
     else:

@@ -294,6 +294,17 @@ def quant_rows_kernel(
             tl.store(data_ptr + dbase + pcol, packed)
         else:
             tl.store(data_ptr + dbase + pcol, packed, mask=m0)
+    elif PACK == 2 and KIND == 3 and not SYM and FULL:
+        # Zero-point nibbles, one add per byte instead of one per code: with b = 0x4B400000 + rint(v) the raw
+        # sums, 16·b1 + b0 ≡ 16·rint(v1) + rint(v0) (mod 256), and the block's 17·(zp − QMIN) turns that into
+        # 16·u1 + u0 with u = code − QMIN in [0, 15] (the clamp or the guard keeps every code in range, so no
+        # nibble borrows from the other); signed formats then flip the top bit of each nibble (u ^ 8 = code & 15).
+        b0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip, True)
+        b1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip, True)
+        packed = (b1 << 4) + b0 + 17 * (zp3 - QMIN)
+        if QMIN < 0:
+            packed = packed ^ 0x88
+        tl.store(data_ptr + dbase + b3 * (BK // 2) + j3, packed.to(tl.uint8))
     elif PACK == 2:
         if KIND == 3:
             c1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip)
