@@ -99,6 +99,7 @@ def _gemm_kernel(
     MODE: tl.constexpr, BK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr,
     PIPE: tl.constexpr, SPLIT: tl.constexpr,
 ):  # fmt: skip
+    tl.static_assert(SPLIT == 1 or not (MODE == 2 and PIPE == 1), "the pipelined blockwise loop does not split K")
     pid = tl.program_id(0)
     grid_m = tl.cdiv(M, BM)
     grid_n = tl.cdiv(N, BN)
@@ -212,7 +213,8 @@ def scaled_gemm(
     ``mode="tensor"``: ``sa``, ``sb`` fp32 scalars. ``"row"``: ``sa`` (M,) / (M, 1), ``sb`` (N,) / (1, N).
     ``"block"``: ``sa`` (M, ceil(K/128)) for 1×128 activation blocks, ``sb`` (ceil(K/128), ceil(N/128)) for 128×128
     weight blocks (breccia's compact grids, any strides). ``config`` pins the tile (``BM``, ``BN``, ``GROUP_M``,
-    ``PIPE``) instead of autotuning; the CPU interpreter always uses a small pinned tile.
+    ``PIPE``, optionally ``SPLIT`` programs per tile along K, ``num_warps``, ``num_stages``) instead of autotuning;
+    the CPU interpreter always uses a small pinned tile.
 
     ``impl``: ``"tma"`` runs the persistent TMA kernel (:mod:`._gemm_tma`, Hopper and newer, where the operands'
     layouts allow descriptors), ``"ptr"`` the pointer-addressed kernel here, ``"auto"`` the TMA one where it applies.
