@@ -130,8 +130,8 @@ def _tma_config_names() -> list[str]:
 @pytest.mark.parametrize("name", _tma_config_names())
 @pytest.mark.parametrize("mode", ["tensor", "row", "block"])
 def test_every_tma_config(name: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each named config of the persistent kernel, forced (warp-specialised ones store through pointers, the rest
-    through a descriptor), on partial tiles in M and N, into fp32 and into bf16 outputs poisoned with NaN."""
+    """Each named config of the persistent kernel, forced, on partial tiles in M and N, into fp32 and into bf16
+    outputs poisoned with NaN."""
     from breccia.triton import _gemm_tma
 
     monkeypatch.setattr(_gemm_tma, "FORCE", _gemm_tma.CONFIGS[name])
