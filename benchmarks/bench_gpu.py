@@ -38,6 +38,7 @@ import breccia
 import breccia.triton as bt
 from breccia.triton import _cast as tc
 from breccia.triton import _gemm_tma as gt
+from breccia.triton import _gemm_ws as gw
 from breccia.triton._amax import tensor_amax
 from breccia.triton._gemm import scaled_gemm
 
@@ -232,7 +233,7 @@ def blockwise_case(a: torch.Tensor, w: torch.Tensor, rows: int) -> tuple[Any, ..
 
 
 def gemm_case(
-    kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config], ptr: bool = True
+    kind: str, m: int, n: int, k: int, seed: int, configs: dict[str, gt.Config], ptr: bool = True, ws: bool = True
 ) -> dict[str, Any]:
     a, w = _fp8((m, k), seed), _fp8((n, k), seed + 1)
     rows = min(m, 256)  # the FP64 reference is computed on a row sample
@@ -264,6 +265,9 @@ def gemm_case(
         runs["ptr (autotuned)"] = lambda: scaled_gemm(*args, torch.bfloat16, impl="ptr")
     for name, cfg in configs.items():
         runs[f"tma {name}"] = lambda cfg=cfg: _forced(cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
+    if ws:
+        for name, wcfg in gw.WS_CONFIGS.items():
+            runs[f"ws {name}"] = lambda w=wcfg: _forced_ws(w, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     timed = {}
     for name, fn in runs.items():
         try:
@@ -292,6 +296,15 @@ def _forced(cfg: gt.Config, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         gt.FORCE = saved
 
 
+def _forced_ws(cfg: gw.WsConfig, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    saved = gw.FORCE
+    gw.FORCE = cfg
+    try:
+        return fn()
+    finally:
+        gw.FORCE = saved
+
+
 def gemm_section(
     budget: float, only: list[str] | None, ptr: bool = True
 ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -299,42 +312,60 @@ def gemm_section(
     cases = [("tensor", *s) for s in TENSORWISE] + [("block", *s) for s in BLOCKWISE]
     results = []
     rows = [
-        "| GEMM | M×N×K | cuBLAS TFLOP/s | ptr TFLOP/s (×) | best TMA TFLOP/s (×) | best TMA config | err vs FP64 "
-        "(cuBLAS / ours) | every TMA config |",
-        "|---|---|---:|---:|---:|---|---|---|",
+        "| GEMM | M×N×K | cuBLAS TFLOP/s | ptr TFLOP/s (×) | best TMA TFLOP/s (×) | best WS TFLOP/s (×) | best "
+        "TMA / WS config | err vs FP64 (cuBLAS / TMA / WS) | every TMA and WS config |",
+        "|---|---|---:|---:|---:|---:|---|---|---|",
     ]
     short = []
+    ws_ratios: dict[str, list[float]] = {"tensor": [], "block": []}
     for i, (kind, m, n, k) in enumerate(cases):
         if time.monotonic() - START > budget:
             rows.append(f"| {kind} | {m}×{n}×{k} | (time budget spent) |")
             continue
-        r = gemm_case(kind, m, n, k, 100 + i, configs, ptr)
+        r = gemm_case(kind, m, n, k, 100 + i, configs, ptr, ws=m > 128)
         results.append(r)
         cub = r.get("cublas")
         ptr_r = r.get("ptr (autotuned)", {"error": "not run"})
-        tmas = {name[4:]: v for name, v in r.items() if name.startswith("tma ") and "tflops" in v}
-        best = max(tmas.items(), key=lambda kv: kv[1]["tflops"]) if tmas else None
+
+        def best_of_kind(prefix: str, r: dict[str, Any] = r) -> tuple[str, dict[str, Any]] | None:
+            got = {name[len(prefix) :]: v for name, v in r.items() if name.startswith(prefix) and "tflops" in v}
+            return max(got.items(), key=lambda kv: kv[1]["tflops"]) if got else None
+
+        best, best_ws = best_of_kind("tma "), best_of_kind("ws ")
+        if best_ws is not None and isinstance(cub, float) and m >= 4096:
+            ws_ratios[kind].append(best_ws[1]["tflops"] / cub)
 
         def ratio(v: dict[str, Any], cub: Any = cub) -> str:
             if "tflops" not in v:
                 return str(v.get("error", "?"))[:40]
             return f"{v['tflops']:.0f} ({v['tflops'] / cub:.2f}×)" if isinstance(cub, float) else f"{v['tflops']:.0f}"
 
+        def err(b: tuple[str, dict[str, Any]] | None) -> str:
+            return f"{b[1]['err']:.1e}" if b else "—"
+
         err_c = f"{r['cublas_err']:.1e}" if "cublas_err" in r else "—"
-        err_o = f"{best[1]['err']:.1e}" if best else "—"
         every = ", ".join(
             f"{n_}: {v['tflops']:.0f}" if "tflops" in v else f"{n_}: {v['error'][:30]}"
-            for n_, v in ((name[4:], v) for name, v in r.items() if name.startswith("tma "))
+            for n_, v in r.items()
+            if n_.startswith(("tma ", "ws ")) and isinstance(v, dict)
         )
         cub_s = f"{cub:.0f}" if isinstance(cub, float) else str(cub or "—")[:30]
+        tma_s = ratio(best[1]) if best else "—"
+        ws_s = ratio(best_ws[1]) if best_ws else "—"
         line = (
-            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr_r)} | {ratio(best[1]) if best else '—'} | "
-            f"{best[0] if best else '—'} | {err_c} / {err_o} | {every} |"
+            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr_r)} | {tma_s} | {ws_s} | {best[0] if best else '—'} / "
+            f"{best_ws[0] if best_ws else '—'} | {err_c} / {err(best)} / {err(best_ws)} | {every} |"
         )
         rows.append(line)
-        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr_r)}, TMA {ratio(best[1]) if best else '—'} "
-                     f"[{best[0] if best else ''}]")  # fmt: skip
+        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr_r)}, TMA {tma_s}, WS {ws_s}")
         print(line, flush=True)
+    for kind, rs in ws_ratios.items():
+        if rs:
+            geo = float(torch.tensor(rs).log().mean().exp())
+            line = f"WS / cuBLAS geometric mean, {kind}, M ≥ 4096 ({len(rs)} shapes): {geo:.3f}×"
+            rows += ["", line]
+            short.append(line)
+            print(line, flush=True)
     return rows, short, results
 
 

@@ -226,5 +226,5 @@ def test_unknown_mode_or_impl_is_refused() -> None:
     one = torch.ones((), device=DEVICE)
     with pytest.raises(breccia.RecipeError, match=r"mode='blocks'; expected one of 'tensor', 'row', 'block'"):
         scaled_gemm(a, one, b, one, "blocks", torch.bfloat16)
-    with pytest.raises(breccia.RecipeError, match=r"impl='triton'; expected one of 'auto', 'tma', 'ptr'"):
+    with pytest.raises(breccia.RecipeError, match=r"impl='triton'; expected one of 'auto', 'ws', 'tma', 'ptr'"):
         scaled_gemm(a, one, b, one, "tensor", torch.bfloat16, impl="triton")

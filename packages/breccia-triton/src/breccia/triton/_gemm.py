@@ -25,7 +25,7 @@ from breccia._errors import RecipeError, ShapeError
 __all__ = ["MODES", "scaled_gemm"]
 
 MODES = {"tensor": 0, "row": 1, "block": 2}
-_IMPLS = ("auto", "tma", "ptr")
+_IMPLS = ("auto", "ws", "tma", "ptr")
 
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # the CPU interpreter: small tiles, no tuning sweep
@@ -216,8 +216,11 @@ def scaled_gemm(
     ``PIPE``, optionally ``SPLIT`` programs per tile along K, ``num_warps``, ``num_stages``) instead of autotuning;
     the CPU interpreter always uses a small pinned tile.
 
-    ``impl``: ``"tma"`` runs the persistent TMA kernel (:mod:`._gemm_tma`, Hopper and newer, where the operands'
-    layouts allow descriptors), ``"ptr"`` the pointer-addressed kernel here, ``"auto"`` the TMA one where it applies.
+    ``impl``: ``"ws"`` runs the warp-specialised Gluon kernel (:mod:`._gemm_ws`, sm_90 only), ``"tma"`` the
+    persistent TMA Triton kernel (:mod:`._gemm_tma`, Hopper and newer, where the operands' layouts allow
+    descriptors), ``"ptr"`` the pointer-addressed kernel here. ``"auto"`` takes the first that applies: the
+    warp-specialised one for M > 128 on sm_90, the TMA one for M > 128 elsewhere, the pointer one for decode-sized
+    M (narrow tiles, split-K) and for layouts descriptors cannot address.
     """
     if mode not in MODES:
         raise RecipeError(f"scaled_gemm: mode={mode!r}; expected one of {', '.join(map(repr, MODES))}")
@@ -249,6 +252,22 @@ def scaled_gemm(
 
     from . import _gemm_tma
 
+    if impl == "ws":
+        from . import _gemm_ws
+
+        if not _gemm_ws.applies(a, b, out_dtype):
+            raise ShapeError(
+                f"scaled_gemm(impl='ws'): needs an sm_90 GPU and TMA-addressable operands; a {tuple(a.shape)} / "
+                f"b {tuple(b.shape)} with strides {a.stride()} / {b.stride()}; use impl='auto'"
+            )
+        _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c, _gemm_ws.pick_config(m, n, k))
+        return c
+    if impl == "auto" and config is None and m > 128:
+        from . import _gemm_ws
+
+        if _gemm_ws.applies(a, b, out_dtype):  # sm_90: the warp-specialised kernel (benchmarks/NOTES.md)
+            _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c, _gemm_ws.pick_config(m, n, k))
+            return c
     use_tma = impl == "tma" or (impl == "auto" and config is None)
     tma_cfg = _gemm_tma.pick_config(m, n, k) if use_tma else None
     if impl == "tma" and tma_cfg is None:

@@ -1,0 +1,76 @@
+"""The warp-specialised Gluon FP8 GEMM (sm_90 only) against an FP64 product of the dequantized operands.
+
+Gluon has no CPU interpreter, so on a machine without an sm_90 GPU only the refusal and routing tests run; the
+kernel tests run on the GPU (benchmarks/results/h200_triton_pytest_*.log)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_triton_gemm import DEVICE, TOL, _rel_err, _tma_operands, _weight_args
+
+import breccia
+from breccia.triton import _gemm_ws
+from breccia.triton._gemm import scaled_gemm
+
+SM90 = DEVICE == "cuda" and torch.cuda.get_device_capability() == (9, 0)
+needs_sm90 = pytest.mark.skipif(not SM90, reason="Gluon warpgroup MMA: sm_90 only, no CPU interpreter")
+
+# partial tiles in M and N; K blocks 1, 2 (even), 3 and 9 (odd: the unrolled loop's tail), one shape with more tiles
+# than SMs (the persistent loop and the slot ring's phases wrap)
+WS_SHAPES = [(300, 384, 264), (129, 128, 136), (1000, 1040, 520), (257, 256, 1000), (2048, 512, 2304)]
+
+
+@needs_sm90
+@pytest.mark.parametrize(("m", "k", "n"), WS_SHAPES)
+@pytest.mark.parametrize("mode", ["tensor", "row", "block"])
+@pytest.mark.parametrize("name", list(_gemm_ws.WS_CONFIGS))
+def test_ws_kernel(m: int, k: int, n: int, mode: str, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_gemm_ws, "FORCE", _gemm_ws.WS_CONFIGS[name])
+    a, b, wq = _tma_operands(m, k, n, mode)
+    bd, bs = _weight_args(wq, mode)
+    assert _gemm_ws.applies(a.data, bd, torch.float32)
+    for out_dtype, tol in ((torch.float32, TOL), (torch.bfloat16, 4e-3), (torch.float16, 4e-3)):
+        torch.full((m, n), float("nan"), dtype=out_dtype, device=DEVICE)  # the allocator hands this block on
+        out = scaled_gemm(a.data, a.scale, bd, bs, mode, out_dtype, impl="ws")
+        assert out.dtype == out_dtype and out.shape == (m, n)
+        assert not torch.isnan(out).any()
+        assert _rel_err(out, a, b) < tol
+        again = scaled_gemm(a.data, a.scale, bd, bs, mode, out_dtype, impl="ws")
+        assert torch.equal(out, again)  # no atomics, no split: the same bits every run
+
+
+@needs_sm90
+def test_ws_mixed_formats() -> None:
+    """E4M3 activations times an E5M2 weight (a gradient-style pair): the descriptors take each operand's type."""
+    m, k, n = 300, 512, 264
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(m, k, generator=g).to(DEVICE)
+    w = torch.randn(n, k, generator=g).to(DEVICE) * 0.05
+    a = breccia.cast(x, breccia.Float8CurrentScaling(fp8_format="E4M3"))
+    wq = breccia.cast(w, breccia.Float8CurrentScaling(fp8_format="E5M2"))
+    b = breccia.cast(w.t(), breccia.Float8CurrentScaling(fp8_format="E5M2"))
+    out = scaled_gemm(a.data, a.scale, wq.data.t(), wq.scale, "tensor", torch.float32, impl="ws")
+    assert _rel_err(out, a, b) < TOL
+
+
+@needs_sm90
+@pytest.mark.parametrize(("m", "expected"), [(129, True), (128, False)])
+def test_auto_takes_the_ws_kernel_above_128_rows(m: int, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    real = _gemm_ws.gemm_ws
+    monkeypatch.setattr(_gemm_ws, "gemm_ws", lambda *a: calls.append(a[-1]) or real(*a))
+    a, b, wq = _tma_operands(m, 256, 256, "block")
+    bd, bs = _weight_args(wq, "block")
+    out = scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32)
+    assert bool(calls) is expected
+    assert _rel_err(out, a, b) < TOL
+
+
+def test_ws_refuses_what_it_cannot_run() -> None:
+    """Off sm_90 (here: CPU tensors, or a row-major (K, N) weight) ``impl='ws'`` says why and what to use."""
+    a = breccia.cast(torch.randn(256, 128, device=DEVICE), breccia.Float8CurrentScaling())
+    b = breccia.cast(torch.randn(128, 64, device=DEVICE), breccia.Float8CurrentScaling())  # row-major (K, N)
+    assert not _gemm_ws.applies(a.data, b.data, torch.float32)
+    with pytest.raises(breccia.ShapeError, match=r"impl='ws'.*use impl='auto'"):
+        scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, impl="ws")
