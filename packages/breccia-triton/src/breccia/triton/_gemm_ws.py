@@ -231,6 +231,26 @@ def pick_config(m: int, n: int, k: int) -> WsConfig:
     return FORCE if FORCE is not None else WS_CONFIGS["128x128 s4"]
 
 
+_GL = {
+    torch.float8_e4m3fn: gl.float8e4nv,
+    torch.float8_e5m2: gl.float8e5,
+    torch.bfloat16: gl.bfloat16,
+    torch.float16: gl.float16,
+    torch.float32: gl.float32,
+}
+
+
+@cache
+def _layouts(bn: int, a: torch.dtype, b: torch.dtype, c: torch.dtype) -> tuple[Any, ...]:
+    """Shared-memory layouts of the A, B, C tiles and the scale run (built once: the launch is on the hot path)."""
+    return (
+        gl.NVMMASharedLayout.get_default_for([2 * _HALF, 128], _GL[a]),
+        gl.NVMMASharedLayout.get_default_for([bn, 128], _GL[b]),
+        gl.NVMMASharedLayout.get_default_for([_HALF, bn], _GL[c]),
+        gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=1),
+    )
+
+
 @cache
 def _num_sms(device: int) -> int:
     return int(torch.cuda.get_device_properties(device).multi_processor_count)
@@ -256,21 +276,21 @@ def gemm_ws(
     bk = 128
     m, k = a.shape
     n = b.shape[1]
-    fp8 = {torch.float8_e4m3fn: gl.float8e4nv, torch.float8_e5m2: gl.float8e5}
-    out = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16, torch.float32: gl.float32}[c.dtype]
-    a_layout = gl.NVMMASharedLayout.get_default_for([2 * _HALF, bk], fp8[a.dtype])
-    b_layout = gl.NVMMASharedLayout.get_default_for([bn, bk], fp8[b.dtype])
-    c_layout = gl.NVMMASharedLayout.get_default_for([_HALF, bn], out)
-    a_desc = TensorDescriptor.from_tensor(a, [2 * _HALF, bk], a_layout)
-    b_desc = TensorDescriptor.from_tensor(b.t(), [bn, bk], b_layout)
-    c_desc = TensorDescriptor.from_tensor(c, [_HALF, bn], c_layout)
+    a_layout, b_layout, c_layout, sa_layout = _layouts(bn, a.dtype, b.dtype, c.dtype)
+    a_desc = TensorDescriptor(a, list(a.shape), list(a.stride()), [2 * _HALF, bk], a_layout)
+    bt = b.t()
+    b_desc = TensorDescriptor(bt, list(bt.shape), list(bt.stride()), [bn, bk], b_layout)
+    c_desc = TensorDescriptor(c, list(c.shape), list(c.stride()), [_HALF, bn], c_layout)
     if mode == 2:
         # (K/128, M) with M padded to a multiple of 4 (16-byte TMA strides), read as one flat run per K block
-        kb = sa.reshape(m, -1).shape[1]
+        sa2 = sa.reshape(m, -1)
+        kb = sa2.shape[1]
         mp = -(-m // 4) * 4
-        sat = torch.zeros((kb, mp), dtype=torch.float32, device=a.device)
-        sat[:, :m] = sa.reshape(m, -1).t()
-        sa_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=1)
+        if mp == m:
+            sat = sa2.t().contiguous()
+        else:
+            sat = torch.zeros((kb, mp), dtype=torch.float32, device=a.device)
+            sat[:, :m] = sa2.t()
         sa_arg: Any = TensorDescriptor(sat, [kb * mp], [1], [2 * _HALF], sa_layout)
         sb2 = sb.reshape(-1, sb.shape[-1])
         strides: tuple[int, ...] = (0, 0, sb2.stride(0), sb2.stride(1))
