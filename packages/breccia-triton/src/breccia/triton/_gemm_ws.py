@@ -220,6 +220,9 @@ class WsConfig(NamedTuple):
 WS_CONFIGS: dict[str, WsConfig] = {
     "128x128 s4": WsConfig(128, 4),
     "128x128 s5": WsConfig(128, 5),
+    "128x128 s4 g16": WsConfig(128, 4, 16),
+    "128x128 s5 g16": WsConfig(128, 5, 16),
+    "128x128 s4 g4": WsConfig(128, 4, 4),
 }
 
 
