@@ -266,6 +266,7 @@ def gemm_case(
     for name, cfg in configs.items():
         runs[f"tma {name}"] = lambda cfg=cfg: _forced(cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
     if ws:
+        runs["wsd default"] = lambda: scaled_gemm(*args, torch.bfloat16, impl="ws")  # what callers get
         for name, wcfg in gw.WS_CONFIGS.items():
             runs[f"ws {name}"] = lambda w=wcfg: _forced_ws(w, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     timed = {}
@@ -301,6 +302,9 @@ def _forced(cfg: gt.Config, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         gt.FORCE = saved
 
 
+_TUNED_NOTE = ", best config per shape (BRECCIA_TRITON_TUNE=1)"
+
+
 def _forced_ws(cfg: gw.WsConfig, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
     saved = gw.FORCE
     gw.FORCE = cfg
@@ -320,12 +324,15 @@ def gemm_section(
         "GPU time (CUDA-graph replays) for every TFLOP/s and ratio, except the eager column: whole calls, host "
         "work included, against cuBLAS's eager calls.",
         "",
-        "| GEMM | M×N×K | cuBLAS TFLOP/s | ptr TFLOP/s (×) | best TMA TFLOP/s (×) | best WS TFLOP/s (×) | WS eager "
-        "(×) | best TMA / WS config | err vs FP64 (cuBLAS / TMA / WS) | every TMA and WS config |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
+        "| GEMM | M×N×K | cuBLAS TFLOP/s | ptr TFLOP/s (×) | best TMA TFLOP/s (×) | WS default TFLOP/s (×) | WS "
+        "best config TFLOP/s (×) | WS default eager (×) | best TMA / WS config | err vs FP64 (cuBLAS / TMA / WS) | "
+        "every TMA and WS config |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     short = []
-    ws_ratios: dict[str, list[float]] = {"tensor": [], "block": []}
+    ws_ratios: dict[str, list[float]] = {
+        k: [] for k in ("tensor", "block", "tensor" + _TUNED_NOTE, "block" + _TUNED_NOTE)
+    }
     for i, (kind, m, n, k) in enumerate(cases):
         if time.monotonic() - START > budget:
             rows.append(f"| {kind} | {m}×{n}×{k} | (time budget spent) |")
@@ -339,9 +346,10 @@ def gemm_section(
             got = {name[len(prefix) :]: v for name, v in r.items() if name.startswith(prefix) and "tflops" in v}
             return max(got.items(), key=lambda kv: kv[1]["tflops"]) if got else None
 
-        best, best_ws = best_of_kind("tma "), best_of_kind("ws ")
-        if best_ws is not None and isinstance(cub, float) and m >= 4096:
-            ws_ratios[kind].append(best_ws[1]["tflops"] / cub)
+        best, best_ws, dflt = best_of_kind("tma "), best_of_kind("ws "), best_of_kind("wsd ")
+        if best_ws is not None and dflt is not None and isinstance(cub, float) and m >= 4096:
+            ws_ratios[kind].append(dflt[1]["tflops"] / cub)
+            ws_ratios[kind + _TUNED_NOTE].append(best_ws[1]["tflops"] / cub)
 
         def ratio(v: dict[str, Any], cub: Any = cub) -> str:
             if "tflops" not in v:
@@ -355,20 +363,21 @@ def gemm_section(
         every = ", ".join(
             f"{n_}: {v['tflops']:.0f}" if "tflops" in v else f"{n_}: {v['error'][:30]}"
             for n_, v in r.items()
-            if n_.startswith(("tma ", "ws ")) and isinstance(v, dict)
+            if n_.startswith(("tma ", "ws ", "wsd ")) and isinstance(v, dict)
         )
         cub_s = f"{cub:.0f}" if isinstance(cub, float) else str(cub or "—")[:30]
         tma_s = ratio(best[1]) if best else "—"
         ws_s = ratio(best_ws[1]) if best_ws else "—"
+        d_s = ratio(dflt[1]) if dflt else "—"
         cub_e = r.get("cublas_eager")
-        ws_e = ratio({"tflops": best_ws[1]["tflops_eager"]}, cub_e) if best_ws and "tflops_eager" in best_ws[1] else "—"
+        ws_e = ratio({"tflops": dflt[1]["tflops_eager"]}, cub_e) if dflt and "tflops_eager" in dflt[1] else "—"
         line = (
-            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr_r)} | {tma_s} | {ws_s} | {ws_e} | "
+            f"| {kind} | {m}×{n}×{k} | {cub_s} | {ratio(ptr_r)} | {tma_s} | {d_s} | {ws_s} | {ws_e} | "
             f"{best[0] if best else '—'} / "
             f"{best_ws[0] if best_ws else '—'} | {err_c} / {err(best)} / {err(best_ws)} | {every} |"
         )
         rows.append(line)
-        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr_r)}, TMA {tma_s}, WS {ws_s}")
+        short.append(f"{kind} {m}x{n}x{k}: cuBLAS {cub_s}, ptr {ratio(ptr_r)}, TMA {tma_s}, WS {d_s} (best {ws_s})")
         print(line, flush=True)
     for kind, rs in ws_ratios.items():
         if rs:

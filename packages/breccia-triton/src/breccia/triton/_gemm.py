@@ -260,13 +260,13 @@ def scaled_gemm(
                 f"scaled_gemm(impl='ws'): needs an sm_90 GPU and TMA-addressable operands; a {tuple(a.shape)} / "
                 f"b {tuple(b.shape)} with strides {a.stride()} / {b.stride()}; use impl='auto'"
             )
-        _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c, _gemm_ws.pick_config(m, n, k))
+        _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
         return c
     if impl == "auto" and config is None and m > 128:
         from . import _gemm_ws
 
         if _gemm_ws.applies(a, b, out_dtype):  # sm_90: the warp-specialised kernel (benchmarks/NOTES.md)
-            _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c, _gemm_ws.pick_config(m, n, k))
+            _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
             return c
     use_tma = impl == "tma" or (impl == "auto" and config is None)
     tma_cfg = _gemm_tma.pick_config(m, n, k) if use_tma else None

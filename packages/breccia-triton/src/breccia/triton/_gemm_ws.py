@@ -21,10 +21,12 @@ GPU tests check this kernel against an FP64 product of the dequantized operands 
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any, NamedTuple
 
 import torch
+import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -35,7 +37,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-__all__ = ["WS_CONFIGS", "WsConfig", "applies", "gemm_ws", "pick_config"]
+__all__ = ["WS_CONFIGS", "WsConfig", "applies", "default_config", "gemm_ws"]
 
 _HALF = 64  # rows per consumer warpgroup (one wgmma M extent)
 
@@ -217,21 +219,40 @@ class WsConfig(NamedTuple):
     group_m: int = 8
 
 
+# The register budget fixes the tile: per consumer thread, a 64×128 FP32 sum and two 64×128 partial products in
+# flight are 192 of its 232 registers, so BN stays 128; the configs differ in ring depth and tile order.
 WS_CONFIGS: dict[str, WsConfig] = {
-    "128x128 s4": WsConfig(128, 4),
     "128x128 s5": WsConfig(128, 5),
-    "128x128 s4 g16": WsConfig(128, 4, 16),
+    "128x128 s4": WsConfig(128, 4),
     "128x128 s5 g16": WsConfig(128, 5, 16),
-    "128x128 s4 g4": WsConfig(128, 4, 4),
+    "128x128 s4 g16": WsConfig(128, 4, 16),
 }
 
 
 FORCE: WsConfig | None = None  # the benchmarks' override
 
 
-def pick_config(m: int, n: int, k: int) -> WsConfig:
-    """One tiling for now; the benchmarks sweep :data:`WS_CONFIGS` through :data:`FORCE`."""
-    return FORCE if FORCE is not None else WS_CONFIGS["128x128 s4"]
+_TUNED: dict[tuple[Any, ...], WsConfig] = {}
+
+
+def default_config() -> WsConfig:
+    """The default tiling: five slots, tiles in groups of 8 rows. Over issue 5's 14 large shapes on an H200 it is
+    the best single config (benchmarks/NOTES.md); the others win single shapes by 1-3 %, which tuning finds."""
+    return FORCE if FORCE is not None else WS_CONFIGS["128x128 s5"]
+
+
+def _tuned_config(key: tuple[Any, ...], launch: Any) -> WsConfig:
+    """With ``BRECCIA_TRITON_TUNE=1``: time every config once per shape class (GPU time of a CUDA graph, so the
+    identical host cost does not decide) and keep the fastest; otherwise the default."""
+    cfg = _TUNED.get(key)
+    if cfg is None:
+        if os.environ.get("BRECCIA_TRITON_TUNE", "0") != "1" or torch.cuda.is_current_stream_capturing():
+            return default_config()
+        timed = [
+            (float(triton.testing.do_bench_cudagraph(lambda c=c: launch(c), rep=20)), c) for c in WS_CONFIGS.values()
+        ]
+        cfg = _TUNED[key] = min(timed)[1]
+    return cfg
 
 
 _GL = {
@@ -270,20 +291,15 @@ def applies(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
 
 def gemm_ws(
     a: torch.Tensor, sa: torch.Tensor, b: torch.Tensor, sb: torch.Tensor, mode: int, c: torch.Tensor,
-    config: WsConfig,
+    config: WsConfig | None = None,
 ) -> None:  # fmt: skip
-    """Launch into ``c``; operands and scales as :func:`._gemm_tma.gemm_tma` takes them."""
+    """Launch into ``c``; operands and scales as :func:`._gemm_tma.gemm_tma` takes them. ``config=None``: the
+    default, or with ``BRECCIA_TRITON_TUNE=1`` the fastest config for this shape class."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-    bn, stages, group_m = config
     bk = 128
     m, k = a.shape
     n = b.shape[1]
-    a_layout, b_layout, c_layout, sa_layout = _layouts(bn, a.dtype, b.dtype, c.dtype)
-    a_desc = TensorDescriptor(a, list(a.shape), list(a.stride()), [2 * _HALF, bk], a_layout)
-    bt = b.t()
-    b_desc = TensorDescriptor(bt, list(bt.shape), list(bt.stride()), [bn, bk], b_layout)
-    c_desc = TensorDescriptor(c, list(c.shape), list(c.stride()), [_HALF, bn], c_layout)
     if mode == 2:
         # (K/128, M) with M padded to a multiple of 4 (16-byte TMA strides), read as one flat run per K block
         sa2 = sa.reshape(m, -1)
@@ -294,7 +310,6 @@ def gemm_ws(
         else:
             sat = torch.zeros((kb, mp), dtype=torch.float32, device=a.device)
             sat[:, :m] = sa2.t()
-        sa_arg: Any = TensorDescriptor(sat, [kb * mp], [1], [2 * _HALF], sa_layout)
         sb2 = sb.reshape(-1, sb.shape[-1])
         strides: tuple[int, ...] = (0, 0, sb2.stride(0), sb2.stride(1))
     elif mode == 1:
@@ -303,10 +318,23 @@ def gemm_ws(
     else:
         sa_arg, sb2 = sa.reshape(()), sb.reshape(())
         strides = (0, 0, 0, 0)
-    tiles = -(-m // (2 * _HALF)) * -(-n // bn)
-    progs = min(_num_sms(a.device.index or 0), tiles)
-    _gemm_ws_kernel[(progs,)](
-        a_desc, b_desc, c_desc, sa_arg, sb2, m, n, k, *strides,
-        MODE=mode, BN=bn, BK=bk, STAGES=stages, GROUP_M=group_m,
-        num_warps=4, maxnreg=168,
-    )  # fmt: skip
+    bt = b.t()
+
+    def launch(cfg: WsConfig) -> None:
+        a_layout, b_layout, c_layout, sa_layout = _layouts(cfg.bn, a.dtype, b.dtype, c.dtype)
+        a_desc = TensorDescriptor(a, list(a.shape), list(a.stride()), [2 * _HALF, bk], a_layout)
+        b_desc = TensorDescriptor(bt, list(bt.shape), list(bt.stride()), [cfg.bn, bk], b_layout)
+        c_desc = TensorDescriptor(c, list(c.shape), list(c.stride()), [_HALF, cfg.bn], c_layout)
+        sa_in = TensorDescriptor(sat, [kb * mp], [1], [2 * _HALF], sa_layout) if mode == 2 else sa_arg
+        tiles = -(-m // (2 * _HALF)) * -(-n // cfg.bn)
+        progs = min(_num_sms(a.device.index or 0), tiles)
+        _gemm_ws_kernel[(progs,)](
+            a_desc, b_desc, c_desc, sa_in, sb2, m, n, k, *strides,
+            MODE=mode, BN=cfg.bn, BK=bk, STAGES=cfg.stages, GROUP_M=cfg.group_m,
+            num_warps=4, maxnreg=168,
+        )  # fmt: skip
+
+    if config is None:
+        key = (mode, 1 << max(0, (m - 1).bit_length()), n, k, a.dtype, b.dtype, c.dtype, a.device)
+        config = FORCE if FORCE is not None else _tuned_config(key, launch)
+    launch(config)
