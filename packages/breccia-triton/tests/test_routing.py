@@ -79,3 +79,35 @@ def test_blockwise_cublas_refuses_goes_to_triton(k: int, n: int, fmt: str, monke
     ref = breccia.dequantize(a).double() @ breccia.dequantize(b).double()
     assert calls == ["block"]
     assert float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref)) < 5e-4
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0),
+    reason="the warp-specialised blockwise GEMM runs on sm_90 only",
+)
+@pytest.mark.parametrize(("min_flops", "expected"), [(0, True), (None, False)])
+def test_large_blockwise_on_sm90_goes_to_the_ws_kernel(
+    min_flops: int | None, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shapes cuBLAS takes: large calls (threshold lowered to 0 here) go to the warp-specialised kernel with ``b``
+    K-major; small ones (the real threshold) stay on cuBLAS. Both within the FP8 GEMM tolerance."""
+    from breccia.torch import _mm
+    from breccia.triton import _gemm_ws
+
+    calls: list[Any] = []
+    real = _gemm_ws.gemm_ws
+    monkeypatch.setattr(_gemm_ws, "gemm_ws", lambda *a, **kw: calls.append(a[4]) or real(*a, **kw))
+    if min_flops is not None:
+        monkeypatch.setattr(_mm, "_WS_MIN_FLOPS", min_flops)
+    monkeypatch.setenv("BRECCIA_TRITON", "1")
+    _mm._triton.cache_clear()
+    try:
+        x, w = torch.randn(300, 512, device="cuda"), torch.randn(512, 384, device="cuda") * 0.05
+        a = breccia.cast(x, breccia.Float8BlockScaling())
+        b = breccia.cast(w, breccia.Float8BlockScaling(block_m=128), axis=-2)
+        out = breccia.matmul(a, b)
+    finally:
+        _mm._triton.cache_clear()
+    ref = breccia.dequantize(a).double() @ breccia.dequantize(b).double()
+    assert calls == ([2] if expected else [])
+    assert float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref)) < 5e-4

@@ -6,8 +6,9 @@ rowwise (``(M,1)`` and ``(1,N)``) or DeepSeek blockwise (``a`` 1×128 along K, `
 multiples of 128; scales outer-dim-major, ``b``'s padded to a multiple of 4 along K). Those layout conversions are
 made here from breccia's compact row-major scale grids. A plain bf16/fp16 activation times an INT4/NVFP4 weight goes
 to breccia-triton's W4A16 kernel when that add-on is installed, and so does a DeepSeek blockwise pair cuBLAS refuses
-(K or N not a multiple of 128, or E5M2). Anything else — MX recipes (cuBLAS on Hopper has no
-MX kernel), CPU tensors, unaligned shapes — returns ``None`` and the caller dequantizes, which is always correct.
+(K or N not a multiple of 128, or E5M2) or, on sm_90, a large one its warp-specialised kernel computes faster.
+Anything else — MX recipes (cuBLAS on Hopper has no MX kernel), CPU tensors, unaligned shapes — returns ``None`` and
+the caller dequantizes, which is always correct.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def _blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torc
         return _triton_blockwise(a, b, out_dtype)  # shapes cuBLAS refuses: breccia-triton's kernel takes any K, N
     a2 = a.data.reshape(-1, k)
     m = a2.shape[0]
+    if _ws_wins(m, n, k, a2.device):
+        out_ws = _triton_blockwise(a, b, out_dtype, k_major=True)
+        if out_ws is not None:
+            return out_ws
     sa = a.scale.reshape(m, k // 128).float().t().contiguous().t()  # (M, K/128), strides (1, M)
     nb, lk = n // 128, k // 128
     l4 = -(-lk // 4) * 4
@@ -94,16 +99,33 @@ def _triton_w4a16() -> Any:
     return _triton("_w4a16", "w4a16_matmul")
 
 
-def _triton_blockwise(a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype) -> torch.Tensor | None:
-    """The 1×128 · 128×128 product through breccia-triton where cuBLAS has no kernel for it (K or N not a multiple
-    of 128, E5M2 operands): per-128-K promotion like cuBLAS, within the same tolerance; None without the add-on."""
+# From ~0.55 TFLOP per call the warp-specialised kernel's ~130 µs Python launch (cuBLAS: ~30 µs) is a few percent
+# of the call, and its GPU-time lead over cuBLAS's blockwise GEMM (1.04× geometric mean on an H200) shows in whole
+# eager calls too; below that cuBLAS's eager calls are faster (benchmarks/NOTES.md).
+_WS_MIN_FLOPS = 2**39
+
+
+def _ws_wins(m: int, n: int, k: int, device: torch.device) -> bool:
+    """Whether breccia-triton's warp-specialised blockwise GEMM beats cuBLAS here: sm_90, M > 128, a large call."""
+    if m <= 128 or 2 * m * n * k < _WS_MIN_FLOPS or _triton_gemm() is None:
+        return False
+    return torch.cuda.get_device_capability(device) == (9, 0)
+
+
+def _triton_blockwise(
+    a: ScaledTensor, b: ScaledTensor, out_dtype: torch.dtype, *, k_major: bool = False
+) -> torch.Tensor | None:
+    """The 1×128 · 128×128 product through breccia-triton: where cuBLAS has no kernel for it (K or N not a multiple
+    of 128, E5M2 operands), and (``k_major``: ``b`` handed over K-contiguous, as its TMA kernels read it) where it
+    is faster. Per-128-K promotion like cuBLAS, within the same tolerance; None without the add-on."""
     gemm = _triton_gemm()
     if gemm is None or torch.compiler.is_compiling() or a.data.dtype != b.data.dtype:
         return None
     k, n = b.shape
     a2 = a.data.reshape(-1, k)
     out_dt = out_dtype if out_dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
-    out: torch.Tensor = gemm(a2, a.scale.reshape(a2.shape[0], -1), b.data, b.scale, "block", out_dt)
+    bd = _col_major(b.data) if k_major else b.data
+    out: torch.Tensor = gemm(a2, a.scale.reshape(a2.shape[0], -1), bd, b.scale, "block", out_dt)
     return out.reshape(*a.shape[:-1], n).to(out_dtype)
 
 
