@@ -107,9 +107,10 @@ _WS_MIN_FLOPS = 2**39
 
 def _ws_wins(m: int, n: int, k: int, device: torch.device) -> bool:
     """Whether breccia-triton's warp-specialised blockwise GEMM beats cuBLAS here: sm_90, M > 128, a large call."""
-    if m <= 128 or 2 * m * n * k < _WS_MIN_FLOPS or _triton_gemm() is None:
+    if m <= 128 or 2 * m * n * k < _WS_MIN_FLOPS:
         return False
-    return torch.cuda.get_device_capability(device) == (9, 0)
+    available = _triton("_gemm", "ws_available")
+    return available is not None and bool(available(device))
 
 
 def _triton_blockwise(

@@ -192,6 +192,23 @@ def _split_buffers(device: torch.device, split: int, m: int, n: int) -> tuple[to
     return ws, cnt
 
 
+def _ws_module() -> Any:
+    """:mod:`._gemm_ws`, or None where this Triton has no Gluon Hopper API of 3.6's shape (breccia-triton accepts
+    Triton 3.2 and newer; the other kernels do not need Gluon)."""
+    if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 6):
+        return None
+    try:
+        from . import _gemm_ws
+    except ImportError:
+        return None
+    return _gemm_ws
+
+
+def ws_available(device: torch.device) -> bool:
+    """Whether the warp-specialised GEMM can run on ``device`` (an sm_90 GPU, Triton >= 3.6)."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0) and _ws_module() is not None
+
+
 def _bucket(m: int) -> int:
     """Tune once per power-of-two M (decode-sized M differs from prefill-sized M), not per exact M."""
     return 1 << max(0, (m - 1).bit_length())
@@ -253,20 +270,18 @@ def scaled_gemm(
     from . import _gemm_tma
 
     if impl == "ws":
-        from . import _gemm_ws
-
-        if not _gemm_ws.applies(a, b, out_dtype):
+        gws = _ws_module()
+        if gws is None or not gws.applies(a, b, out_dtype):
             raise ShapeError(
-                f"scaled_gemm(impl='ws'): needs an sm_90 GPU and TMA-addressable operands; a {tuple(a.shape)} / "
-                f"b {tuple(b.shape)} with strides {a.stride()} / {b.stride()}; use impl='auto'"
+                f"scaled_gemm(impl='ws'): needs Triton >= 3.6 (Gluon), an sm_90 GPU and TMA-addressable operands; "
+                f"a {tuple(a.shape)} / b {tuple(b.shape)} with strides {a.stride()} / {b.stride()}; use impl='auto'"
             )
-        _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
+        gws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
         return c
     if impl == "auto" and config is None and m > 128:
-        from . import _gemm_ws
-
-        if _gemm_ws.applies(a, b, out_dtype):  # sm_90: the warp-specialised kernel (benchmarks/NOTES.md)
-            _gemm_ws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
+        gws = _ws_module()
+        if gws is not None and gws.applies(a, b, out_dtype):  # sm_90: the warp-specialised kernel
+            gws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
             return c
     use_tma = impl == "tma" or (impl == "auto" and config is None)
     tma_cfg = _gemm_tma.pick_config(m, n, k) if use_tma else None
