@@ -41,6 +41,22 @@ def test_ws_kernel(m: int, k: int, n: int, mode: str, name: str, monkeypatch: py
 
 
 @needs_sm90
+def test_tuning_picks_a_config_and_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BRECCIA_TRITON_TUNE=1``: the first call per shape class times every config and remembers the fastest; the
+    result is the same product."""
+    monkeypatch.setenv("BRECCIA_TRITON_TUNE", "1")
+    monkeypatch.setattr(_gemm_ws, "_TUNED", {})
+    a, b, wq = _tma_operands(300, 384, 264, "block")
+    bd, bs = _weight_args(wq, "block")
+    out = scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32, impl="ws")
+    assert next(iter(_gemm_ws._TUNED.values())) in _gemm_ws.WS_CONFIGS.values()
+    assert len(_gemm_ws._TUNED) == 1
+    assert _rel_err(out, a, b) < TOL
+    scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32, impl="ws")
+    assert len(_gemm_ws._TUNED) == 1  # tuned once per shape class
+
+
+@needs_sm90
 def test_ws_mixed_formats() -> None:
     """E4M3 activations times an E5M2 weight (a gradient-style pair): the descriptors take each operand's type."""
     m, k, n = 300, 512, 264

@@ -4,11 +4,12 @@ Why a second TMA kernel: the Triton kernel of :mod:`._gemm_tma` issues its loads
 from the same warps, so a warpgroup's promotion of one 128-K block waits for that block's MMAs and the tensor cores
 idle meanwhile. Here each CTA runs three partitions that synchronise only through mbarriers:
 
-* a **producer** warp issues the TMA copies of the A and B tiles into a ring of ``STAGES`` shared-memory slots;
-* two **consumer** warpgroups each own 64 rows of the CTA's 128-row tile. Per 128-wide K block each issues its
-  ``wgmma`` into a fresh FP32 accumulator, waits for it, frees the slot and adds the partial product, scaled for
-  1×128 · 128×128 recipes, into its running FP32 sum. The two warpgroups are not in lockstep: while one adds, the
-  other's MMAs run, which is the overlap DeepGEMM gets with the same promotion per K block.
+* a **producer** warp issues the TMA copies of the A and B tiles (and, for 1×128 · 128×128 recipes, the K block's
+  128 activation scales) into a ring of ``STAGES`` shared-memory slots;
+* two **consumer** warpgroups each own 64 rows of the CTA's 128-row tile. A consumer issues K block j + 1's
+  ``wgmma`` into a fresh FP32 accumulator before it waits for block j's, then frees block j's slot and adds its
+  partial product (scaled by ``sa · sb`` in block mode) into its running FP32 sum. So each promotion overlaps the
+  warpgroup's own next MMAs as well as the other warpgroup's: the two are not in lockstep.
 
 The arithmetic is that of :mod:`._gemm` and :mod:`._gemm_tma` (same promotion interval, same order of the FP32
 additions within a K block is the tensor core's), so the three kernels agree to the recipe's tolerance, not bitwise.
@@ -57,7 +58,8 @@ def _producer(
     p, MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
     G: gl.constexpr,
 ):  # fmt: skip
-    """One warp: walk the same tiles as the consumers and keep the slot ring full."""
+    """One warp: walk the same tiles as the consumers and keep the slot ring full. (``G`` is unused: Gluon wants one
+    signature for every worker partition.)"""
     a_desc, b_desc, _c_desc, sa_desc, _sb_ptr, shape, _strides, bufs, bars, _c_smem = p
     M, N, K = shape
     a_bufs, b_bufs, sa_bufs = bufs
