@@ -264,11 +264,11 @@ def gemm_case(
     if ptr:
         runs["ptr (autotuned)"] = lambda: scaled_gemm(*args, torch.bfloat16, impl="ptr")
     for name, cfg in configs.items():
-        runs[f"tma {name}"] = lambda cfg=cfg: _forced(cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
+        runs[f"tma {name}"] = lambda cfg=cfg: _forced(gt, cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
     if ws:
         runs["wsd default"] = lambda: scaled_gemm(*args, torch.bfloat16, impl="ws")  # what callers get
         for name, wcfg in gw.WS_CONFIGS.items():
-            runs[f"ws {name}"] = lambda w=wcfg: _forced_ws(w, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
+            runs[f"ws {name}"] = lambda w=wcfg: _forced(gw, w, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     timed = {}
     for name, fn in runs.items():
         try:
@@ -293,25 +293,17 @@ def gemm_case(
     return out
 
 
-def _forced(cfg: gt.Config, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
-    saved = gt.FORCE
-    gt.FORCE = cfg
+def _forced(kernels: Any, cfg: Any, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``fn()`` with every launch of a GEMM module (``_gemm_tma`` or ``_gemm_ws``) pinned to ``cfg``."""
+    saved = kernels.FORCE
+    kernels.FORCE = cfg
     try:
         return fn()
     finally:
-        gt.FORCE = saved
+        kernels.FORCE = saved
 
 
 _TUNED_NOTE = ", best config per shape (BRECCIA_TRITON_TUNE=1)"
-
-
-def _forced_ws(cfg: gw.WsConfig, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
-    saved = gw.FORCE
-    gw.FORCE = cfg
-    try:
-        return fn()
-    finally:
-        gw.FORCE = saved
 
 
 def gemm_section(
