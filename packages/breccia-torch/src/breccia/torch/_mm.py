@@ -99,9 +99,9 @@ def _triton_w4a16() -> Any:
     return _triton("_w4a16", "w4a16_matmul")
 
 
-# From ~0.55 TFLOP per call the warp-specialised kernel's ~130 µs Python launch (cuBLAS: ~30 µs) is a few percent
-# of the call, and its GPU-time lead over cuBLAS's blockwise GEMM (1.04× geometric mean on an H200) shows in whole
-# eager calls too; below that cuBLAS's eager calls are faster (benchmarks/NOTES.md).
+# From ~0.55 TFLOP per call (~0.5 ms of GPU time) the warp-specialised kernel's 130-220 µs Python launch (cuBLAS:
+# ~30 µs) hides behind the GPU work, and its GPU-time lead over cuBLAS's blockwise GEMM (1.04× geometric mean on an
+# H200) showed in whole eager calls too (1.01-1.08×); below that cuBLAS's eager calls are faster (benchmarks/NOTES.md).
 _WS_MIN_FLOPS = 2**39
 
 
