@@ -90,3 +90,21 @@ def test_ws_refuses_what_it_cannot_run() -> None:
     assert not _gemm_ws.applies(a.data, b.data, torch.float32)
     with pytest.raises(breccia.ShapeError, match=r"impl='ws'.*use impl='auto'"):
         scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, impl="ws")
+
+
+def test_older_triton_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton < 3.6 has no Gluon of the shape this kernel is written in: ``ws_available`` says so, ``impl='ws'``
+    refuses with the reason, and ``auto`` keeps the Triton kernels (which run here under the interpreter or on CUDA)."""
+    import triton
+
+    from breccia.triton import _gemm
+
+    assert not _gemm.ws_available(torch.device("cpu"))
+    monkeypatch.setattr(triton, "__version__", "3.5.1")
+    assert _gemm._ws_module() is None
+    assert not _gemm.ws_available(torch.device(DEVICE))
+    a, b, wq = _tma_operands(129, 256, 256, "block")
+    bd, bs = _weight_args(wq, "block")
+    with pytest.raises(breccia.ShapeError, match=r"needs Triton >= 3\.6"):
+        scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32, impl="ws")
+    assert _rel_err(scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32), a, b) < TOL
