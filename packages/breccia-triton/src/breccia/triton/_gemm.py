@@ -254,20 +254,12 @@ def scaled_gemm(
         return c
     sa = sa.float()
     sb = sb.float()
-    if mode == "block":
-        sa2, sb2 = sa.reshape(m, -1), sb.reshape(-1, sb.shape[-1])
-        strides = (sa2.stride(0), sa2.stride(1), sb2.stride(0), sb2.stride(1))
-    elif mode == "row":
-        sa2, sb2 = sa.reshape(m), sb.reshape(n)
-        strides = (sa2.stride(0), 0, 0, sb2.stride(0))
-    else:
-        sa2, sb2 = sa.reshape(()), sb.reshape(())
-        strides = (0, 0, 0, 0)
+    from . import _gemm_tma
+
+    sa2, sb2, strides = _gemm_tma.scale_operands(sa, sb, MODES[mode], m, n)
 
     def grid(meta: dict[str, Any]) -> tuple[int, int]:
         return (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]), meta["SPLIT"])
-
-    from . import _gemm_tma
 
     if impl == "ws":
         gws = _ws_module()

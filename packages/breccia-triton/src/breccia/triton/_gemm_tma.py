@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["CONFIGS", "Config", "applies", "gemm_tma", "pick_config"]
+__all__ = ["CONFIGS", "Config", "applies", "gemm_tma", "pick_config", "scale_operands"]
 
 
 @triton.jit
@@ -155,6 +155,19 @@ def applies(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
     return b.stride(0) == 1 and _aligned(b.t())
 
 
+def scale_operands(sa: torch.Tensor, sb: torch.Tensor, mode: int, m: int, n: int) -> tuple[Any, Any, tuple[int, ...]]:
+    """``(sa, sb, (s_sam, s_sak, s_sbk, s_sbn))`` as every GEMM kernel here reads the scales: fp32 scalars
+    (tensor), an (M,) and an (N,) vector (row), or the (M, ⌈K/128⌉) and (⌈K/128⌉, ⌈N/128⌉) grids with their strides
+    (block). Reshapes only, so applying it to its own output changes nothing (the launchers re-apply it)."""
+    if mode == 2:
+        sa2, sb2 = sa.reshape(m, -1), sb.reshape(-1, sb.shape[-1])
+        return sa2, sb2, (sa2.stride(0), sa2.stride(1), sb2.stride(0), sb2.stride(1))
+    if mode == 1:
+        sa1, sb1 = sa.reshape(m), sb.reshape(n)
+        return sa1, sb1, (sa1.stride(0), 0, 0, sb1.stride(0))
+    return sa.reshape(()), sb.reshape(()), (0, 0, 0, 0)
+
+
 def gemm_tma(
     a: torch.Tensor,
     sa: torch.Tensor,
@@ -175,17 +188,10 @@ def gemm_tma(
     a_desc = TensorDescriptor.from_tensor(a, [bm, bk])
     b_desc = TensorDescriptor.from_tensor(b.t(), [bn, bk])
     c_desc = TensorDescriptor.from_tensor(c, [bm, bn])
+    sa_arg, sb2, strides = scale_operands(sa, sb, mode, m, n)
     if mode == 2:
-        sat = sa.reshape(m, -1).t().contiguous()  # (K/128, M)
-        sb2 = sb.reshape(-1, sb.shape[-1])
-        strides: tuple[int, ...] = (sat.stride(1), sat.stride(0), sb2.stride(0), sb2.stride(1))
-        sa_arg: Any = sat
-    elif mode == 1:
-        sa_arg, sb2 = sa.reshape(m), sb.reshape(n)
-        strides = (sa_arg.stride(0), 0, 0, sb2.stride(0))
-    else:
-        sa_arg, sb2 = sa.reshape(()), sb.reshape(())
-        strides = (0, 0, 0, 0)
+        sa_arg = sa_arg.t().contiguous()  # (K/128, M): each K block's BM scales are one contiguous load
+        strides = (sa_arg.stride(1), sa_arg.stride(0), *strides[2:])
     tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
     progs = min(occ * _num_sms(a.device.index or 0), tiles)
     if _INTERPRET:

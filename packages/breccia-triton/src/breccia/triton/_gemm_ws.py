@@ -38,19 +38,11 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
+from ._gemm_tma import _num_sms, _tile_coords, scale_operands  # the tile order is the Triton kernel's (same SASS)
+
 __all__ = ["WS_CONFIGS", "WsConfig", "applies", "default_config", "gemm_ws"]
 
 _HALF = 64  # rows per consumer warpgroup (one wgmma M extent)
-
-
-@gluon.jit
-def _tile_coords(tile, num_pid_m, num_pid_n, GROUP_M: gl.constexpr):
-    group = GROUP_M * num_pid_n
-    first_m = (tile // group) * GROUP_M
-    size_m = gl.minimum(num_pid_m - first_m, GROUP_M)
-    pid_m = first_m + (tile % group) % size_m
-    pid_n = (tile % group) // size_m
-    return pid_m, pid_n
 
 
 @gluon.jit
@@ -277,11 +269,6 @@ def _layouts(bn: int, a: torch.dtype, b: torch.dtype, c: torch.dtype) -> tuple[A
     )
 
 
-@cache
-def _num_sms(device: int) -> int:
-    return int(torch.cuda.get_device_properties(device).multi_processor_count)
-
-
 def applies(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
     """sm_90 exactly (wgmma; Blackwell has no wgmma), K-major operands with 16-byte aligned rows."""
     from . import _gemm_tma
@@ -302,24 +289,17 @@ def gemm_ws(
     bk = 128
     m, k = a.shape
     n = b.shape[1]
+    sa_arg, sb2, strides = scale_operands(sa, sb, mode, m, n)
     if mode == 2:
         # (K/128, M) with M padded to a multiple of 4 (16-byte TMA strides), read as one flat run per K block
-        sa2 = sa.reshape(m, -1)
-        kb = sa2.shape[1]
+        kb = sa_arg.shape[1]
         mp = -(-m // 4) * 4
         if mp == m:
-            sat = sa2.t().contiguous()
+            sat = sa_arg.t().contiguous()
         else:
             sat = torch.zeros((kb, mp), dtype=torch.float32, device=a.device)
-            sat[:, :m] = sa2.t()
-        sb2 = sb.reshape(-1, sb.shape[-1])
-        strides: tuple[int, ...] = (0, 0, sb2.stride(0), sb2.stride(1))
-    elif mode == 1:
-        sa_arg, sb2 = sa.reshape(m), sb.reshape(n)
-        strides = (sa_arg.stride(0), 0, 0, sb2.stride(0))
-    else:
-        sa_arg, sb2 = sa.reshape(()), sb.reshape(())
-        strides = (0, 0, 0, 0)
+            sat[:, :m] = sa_arg.t()
+        strides = (0, 0, *strides[2:])  # the kernel reads the activation scales from the TMA ring
     bt = b.t()
 
     def launch(cfg: WsConfig) -> None:
