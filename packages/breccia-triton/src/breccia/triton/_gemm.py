@@ -22,6 +22,8 @@ import triton.language as tl
 
 from breccia._errors import RecipeError, ShapeError
 
+from ._gluon import gluon_module
+
 __all__ = ["MODES", "scaled_gemm"]
 
 MODES = {"tensor": 0, "row": 1, "block": 2}
@@ -195,13 +197,7 @@ def _split_buffers(device: torch.device, split: int, m: int, n: int) -> tuple[to
 def _ws_module() -> Any:
     """:mod:`._gemm_ws`, or None where this Triton has no Gluon Hopper API of 3.6's shape (breccia-triton accepts
     Triton 3.2 and newer; the other kernels do not need Gluon)."""
-    if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 6):
-        return None
-    try:
-        from . import _gemm_ws
-    except ImportError:
-        return None
-    return _gemm_ws
+    return gluon_module("_gemm_ws")
 
 
 def ws_available(device: torch.device) -> bool:

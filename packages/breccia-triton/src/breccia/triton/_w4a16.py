@@ -45,6 +45,7 @@ from breccia._layouts import PerBlock2D, PerBlockK, PerChannel
 from breccia._recipes import INT4Scaling, NVFP4BlockScaling
 from breccia._tensor import ScaledTensor
 
+from ._gluon import gluon_module
 from ._w4a16_kernels import reduce_kernel, w4a16_kernel, w4a16_words_kernel
 
 __all__ = ["w4a16_matmul"]
@@ -55,6 +56,9 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 ASM = True
 #: ``(N, K)`` weights with whole-word rows go to the word-loading kernel; False keeps them on the byte kernel.
 WORDS = True
+#: Decode-sized products (M ≤ 16) with ``(N, K)`` weights of whole 128-code chunks go to the Gluon fragment kernel
+#: (:mod:`._w4a16_mma`) on the GPU; False keeps them on the Triton kernels.
+MMA = True
 _ACT = (torch.bfloat16, torch.float16)
 _OUT = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -68,6 +72,18 @@ class Config(NamedTuple):
     SPLIT: int
     num_warps: int = 4
     num_stages: int = 3  # the word kernel reads it as how many K steps ahead it loads the weight (at most 3)
+
+
+class MmaConfig(NamedTuple):
+    """The Gluon fragment kernel's shape (:mod:`._w4a16_mma`): warps along K and along N, 16-row tiles per N warp,
+    slots of the shared-memory ring the weight words and x stream through, how many steps ahead the scales are
+    loaded (1–3, at most STAGES − 1), and a register cap (None: the compiler's choice)."""
+
+    WK: int
+    WN: int
+    RT: int
+    AHEAD: int = 1
+    maxnreg: int | None = None
 
 
 class _Plan(NamedTuple):
@@ -143,8 +159,26 @@ def _make_plan(w: ScaledTensor) -> _Plan | None:
     return _Plan(kind, pack_k, n, k, gk, gn, bk_max, data, words, scale, zp, g, strides, flags)
 
 
-def _launch(x2: torch.Tensor, p: _Plan, out: torch.Tensor, cfg: Config) -> None:
+def _mma_applies(x2: torch.Tensor, p: _Plan) -> bool:
+    """Whether the Gluon fragment kernel takes this product: a GPU (sm_80+, Triton ≥ 3.6), M ≤ 16 with contiguous
+    ``x`` rows, an ``(N, K)`` weight read as words with K a multiple of 128, INT4 groups of whole 128-code chunks (or
+    per channel), NVFP4 with bf16 activations (its packed decode needs bf16's exponent range)."""
+    if not (MMA and not _INTERPRET and x2.is_cuda and x2.shape[0] <= 16 and x2.stride(-1) == 1):
+        return False
+    if p.words is None or p.k % 128 or (p.kind == 0 and p.gk != 1 and p.gk % 128):
+        return False
+    if p.kind == 1 and x2.dtype != torch.bfloat16:
+        return False
+    return torch.cuda.get_device_capability(x2.device) >= (8, 0) and gluon_module("_w4a16_mma") is not None
+
+
+def _launch(x2: torch.Tensor, p: _Plan, out: torch.Tensor, cfg: Config | MmaConfig) -> None:
     m = x2.shape[0]
+    if isinstance(cfg, MmaConfig):
+        mod = gluon_module("_w4a16_mma")
+        assert mod is not None  # _mma_applies checked it
+        mod.launch(x2, p, out, cfg)
+        return
     nk = triton.cdiv(p.k, cfg.BK)
     split = max(1, min(cfg.SPLIT, nk))
     k_split = triton.cdiv(nk, split) * cfg.BK
@@ -197,6 +231,22 @@ def _split_for(m: int, bm: int, bn: int, p: _Plan, nk: int, sms: int) -> int:
     return s0
 
 
+def _default_mma_config(m: int, p: _Plan, sms: int) -> MmaConfig:
+    """The fragment kernel's shape without tuning, from the H200 sweeps (``benchmarks/results/h200_w4a16_mma*``):
+    8 K warps × 32 rows per CTA capped at 128 registers (two CTAs per SM) for M ≤ 8; for M 9–16, whose second x
+    column doubles the x registers, 4 K warps with the words two steps ahead; and where 32-row CTAs would not
+    give every SM one (N < 32 · SMs), 16-row CTAs of 8 K warps."""
+    if -(-p.n // 32) < sms:
+        return MmaConfig(8, 1, 1, 1, 128)
+    return MmaConfig(8, 1, 2, 1, 128) if m <= 8 else MmaConfig(4, 1, 2, 2)
+
+
+def _mma_candidates(m: int) -> list[MmaConfig]:
+    """The fragment kernel's shapes ``BRECCIA_TRITON_TUNE=1`` times."""
+    return [MmaConfig(8, 1, 2, 1, 128), MmaConfig(8, 1, 1, 1, 128), MmaConfig(4, 1, 2, 2), MmaConfig(8, 2, 1, 1, 128),
+            MmaConfig(4, 1, 1, 2)]  # fmt: skip
+
+
 def _default_config(m: int, p: _Plan, sms: int) -> Config:
     """The tile a shape gets without tuning (``BRECCIA_TRITON_TUNE=1`` tunes instead; that costs seconds per new
     shape). From the H200 sweeps of this kernel (``benchmarks/results/h200_w4a16_sweep*.md``): ``(N, K)`` word
@@ -229,30 +279,37 @@ def _candidates(m: int, p: _Plan, sms: int) -> list[Config]:
     return out
 
 
-_TUNED: dict[tuple[Any, ...], Config] = {}
+_TUNED: dict[tuple[Any, ...], Config | MmaConfig] = {}
 
 
-def _tuned_config(x2: torch.Tensor, p: _Plan, out: torch.Tensor) -> Config:
-    key = (p.kind, p.pack_k, p.gk, p.gn, _bucket(x2.shape[0]), p.n, p.k, x2.dtype, out.dtype, x2.device)
+def _tuned_config(x2: torch.Tensor, p: _Plan, out: torch.Tensor) -> Config | MmaConfig:
+    mma = _mma_applies(x2, p)
+    key = (p.kind, p.pack_k, p.gk, p.gn, _bucket(x2.shape[0]), p.n, p.k, x2.dtype, out.dtype, x2.device, mma)
     cfg = _TUNED.get(key)
     if cfg is None:
         sms = torch.cuda.get_device_properties(x2.device).multi_processor_count
         if os.environ.get("BRECCIA_TRITON_TUNE", "0") != "1":
-            cfg = _TUNED[key] = _default_config(x2.shape[0], p, sms)
+            m = x2.shape[0]
+            cfg = _TUNED[key] = _default_mma_config(m, p, sms) if mma else _default_config(m, p, sms)
             return cfg
+        cands: list[Config | MmaConfig] = [*_mma_candidates(x2.shape[0])] if mma else []
         timed = []
-        for c in _candidates(x2.shape[0], p, sms):
+        for c in cands + list(_candidates(x2.shape[0], p, sms)):
             # GPU time only (a CUDA graph of repeated launches): eager timing would measure the host-side launch
             # cost, which is the same for every tile and would make the choice a coin toss
             ms = triton.testing.do_bench_cudagraph(lambda c=c: _launch(x2, p, out, c), rep=20)
-            timed.append((float(ms), c))
-        cfg = min(timed)[1]
+            timed.append((float(ms), repr(c), c))
+        cfg = min(timed)[2]
         _TUNED[key] = cfg
     return cfg
 
 
 def w4a16_matmul(
-    x: torch.Tensor, w: ScaledTensor, *, out_dtype: torch.dtype | None = None, config: Config | None = None
+    x: torch.Tensor,
+    w: ScaledTensor,
+    *,
+    out_dtype: torch.dtype | None = None,
+    config: Config | MmaConfig | None = None,
 ) -> torch.Tensor | None:
     """``x[..., K]`` times the 4-bit weight ``w`` contracted along its blocked (K) axis, FP32 accumulation.
 
@@ -291,5 +348,14 @@ def w4a16_matmul(
             if config is None and _INTERPRET:
                 config = Config(16, 32, min(32, p.bk_max), 2)
             cfg = config if config is not None else _tuned_config(x2, p, out)
-            _launch(x2, p, out, cfg._replace(BK=min(cfg.BK, p.bk_max)))
+            if isinstance(cfg, MmaConfig):
+                if config is not None and not _mma_applies(x2, p):
+                    raise ShapeError(
+                        f"w4a16_matmul: config={cfg!r} pins the Gluon fragment kernel, which needs a GPU with Triton "
+                        f">= 3.6, M <= 16 (got {m}), an (N, K) weight with K % 128 == 0 (got {p.k}), INT4 groups of "
+                        f"whole 128-code chunks (got {p.gk}) and bf16 x for NVFP4; pass a Config or None"
+                    )
+                _launch(x2, p, out, cfg)
+            else:
+                _launch(x2, p, out, cfg._replace(BK=min(cfg.BK, p.bk_max)))
     return out.reshape(*x.shape[:-1], p.n).to(want)

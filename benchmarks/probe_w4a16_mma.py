@@ -1,0 +1,94 @@
+"""Probe for the Gluon W4A16 fragment kernel (``breccia.triton._w4a16_mma``): every listed config against bf16 cuBLAS
+and the routed ``w4a16_matmul`` call, on ``(N, K)`` weights, one CUDA GPU.
+
+Each config is first checked (relative error against an FP64 product, NaN-poisoned output), then timed as GPU time
+over cold weight copies (CUDA graph, ``bench_triton_w4a16._graph_us``). ``FAKE=1`` replaces the decode by plain
+moves (wrong numbers, no error check): the time without the decode's instructions, i.e. what the loads and MMAs
+alone cost. Environment: ``CFGS="WK,WN,RT,AHEAD[,MAXNREG];…"``, ``MS="1,4,16"``, ``NSHAPES`` (1–3),
+``RECIPES="INT4 g128;NVFP4"``. Prints one markdown row per (shape, M, recipe)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_triton_w4a16 import _copies, _graph_us, _rel_err, _weight
+
+import breccia
+from breccia.triton import _w4a16 as W
+from breccia.triton import _w4a16_mma as G
+
+SHAPES = [(8192, 8192), (4096, 14336), (14336, 4096)]
+RECIPES = {
+    "INT4 g128": breccia.INT4Scaling(group_size=128),
+    "INT4 g128 zp": breccia.INT4Scaling(group_size=128, symmetric=False, signed=False),
+    "NVFP4": breccia.NVFP4BlockScaling(),
+}
+
+
+def _fake_decode() -> None:
+    from triton.experimental import gluon
+
+    @gluon.constexpr_function
+    def fake(*args: bool) -> str:
+        return "{\n" + "".join(f"mov.b32 {{${2 * i}, ${2 * i + 1}}}, $8;\n" for i in range(4)) + "}"
+
+    G._word_ptx = fake
+
+
+def _config(text: str) -> W.MmaConfig:
+    v = [int(t) for t in text.split(",")]
+    return W.MmaConfig(*v[:4], (v[4] or None) if len(v) > 4 else None)
+
+
+def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig], fake: bool) -> str:
+    torch.manual_seed(n + k + m)
+    w = torch.randn(n, k, device="cuda") * 0.02
+    x = torch.randn(m, k, device="cuda").bfloat16()
+    t_ref = _graph_us([lambda wb=wb: x @ wb.T for wb in [w.bfloat16() for _ in range(2)]])
+    st, nbytes, ref = _weight(w, recipe, "nk", x)
+    copies = _copies(st, nbytes)
+    plans = [W._plan(c) for c in copies]
+    t_routed = _graph_us([lambda c=c: W.w4a16_matmul(x, c) for c in copies])
+    cells = []
+    for cfg in cfgs:
+        tag = "/".join(str(v) for v in cfg if v is not None)
+        out = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
+        try:
+            G.launch(x, W._plan(st), out, cfg)
+            torch.cuda.synchronize()
+        except Exception as e:  # a config that does not compile or fit is a result
+            cells.append(f"{tag}: {type(e).__name__} {str(e)[:80]}")
+            continue
+        err = _rel_err(out, ref)
+        bad = "" if fake or err <= 2.0**-9 + 8 * k * 2.0**-24 else f" WRONG {err:.1e}"
+        o2 = torch.empty_like(out)
+        us = _graph_us([lambda p=p, c=cfg, o=o2: G.launch(x, p, o, c) for p in plans])
+        cells.append(f"{tag}: {us:.1f}us {t_ref / us:.2f}x{bad}")
+    head = f"| {n}x{k} | M={m} | {rname} | cuBLAS {t_ref:.1f} | routed {t_routed:.1f} ({t_ref / t_routed:.2f}x) | "
+    return head + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    fake = os.environ.get("FAKE") == "1"
+    if fake:
+        _fake_decode()
+    cfgs = [_config(c) for c in os.environ.get("CFGS", "8,1,2,1,128;4,1,2,2").split(";")]
+    ms = [int(v) for v in os.environ.get("MS", "1,4,16").split(",")]
+    names = os.environ.get("RECIPES", ";".join(RECIPES)).split(";")
+    t0 = time.monotonic()
+    print(torch.cuda.get_device_name(), torch.__version__, flush=True)
+    for (n, k), m in itertools.product(SHAPES[: int(os.environ.get("NSHAPES", "1"))], ms):
+        for rname in names:
+            print(_row(n, k, m, rname, RECIPES[rname], cfgs, fake), flush=True)
+    print(f"done in {time.monotonic() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

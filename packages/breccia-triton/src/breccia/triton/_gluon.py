@@ -1,0 +1,20 @@
+"""Where the Gluon kernels may be imported. breccia-triton accepts Triton 3.2 and newer; the Gluon kernels
+(:mod:`._gemm_ws`, :mod:`._w4a16_mma`) are written against Triton 3.6's Gluon API, so older Tritons keep to the
+Triton kernels."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import triton
+
+
+def gluon_module(name: str) -> ModuleType | None:
+    """``breccia.triton.<name>``, or None where this Triton is older than 3.6 or has no Gluon of 3.6's shape."""
+    if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 6):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ImportError:
+        return None

@@ -1,0 +1,215 @@
+"""W4A16 decode kernel in Gluon: 4-bit weight words decoded straight into ``mma.sync`` fragments (sm_80+).
+
+Why a second W4A16 kernel. The Triton word kernel (:mod:`._w4a16_kernels`) decodes a word into eight codes in K
+order, and Triton then moves the decoded tile through shared memory into the MMA operand layout: a synchronous
+decode → ``STS`` → barrier → ``ldmatrix`` → MMA chain per step, which ``ncu`` showed bounding it at ~1/3 of the
+bandwidth a plain stream of the same bytes reaches. Here each thread decodes exactly the A-fragment registers of its
+own ``mma.m16n8k16``: no shared memory, no barrier, no shuffle in the loop.
+
+The trick is a permutation of K, which a dot product allows when both operands take it. A thread of an ``m16n8k16``
+holds, for rows g and g + 8, the logical K values {2t, 2t+1, 2t+8, 2t+9} of each 16-wide step (g = lane / 4, t =
+lane % 4). Logical K of a 128-wide chunk is mapped onto physical K as ``phys = 32·t + 4·s + 2·h + j`` for step s,
+half h and pair element j (``log = 16·s + 8·h + 2·t + j``). So a thread's eight steps of a chunk are *its own* 32
+consecutive codes of the row: one 16-byte load per row and chunk, four words, each decoded by the packed PTX of
+:mod:`._w4a16_decode` into the (j = 0, 1) register pairs the MMA reads. ``x`` takes the same permutation: the thread
+loads its 32 consecutive values per token, already in fragment order. The layouts are written as linear layouts and
+every conversion into the MMA operand layouts is asserted free at compile time (``assert_trivial``).
+
+Work split. A CTA owns ``BN = 16·RT·WN`` weight rows: ``WN`` warps along N, each ``RT`` row tiles of 16, and ``WK``
+warps along K that take alternate 128-wide chunks (a batched MMA with the warps on the batch axis). The ``WK``
+partial sums meet once, in shared memory, at the end: one launch, no workspace, no atomics, deterministic. Every
+CTA reads all of ``x`` (L1/L2 traffic ``N/BN · M·K·2`` bytes), which is why ``BN`` grows with M.
+
+Exactness is the Triton kernels' (see :mod:`._w4a16`): INT4 ``q − zp`` and NVFP4 E2M1 × E4M3 are exact in bf16,
+the INT4 group scale multiplies each chunk's FP32 partial (groups are whole chunks: ``GK`` a multiple of 128), the
+NVFP4 2^−26 and global scale multiply the FP32 sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.ampere import mma_v2
+
+from ._w4a16_decode import _asm_scale, _word_ptx
+
+__all__ = ["w4a16_mma_kernel"]
+
+
+@gluon.constexpr_function
+def _log2(n: int) -> int:
+    return n.bit_length() - 1
+
+
+@gluon.constexpr_function
+def _rows_layout(WK: int, WN: int, RT: int, COLS: int, PER: int) -> gl.DistributedLinearLayout:
+    """(K warp, weight row, column) with ``PER`` consecutive columns per thread and 4 lanes along the columns: rows
+    g and g + 8 of each 16-row tile in one thread, as the MMA's A fragment has them."""
+    reg = [[0, 0, 1 << i] for i in range(_log2(PER))] + [[0, 8, 0]]
+    reg += [[0, (16 * WN) << i, 0] for i in range(_log2(RT))]
+    lane = [[0, 0, PER], [0, 0, 2 * PER], [0, 1, 0], [0, 2, 0], [0, 4, 0]]
+    warp = [[0, 16 << i, 0] for i in range(_log2(WN))] + [[1 << i, 0, 0] for i in range(_log2(WK))]
+    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, 16 * RT * WN, COLS])
+
+
+@gluon.constexpr_function
+def _x_layout(WK: int, WN: int, MT: int) -> gl.DistributedLinearLayout:
+    """(K warp, token, physical k of a chunk): 32 consecutive values per thread, token g (and g + 8)."""
+    reg = [[0, 0, 1 << i] for i in range(5)] + ([[0, 8, 0]] if MT == 16 else [])
+    lane = [[0, 0, 32], [0, 0, 64], [0, 1, 0], [0, 2, 0], [0, 4, 0]]
+    warp = [[0, 0, 0] for _ in range(_log2(WN))] + [[1 << i, 0, 0] for i in range(_log2(WK))]
+    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, MT, 128])
+
+
+@gluon.jit
+def _klog(t, R: gl.constexpr):
+    """``t`` ([WK, R, 128], physical order of a chunk) in logical (fragment) K order: phys = 32t + 4s + 2h + j →
+    log = 16s + 8h + 2t + j. Register-level only (the layouts make it a relabelling)."""
+    WK: gl.constexpr = t.shape[0]
+    t = gl.reshape(t, [WK, R, 4, 8, 2, 2])
+    t = gl.permute(t, [0, 1, 3, 4, 2, 5])
+    return gl.reshape(t, [WK, R, 128])
+
+
+@gluon.jit
+def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
+    """Index tensors (a, b, c) of shapes [A,1,1], [1,B,1], [1,1,C] in the slices of the 3-D layout ``L``."""
+    a = gl.expand_dims(gl.expand_dims(gl.arange(0, A, layout=gl.SliceLayout(1, gl.SliceLayout(2, L))), 1), 2)
+    b = gl.expand_dims(gl.expand_dims(gl.arange(0, B, layout=gl.SliceLayout(0, gl.SliceLayout(2, L))), 0), 2)
+    c = gl.expand_dims(gl.expand_dims(gl.arange(0, C, layout=gl.SliceLayout(0, gl.SliceLayout(1, L))), 0), 1)
+    return a, b, c
+
+
+@gluon.jit
+def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk,
+           KIND: gl.constexpr, HAS_ZP: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
+    """Loop step ``it``'s weight loads (K warp ``b`` takes chunk ``it·WK + b``): its words, and what the decode needs
+    per word: INT4 the zero point (in the words' layout), NVFP4 the E4M3 bytes (two blocks per thread and row)."""
+    c = it * WK + w_b
+    # the words are read once: evict_first keeps them from pushing x and the scales out of L2 (−2 % measured)
+    words = gl.load(w_ptr + w_off + c * 16, mask=(c < nchunk) & w_ok, other=0, eviction_policy="evict_first")
+    if KIND == 0:
+        if HAS_ZP:  # noqa: SIM108  (a constexpr branch: only the taken side is compiled)
+            z = gl.load(zp_ptr + z_off + ((c * 128) // GK) * s_zk, mask=(c < nchunk) & w_ok, other=0)
+        else:
+            z = words
+    else:
+        cf = it * WK + f_b
+        z = gl.load(s_ptr + f_off + cf * 8 * s_sk, mask=cf < nchunk, other=0)
+    return words, z
+
+
+@gluon.jit
+def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, nchunk, s_sk, KIND: gl.constexpr, GK: gl.constexpr,
+           WK: gl.constexpr):  # fmt: skip
+    """Loop step ``it``'s x values (each thread its 32 consecutive values per token) and INT4 group scales (one per
+    row, in the accumulator's row layout)."""
+    cx = it * WK + x_b
+    xt = gl.load(x_ptr + x_off + cx * 128, mask=(cx < nchunk) & x_mok, other=0.0)
+    sc = xt
+    if KIND == 0:
+        cs = it * WK + s_b
+        sc = gl.load(s_ptr + s_off + ((cs * 128) // GK) * s_sk, mask=cs < nchunk, other=0.0)
+    return xt, sc
+
+
+@gluon.jit
+def w4a16_mma_kernel(
+    x_ptr, w_ptr, s_ptr, zp_ptr, g_ptr, o_ptr,
+    M, N, K, s_xm, s_wr, s_sk, s_sn, s_zk, s_zn, s_om, s_on,
+    KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_ZP: gl.constexpr, HAS_G: gl.constexpr, GK: gl.constexpr,
+    GN: gl.constexpr, WK: gl.constexpr, WN: gl.constexpr, RT: gl.constexpr, MT: gl.constexpr,
+    AHEAD: gl.constexpr,
+):  # fmt: skip
+    """``out[m, n] = Σ_k x[m, k] · W[n, k]`` for M ≤ ``MT`` (8 or 16) and an ``(N, K)`` 4-bit weight whose rows are
+    whole chunks of 128 codes (``w_ptr``: the int32 view, ``s_wr`` its row stride in words; ``x`` rows contiguous).
+    KIND 0: INT4 (``GK`` codes per group, a multiple of 128, or 1 with ``s_sk = 0`` per channel); 1: NVFP4 (E4M3
+    bytes per 16 codes, ``GN`` rows per scale). Grid: one CTA per ``BN`` rows."""
+    BN: gl.constexpr = 16 * RT * WN
+    DT: gl.constexpr = x_ptr.dtype.element_ty
+    BF16: gl.constexpr = gl.bfloat16 == DT
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[WK, WN, 1], instr_shape=[1, 16, 8])
+    LW: gl.constexpr = _rows_layout(WK, WN, RT, 16, 4)
+    LF: gl.constexpr = _rows_layout(WK, WN, RT, 8, 2)
+    LX: gl.constexpr = _x_layout(WK, WN, MT)
+    SL: gl.constexpr = gl.SliceLayout(2, mma)
+    row0 = gl.program_id(0) * BN
+    nchunk = K // 128
+    w_b, w_r, w_c = _grid3(LW, WK, BN, 16)
+    w_ok = row0 + w_r < N
+    w_off = (row0 + w_r).to(gl.int64) * s_wr + w_c
+    x_b, x_m, x_c = _grid3(LX, WK, MT, 128)
+    x_off = x_m * s_xm + x_c
+    x_mok = x_m < M
+    s_b = gl.expand_dims(gl.arange(0, WK, layout=gl.SliceLayout(1, SL)), 1)
+    s_r = gl.expand_dims(row0 + gl.arange(0, BN, layout=gl.SliceLayout(0, SL)), 0)
+    s_off = gl.minimum(s_r, N - 1) * s_sn
+    z_off = gl.minimum(row0 + w_r, N - 1) * s_zn
+    f_b, f_r, f_c = _grid3(LF, WK, BN, 8)
+    f_off = (gl.minimum(row0 + f_r, N - 1) // GN) * s_sn + f_c * s_sk
+
+    acc = gl.zeros([WK, BN, MT], gl.float32, mma)
+    w0, z0 = _wload(0, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk, KIND, HAS_ZP,
+                    GK, WK)  # fmt: skip
+    w1, z1 = w0, z0
+    if AHEAD == 2:
+        w1, z1 = _wload(1, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk, KIND,
+                        HAS_ZP, GK, WK)  # fmt: skip
+    xt, sc = _xload(0, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, nchunk, s_sk, KIND, GK, WK)
+    for it in range(gl.cdiv(nchunk, WK)):
+        # the weight words AHEAD steps ahead and the next step's x are in flight during this step (registers)
+        wn, zn = _wload(it + AHEAD, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk,
+                        KIND, HAS_ZP, GK, WK)  # fmt: skip
+        xt2, sc2 = _xload(it + 1, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, nchunk, s_sk, KIND, GK, WK)
+        words, z = w0, z0
+        if KIND == 0:
+            base: gl.constexpr = (136.0 if SIGNED else 128.0) if BF16 else (1032.0 if SIGNED else 1024.0)
+            v = gl.full([WK, BN, 16], -base, DT, LW)
+            if HAS_ZP:
+                v = v - z.to(DT)  # −(M + 8·signed + zp), exact
+        else:
+            e = _asm_scale(z.to(gl.int32))
+            v = gl.convert_layout(gl.reshape(gl.join(e, e), [WK, BN, 16]), LW)
+        o = gl.inline_asm_elementwise(_word_ptx(KIND == 1, BF16, SIGNED), "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
+                                      dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
+        lo = gl.join(gl.join(o[0], o[4]), gl.join(o[2], o[6]))
+        hi = gl.join(gl.join(o[1], o[5]), gl.join(o[3], o[7]))
+        a = gl.convert_layout(_klog(gl.reshape(gl.join(lo, hi), [WK, BN, 128]), BN), gl.DotOperandLayout(0, mma, 2),
+                              assert_trivial=True)  # fmt: skip
+        b = gl.convert_layout(gl.permute(_klog(xt, MT), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2),
+                              assert_trivial=True)  # fmt: skip
+        if KIND == 0:  # the chunk lies in one group: its scale multiplies the chunk's FP32 partial
+            acc += mma_v2(a, b, gl.zeros([WK, BN, MT], gl.float32, mma)) * gl.expand_dims(sc.to(gl.float32), 2)
+        else:
+            acc = mma_v2(a, b, acc)
+        xt, sc = xt2, sc2
+        if AHEAD == 2:
+            w0, z0, w1, z1 = w1, z1, wn, zn
+        else:
+            w0, z0 = wn, zn
+    tot = gl.sum(acc, axis=0)  # the WK partial sums, through shared memory once
+    if KIND == 1:
+        tot = tot * 67108864.0  # the 2^26 the packed NVFP4 decode takes from every weight
+    if HAS_G:
+        tot = tot * gl.load(g_ptr)
+    OL: gl.constexpr = gl.SliceLayout(0, mma)
+    o_r = gl.expand_dims(row0 + gl.arange(0, BN, layout=gl.SliceLayout(1, OL)), 1)
+    o_m = gl.expand_dims(gl.arange(0, MT, layout=gl.SliceLayout(0, OL)), 0)
+    gl.store(o_ptr + o_r * s_on + o_m * s_om, tot.to(o_ptr.dtype.element_ty), mask=(o_m < M) & (o_r < N))
+
+
+def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
+    """Runs the kernel for ``x2`` (M ≤ 16 rows, contiguous), the weight plan ``p`` of :mod:`._w4a16` and its
+    ``MmaConfig`` into ``out`` (M × N)."""
+    m = x2.shape[0]
+    bn = 16 * cfg.RT * cfg.WN
+    s_sk, s_sn, s_zk, s_zn = p.strides[1:]
+    w4a16_mma_kernel[(-(-p.n // bn),)](
+        x2, p.words, p.scale, p.zp, p.g, out,
+        m, p.n, p.k, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
+        KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GK=p.gk, GN=p.gn,
+        WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD,
+        num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg,
+    )  # fmt: skip

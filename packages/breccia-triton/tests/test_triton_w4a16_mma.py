@@ -1,0 +1,213 @@
+"""The Gluon W4A16 fragment kernel (``_w4a16_mma``: M ≤ 16, ``(N, K)`` weights) against an FP64 product of the
+dequantized operands, and its routing inside ``w4a16_matmul``.
+
+Gluon has no CPU interpreter, so the numerical tests need a CUDA GPU (sm_80+) and Triton ≥ 3.6; the interpreter
+runs of ``test_triton_w4a16.py`` cover the same recipes through the Triton kernels. On CPU the eligibility rules
+and the refusal of a pinned fragment config are checked. The tolerance argument is ``test_triton_w4a16``'s: the
+decode is exact, so the error is the output cast plus FP32 accumulation.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import breccia
+from breccia._errors import ShapeError
+from breccia.triton import _w4a16
+from breccia.triton._gluon import gluon_module
+from breccia.triton._w4a16 import Config, MmaConfig, w4a16_matmul
+
+GPU = (
+    torch.cuda.is_available()
+    and torch.cuda.get_device_capability() >= (8, 0)
+    and gluon_module("_w4a16_mma") is not None
+)
+needs_gpu = pytest.mark.skipif(not GPU, reason="the Gluon kernel runs on an sm_80+ GPU only (no interpreter)")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+U_OUT = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
+
+RECIPES = {
+    "int4-sym-fp16-g128": breccia.INT4Scaling(group_size=128),
+    "int4-half-bf16-g128": breccia.INT4Scaling(group_size=128, scale_dtype="bf16", symmetric_range="half_range"),
+    "int4-asym-uint-bf16-g128": breccia.INT4Scaling(group_size=128, symmetric=False, signed=False, scale_dtype="bf16"),
+    "int4-asym-int-fp32-g256": breccia.INT4Scaling(group_size=256, symmetric=False, scale_dtype="fp32"),
+    "int4-asym-uint-chan": breccia.INT4Scaling(group_size=-1, symmetric=False, signed=False),
+    "nvfp4-1x16": breccia.NVFP4BlockScaling(),
+    "nvfp4-1x16-noglobal": breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    "nvfp4-16x16": breccia.NVFP4BlockScaling(block_m=16),
+}
+
+
+def _weight(recipe: breccia.Recipe, n: int, k: int, seed: int) -> breccia.ScaledTensor:
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=g) * (torch.rand(n, 1, generator=g) + 0.1)  # rows of different magnitude
+    w[:, 5] += 0.3  # an offset, so asymmetric zero points are not all mid-range
+    return breccia.cast(w.to(DEVICE), recipe, axis=-1)
+
+
+def _x(m: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed + 1000)
+    return (torch.randn(m, k, generator=g) * (torch.rand(m, 1, generator=g) * 4 + 0.25)).to(dtype).to(DEVICE)
+
+
+def _rel_err(out: torch.Tensor, x: torch.Tensor, w: breccia.ScaledTensor) -> float:
+    ref = x.double() @ breccia.dequantize(w).double().t()
+    return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
+
+
+def _tol(out_dtype: torch.dtype, k: int) -> float:
+    return U_OUT[out_dtype] + 8 * k * 2.0**-24
+
+
+def _poisoned(x: torch.Tensor, w: breccia.ScaledTensor, cfg: MmaConfig, out_dtype: torch.dtype) -> torch.Tensor:
+    """The kernel run straight into a NaN-filled output (an element it failed to write stays NaN)."""
+    mod = gluon_module("_w4a16_mma")
+    p = _w4a16._plan(w)
+    assert mod is not None and p is not None and _w4a16._mma_applies(x, p)
+    out = torch.full((x.shape[0], p.n), float("nan"), dtype=out_dtype, device=x.device)
+    mod.launch(x, p, out, cfg)
+    return out
+
+
+@needs_gpu
+@pytest.mark.parametrize("m", [1, 5, 8, 9, 16])
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_recipes(name: str, m: int) -> None:
+    """N = 200 (the last CTA's rows partly past N), K = 1152 (9 chunks: the K warps get uneven counts); both default
+    shapes (a GPU with fewer SMs than N / 32 takes the 32-row CTAs, one with more the 16-row ones)."""
+    n, k = 200, 1152
+    w = _weight(RECIPES[name], n, k, m)
+    x = _x(m, k, torch.bfloat16, m)
+    p = _w4a16._plan(w)
+    assert p is not None
+    for sms in (1, 1000):
+        out = _poisoned(x, w, _w4a16._default_mma_config(m, p, sms), torch.float32)
+        assert _rel_err(out, x, w) <= _tol(torch.float32, k)
+
+
+@needs_gpu
+@pytest.mark.parametrize("cfg", _w4a16._mma_candidates(16), ids=repr)
+@pytest.mark.parametrize("m", [3, 16])
+def test_every_config(cfg: MmaConfig, m: int) -> None:
+    """Each shape the tuner may pick, on a weight with more chunks than K warps and N not a multiple of the tile."""
+    n, k = 1000, 2176  # 17 chunks
+    w = _weight(RECIPES["int4-asym-int-fp32-g256" if m == 3 else "nvfp4-1x16"], n, k, 3)
+    x = _x(m, k, torch.bfloat16, 3)
+    out = _poisoned(x, w, cfg, torch.bfloat16)
+    assert _rel_err(out, x, w) <= _tol(torch.bfloat16, k)
+    again = _poisoned(x, w, cfg, torch.bfloat16)
+    assert torch.equal(out, again)  # deterministic: fixed chunk order per warp, fixed cross-warp sum
+
+
+@needs_gpu
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_dtypes_through_w4a16_matmul(
+    monkeypatch: pytest.MonkeyPatch, x_dtype: torch.dtype, out_dtype: torch.dtype
+) -> None:
+    """The routed call (no pinned config) takes the fragment kernel for INT4 with bf16 or fp16 activations."""
+    taken = []
+    real = gluon_module("_w4a16_mma").launch  # type: ignore[union-attr]
+    monkeypatch.setattr(gluon_module("_w4a16_mma"), "launch", lambda *a: taken.append(a[3]) or real(*a))
+    w = _weight(RECIPES["int4-asym-uint-bf16-g128"], 256, 512, 7)
+    x = _x(4, 512, x_dtype, 7).reshape(2, 2, 512)  # batched activations: flattened to M = 4
+    out = w4a16_matmul(x, w, out_dtype=out_dtype)
+    assert out is not None and out.shape == (2, 2, 256) and out.dtype == out_dtype
+    assert len(taken) == 1 and isinstance(taken[0], MmaConfig)
+    assert _rel_err(out.reshape(4, 256), x.reshape(4, 512), w) <= _tol(out_dtype, 512)
+
+
+_CODES = {
+    "int4-sym": breccia.INT4Scaling(group_size=128),
+    "int4-asym-uint": breccia.INT4Scaling(group_size=128, symmetric=False, signed=False),
+    "int4-asym-int": breccia.INT4Scaling(group_size=128, symmetric=False, scale_dtype="bf16"),
+    "nvfp4-1x16": breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    "nvfp4-16x16": breccia.NVFP4BlockScaling(block_m=16, per_tensor_scale=False),
+}
+
+
+@needs_gpu
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", list(_CODES))
+def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype) -> None:
+    """Every byte value, every E4M3 scale code (subnormals, zero, negative, NaN) and zero points across the 4-bit
+    range, read with ``x`` = 16-row slices of the identity: each output is one product ``1 · w``, so the FP32 result
+    equals ``breccia.dequantize`` bit for bit; a NaN weight makes its whole output column NaN (0 · NaN)."""
+    recipe = _CODES[name]
+    if isinstance(recipe, breccia.NVFP4BlockScaling) and x_dtype == torch.float16:
+        pytest.skip("NVFP4 with fp16 activations stays on the Triton kernels")
+    n = k = 128  # 8192 code bytes, 1024 NVFP4 scales: every value many times
+    w = _weight(recipe, n, k, 0)
+    flat = torch.arange(w.data.numel(), dtype=torch.int64) % 251  # a prime period: codes meet every position
+    w.data.copy_(flat.to(torch.uint8).view(w.data.dtype).reshape(w.data.shape).to(w.data.device))
+    g = torch.Generator().manual_seed(1)
+    if isinstance(recipe, breccia.NVFP4BlockScaling):
+        codes = torch.arange(w.scale.numel(), dtype=torch.int64) % 256
+        w.scale.copy_(codes.to(torch.uint8).view(torch.float8_e4m3fn).reshape(w.scale.shape).to(w.scale.device))
+    else:
+        mag = torch.exp2(torch.randint(-12, 12, w.scale.shape, generator=g).double())
+        w.scale.copy_((torch.rand(w.scale.shape, generator=g).double() * mag).to(w.scale.dtype).to(w.scale.device))
+        if w.zero_point is not None:
+            lo = 0 if not recipe.element.signed else -8
+            zp = torch.randint(lo, lo + 16, w.zero_point.shape, generator=g)
+            w.zero_point.copy_(zp.to(w.zero_point.dtype).to(w.zero_point.device))
+    eye = torch.eye(k, dtype=x_dtype, device=DEVICE)
+    cfg = MmaConfig(8, 1, 2, 1, 128)
+    got = torch.cat([_poisoned(eye[i : i + 16], w, cfg, torch.float32) for i in range(0, k, 16)]).t()
+    want = breccia.dequantize(w).float()
+    want[want.isnan().any(1)] = float("nan")
+    assert int(want.isnan().sum()) < want.numel() // 4  # the NaN codes poison a few rows, not the test
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+
+
+@needs_gpu
+def test_matches_the_triton_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fragment kernel and Triton word kernel agree to FP32 summation-order differences on an LLM-sized row block."""
+    w = _weight(RECIPES["nvfp4-1x16"], 512, 4096, 11)
+    x = _x(16, 4096, torch.bfloat16, 11)
+    fast = w4a16_matmul(x, w, out_dtype=torch.float32)
+    monkeypatch.setattr(_w4a16, "MMA", False)
+    slow = w4a16_matmul(x, w, out_dtype=torch.float32)
+    assert fast is not None and slow is not None
+    assert float(torch.linalg.norm(fast - slow) / torch.linalg.norm(slow)) <= 8 * 4096 * 2.0**-24
+
+
+def _plan_for(recipe: breccia.Recipe, n: int, k: int) -> _w4a16._Plan:
+    p = _w4a16._plan(_weight(recipe, n, k, 0))
+    assert p is not None
+    return p
+
+
+@pytest.mark.parametrize(
+    ("name", "m", "k", "x_dtype", "want"),
+    [
+        ("int4-sym-fp16-g128", 16, 256, torch.bfloat16, True),
+        ("int4-sym-fp16-g128", 17, 256, torch.bfloat16, False),  # prefill-sized M: the Triton kernels
+        ("int4-sym-fp16-g128", 1, 200, torch.bfloat16, False),  # K not whole 128-code chunks
+        ("int4-asym-uint-chan", 1, 256, torch.float16, True),
+        ("nvfp4-1x16", 4, 256, torch.float16, False),  # the packed NVFP4 decode needs bf16's range
+        ("nvfp4-16x16", 4, 256, torch.bfloat16, True),
+    ],
+)
+def test_eligibility(name: str, m: int, k: int, x_dtype: torch.dtype, want: bool) -> None:
+    p = _plan_for(RECIPES[name], 64, k)
+    x = torch.zeros(m, k, dtype=x_dtype, device=DEVICE)
+    assert _w4a16._mma_applies(x, p) is (want and GPU)
+
+
+def test_groups_of_64_stay_on_triton() -> None:
+    """A 64-code group splits a 128-code chunk across lanes of one MMA step: its scale cannot multiply the chunk."""
+    p = _plan_for(breccia.INT4Scaling(group_size=64), 64, 256)
+    assert not _w4a16._mma_applies(torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE), p)
+
+
+def test_pinned_fragment_config_is_refused_where_it_does_not_apply() -> None:
+    w = _weight(breccia.INT4Scaling(group_size=64), 64, 256, 0)
+    with pytest.raises(ShapeError, match="config=MmaConfig"):
+        w4a16_matmul(torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE), w, config=MmaConfig(8, 1, 2))
+
+
+def test_configs_are_distinct() -> None:
+    assert len(set(_w4a16._mma_candidates(1))) == len(_w4a16._mma_candidates(1))
+    assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)
