@@ -13,12 +13,20 @@ half h and pair element j (``log = 16·s + 8·h + 2·t + j``). So a thread's eig
 consecutive codes of the row: one 16-byte load per row and chunk, four words, each decoded by the packed PTX of
 :mod:`._w4a16_decode` into the (j = 0, 1) register pairs the MMA reads. ``x`` takes the same permutation: the thread
 loads its 32 consecutive values per token, already in fragment order. The layouts are written as linear layouts and
-every conversion into the MMA operand layouts is asserted free at compile time (``assert_trivial``).
+the weight operand's conversion into the MMA layout is asserted free at compile time (``assert_trivial``). NVFP4
+pairs the codes differently inside a word (:data:`_NVFP4_SPLIT_PTX`, six instructions fewer per word) and x
+follows with one register permute per pair.
 
 Work split. A CTA owns ``BN = 16·RT·WN`` weight rows: ``WN`` warps along N, each ``RT`` row tiles of 16, and ``WK``
 warps along K that take alternate 128-wide chunks (a batched MMA with the warps on the batch axis). The ``WK``
 partial sums meet once, in shared memory, at the end: one launch, no workspace, no atomics, deterministic. Every
-CTA reads all of ``x`` (L1/L2 traffic ``N/BN · M·K·2`` bytes), which is why ``BN`` grows with M.
+CTA reads all of ``x`` from L2 (``N/BN · M·K·2`` bytes: at M = 16 and BN = 32 that is twice the weight's bytes),
+one reason M = 16 runs slower than M ≤ 8.
+
+What limits it (H200, ``benchmarks/NOTES.md``): with the decode replaced by plain moves, INT4 at 8192×8192, M = 1
+takes 12.9 µs against 14.4 µs with it, so the loads and the per-warp chain of K steps, not the decode, bound it (2.6
+TB/s of the ~3.3 a plain stream reaches). The weight words are loaded one step ahead in registers; two steps ahead,
+or a ``cp.async`` ring in shared memory, measured slower.
 
 Exactness is the Triton kernels' (see :mod:`._w4a16`): INT4 ``q − zp`` and NVFP4 E2M1 × E4M3 are exact in bf16,
 the INT4 group scale multiplies each chunk's FP32 partial (groups are whole chunks: ``GK`` a multiple of 128), the
@@ -33,7 +41,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
-from ._w4a16_decode import _asm_scale, _word_ptx
+from ._w4a16_decode import _word_ptx
 
 __all__ = ["w4a16_mma_kernel"]
 
@@ -70,6 +78,41 @@ def _klog(t, R: gl.constexpr):
     WK: gl.constexpr = t.shape[0]
     t = gl.reshape(t, [WK, R, 4, 8, 2, 2])
     t = gl.permute(t, [0, 1, 3, 4, 2, 5])
+    return gl.reshape(t, [WK, R, 128])
+
+
+# NVFP4: one 32-bit word (codes 0–7 of a row, code j at bits 4j–4j+3) to four bf16x2 registers, register p holding
+# codes (p, p + 4), which sit at the same place in the two 16-bit halves, so one shift serves both: the magnitude
+# bits go to bf16 bits 6–8 and the sign to bit 15 (value · 2^−126, as ``_w4a16_decode._nvfp4_pair`` explains), then
+# the packed multiply by the block scale · 2^100. 19 instructions per word against 25 for the byte-pair decode; the
+# price is that x's pairs are (p, p + 4) too (:func:`_split_pairs`), a register permute per x pair.
+_SPLIT_SHIFTS = [("shl", 12, "shl", 6), ("shl", 8, "shl", 2), ("shl", 4, "shr", 2), (None, 0, "shr", 6)]
+_NVFP4_SPLIT_PTX = gl.constexpr(
+    "{\n.reg .b32 s, a, m, t;\nmov.b32 s, {$9, $9};\n"
+    + "".join(
+        (f"{sa}.b32 a, $8, {na};\n" if sa else "mov.b32 a, $8;\n")
+        + f"{sm}.b32 m, $8, {nm};\nand.b32 m, m, 0x01C001C0;\nlop3.b32 t, a, m, 0x80008000, 0xEC;\n"
+        + f"mul.rn.bf16x2 t, t, s;\nmov.b32 {{${2 * p}, ${2 * p + 1}}}, t;\n"
+        for p, (sa, na, sm, nm) in enumerate(_SPLIT_SHIFTS)
+    )
+    + "}"
+)
+# Two E4M3 scale bytes to bf16x2 ``scale · 2^100`` (exact: ≤ 4 significant bits; zero, sign and NaN carried):
+# the sm_89+ conversion to f16x2, widening, the power-of-two multiply and one packing conversion.
+_E4M3X2_PTX = gl.constexpr(
+    "{\n.reg .b32 h;\n.reg .b16 l, u;\n.reg .f32 a, b;\ncvt.rn.f16x2.e4m3x2 h, $1;\nmov.b32 {l, u}, h;\n"
+    "cvt.f32.f16 a, l;\ncvt.f32.f16 b, u;\nmul.f32 a, a, 0f71800000;\nmul.f32 b, b, 0f71800000;\n"
+    "cvt.rn.bf16x2.f32 $0, b, a;\n}"
+)
+
+
+@gluon.jit
+def _split_pairs(t, R: gl.constexpr):
+    """``t`` ([WK, R, 128], physical code order) reordered as the NVFP4 decode emits codes: within each word of 8,
+    code order (0, 4, 1, 5, 2, 6, 3, 7)."""
+    WK: gl.constexpr = t.shape[0]
+    t = gl.reshape(t, [WK, R, 16, 2, 4])
+    t = gl.permute(t, [0, 1, 2, 4, 3])
     return gl.reshape(t, [WK, R, 128])
 
 
@@ -170,16 +213,21 @@ def w4a16_mma_kernel(
             if HAS_ZP:
                 v = v - z.to(DT)  # −(M + 8·signed + zp), exact
         else:
-            e = _asm_scale(z.to(gl.int32))
+            e = gl.inline_asm_elementwise(_E4M3X2_PTX, "=r,h", [z], dtype=gl.bfloat16, is_pure=True, pack=2)
             v = gl.convert_layout(gl.reshape(gl.join(e, e), [WK, BN, 16]), LW)
-        o = gl.inline_asm_elementwise(_word_ptx(KIND == 1, BF16, SIGNED), "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
-                                      dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
+        if KIND == 0:
+            o = gl.inline_asm_elementwise(_word_ptx(False, BF16, SIGNED), "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
+                                          dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
+        else:
+            o = gl.inline_asm_elementwise(_NVFP4_SPLIT_PTX, "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
+                                          dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
         lo = gl.join(gl.join(o[0], o[4]), gl.join(o[2], o[6]))
         hi = gl.join(gl.join(o[1], o[5]), gl.join(o[3], o[7]))
         a = gl.convert_layout(_klog(gl.reshape(gl.join(lo, hi), [WK, BN, 128]), BN), gl.DotOperandLayout(0, mma, 2),
                               assert_trivial=True)  # fmt: skip
-        b = gl.convert_layout(gl.permute(_klog(xt, MT), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2),
-                              assert_trivial=True)  # fmt: skip
+        if KIND == 1:  # x takes the decode's code order (a register permute per pair)
+            xt = _split_pairs(xt, MT)
+        b = gl.convert_layout(gl.permute(_klog(xt, MT), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2))
         if KIND == 0:  # the chunk lies in one group: its scale multiplies the chunk's FP32 partial
             acc += mma_v2(a, b, gl.zeros([WK, BN, MT], gl.float32, mma)) * gl.expand_dims(sc.to(gl.float32), 2)
         else:
