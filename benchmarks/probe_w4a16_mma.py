@@ -5,7 +5,8 @@ Each config is first checked (relative error against an FP64 product, NaN-poison
 over cold weight copies (CUDA graph, ``bench_triton_w4a16._graph_us``). ``FAKE=1`` replaces the decode by plain
 moves (wrong numbers, no error check): the time without the decode's instructions, i.e. what the loads and MMAs
 alone cost. Environment: ``CFGS="WK,WN,RT,AHEAD[,MAXNREG];…"``, ``MS="1,4,16"``, ``NSHAPES`` (1–3),
-``RECIPES="INT4 g128;NVFP4"``. Prints one markdown row per (shape, M, recipe)."""
+``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)`` one; ``RT`` is then
+the words per thread and row). Prints one markdown row per (shape, M, recipe)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bench_triton_w4a16 import _copies, _graph_us, _rel_err, _weight
 import breccia
 from breccia.triton import _w4a16 as W
 from breccia.triton import _w4a16_mma as G
+from breccia.triton import _w4a16_mma_kn as GKN
 
 SHAPES = [(8192, 8192), (4096, 14336), (14336, 4096)]
 RECIPES = {
@@ -47,12 +49,13 @@ def _config(text: str) -> W.MmaConfig:
     return W.MmaConfig(*v[:4], (v[4] or None) if len(v) > 4 else None)
 
 
-def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig], fake: bool) -> str:
+def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig], fake: bool, form: str) -> str:
     torch.manual_seed(n + k + m)
     w = torch.randn(n, k, device="cuda") * 0.02
     x = torch.randn(m, k, device="cuda").bfloat16()
     t_ref = _graph_us([lambda wb=wb: x @ wb.T for wb in [w.bfloat16() for _ in range(2)]])
-    st, nbytes, ref = _weight(w, recipe, "nk", x)
+    st, nbytes, ref = _weight(w, recipe, form, x)
+    mod = G if form == "nk" else GKN
     copies = _copies(st, nbytes)
     plans = [W._plan(c) for c in copies]
     t_routed = _graph_us([lambda c=c: W.w4a16_matmul(x, c) for c in copies])
@@ -61,7 +64,7 @@ def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig
         tag = "/".join(str(v) for v in cfg if v is not None)
         out = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
         try:
-            G.launch(x, W._plan(st), out, cfg)
+            mod.launch(x, W._plan(st), out, cfg)
             torch.cuda.synchronize()
         except Exception as e:  # a config that does not compile or fit is a result
             cells.append(f"{tag}: {type(e).__name__} {str(e)[:80]}")
@@ -69,9 +72,10 @@ def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig
         err = _rel_err(out, ref)
         bad = "" if fake or err <= 2.0**-9 + 8 * k * 2.0**-24 else f" WRONG {err:.1e}"
         o2 = torch.empty_like(out)
-        us = _graph_us([lambda p=p, c=cfg, o=o2: G.launch(x, p, o, c) for p in plans])
+        us = _graph_us([lambda p=p, c=cfg, o=o2: mod.launch(x, p, o, c) for p in plans])
         cells.append(f"{tag}: {us:.1f}us {t_ref / us:.2f}x{bad}")
-    head = f"| {n}x{k} | M={m} | {rname} | cuBLAS {t_ref:.1f} | routed {t_routed:.1f} ({t_ref / t_routed:.2f}x) | "
+    routed = f"routed {t_routed:.1f} ({t_ref / t_routed:.2f}x)"
+    head = f"| {n}x{k} | M={m} | {rname} {form} | cuBLAS {t_ref:.1f} | {routed} | "
     return head + " | ".join(cells) + " |"
 
 
@@ -86,7 +90,7 @@ def main() -> None:
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
     for (n, k), m in itertools.product(SHAPES[: int(os.environ.get("NSHAPES", "1"))], ms):
         for rname in names:
-            print(_row(n, k, m, rname, RECIPES[rname], cfgs, fake), flush=True)
+            print(_row(n, k, m, rname, RECIPES[rname], cfgs, fake, os.environ.get("FORM", "nk")), flush=True)
     print(f"done in {time.monotonic() - t0:.0f}s")
 
 

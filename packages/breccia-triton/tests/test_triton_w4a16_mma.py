@@ -1,5 +1,5 @@
-"""The Gluon W4A16 fragment kernel (``_w4a16_mma``: M ≤ 16, ``(N, K)`` weights) against an FP64 product of the
-dequantized operands, and its routing inside ``w4a16_matmul``.
+"""The Gluon W4A16 fragment kernels (``_w4a16_mma`` for ``(N, K)`` weights, ``_w4a16_mma_kn`` for ``(K, N)``; M ≤ 16)
+against an FP64 product of the dequantized operands, and their routing inside ``w4a16_matmul``.
 
 Gluon has no CPU interpreter, so the numerical tests need a CUDA GPU (sm_80+) and Triton ≥ 3.6; the interpreter
 runs of ``test_triton_w4a16.py`` cover the same recipes through the Triton kernels. On CPU the eligibility rules
@@ -39,10 +39,17 @@ RECIPES = {
 }
 
 
-def _weight(recipe: breccia.Recipe, n: int, k: int, seed: int) -> breccia.ScaledTensor:
+# (K, N) weights: INT4 without a zero point (those stay on the Triton byte kernel) and NVFP4 1×16
+KN = [name for name in RECIPES if "asym" not in name and name != "nvfp4-16x16"]
+
+
+def _weight(recipe: breccia.Recipe, n: int, k: int, seed: int, form: str = "nk") -> breccia.ScaledTensor:
+    """``"nk"``: an ``(N, K)`` Linear weight blocked along K; ``"kn"``: breccia.matmul's ``b[K, N]`` (axis 0)."""
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(n, k, generator=g) * (torch.rand(n, 1, generator=g) + 0.1)  # rows of different magnitude
     w[:, 5] += 0.3  # an offset, so asymmetric zero points are not all mid-range
+    if form == "kn":
+        return breccia.cast(w.t().contiguous().to(DEVICE), recipe, axis=0)
     return breccia.cast(w.to(DEVICE), recipe, axis=-1)
 
 
@@ -52,7 +59,8 @@ def _x(m: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
 
 
 def _rel_err(out: torch.Tensor, x: torch.Tensor, w: breccia.ScaledTensor) -> float:
-    ref = x.double() @ breccia.dequantize(w).double().t()
+    d = breccia.dequantize(w).double()
+    ref = x.double() @ (d if w.layout.axis % 2 == 0 else d.t())
     return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
 
 
@@ -62,9 +70,10 @@ def _tol(out_dtype: torch.dtype, k: int) -> float:
 
 def _poisoned(x: torch.Tensor, w: breccia.ScaledTensor, cfg: MmaConfig, out_dtype: torch.dtype) -> torch.Tensor:
     """The kernel run straight into a NaN-filled output (an element it failed to write stays NaN)."""
-    mod = gluon_module("_w4a16_mma")
     p = _w4a16._plan(w)
-    assert mod is not None and p is not None and _w4a16._mma_applies(x, p)
+    assert p is not None and _w4a16._mma_applies(x, p)
+    mod = gluon_module("_w4a16_mma" if p.pack_k else "_w4a16_mma_kn")
+    assert mod is not None
     out = torch.full((x.shape[0], p.n), float("nan"), dtype=out_dtype, device=x.device)
     mod.launch(x, p, out, cfg)
     return out
@@ -87,12 +96,31 @@ def test_recipes(name: str, m: int) -> None:
 
 
 @needs_gpu
-@pytest.mark.parametrize("cfg", _w4a16._mma_candidates(16), ids=repr)
+@pytest.mark.parametrize("m", [1, 5, 8, 9, 16])
+@pytest.mark.parametrize("name", KN)
+def test_recipes_kn(name: str, m: int) -> None:
+    """``(K, N)``: N = 200 (25 words: the CTA's 64 outputs partly past N), K = 1152 (18 chunks of 64 over 8 K warps)."""
+    n, k = 200, 1152
+    w = _weight(RECIPES[name], n, k, m, "kn")
+    x = _x(m, k, torch.bfloat16, m)
+    p = _w4a16._plan(w)
+    assert p is not None
+    out = _poisoned(x, w, _w4a16._default_mma_config(m, p, 132), torch.float32)
+    assert _rel_err(out, x, w) <= _tol(torch.float32, k)
+
+
+@needs_gpu
+@pytest.mark.parametrize(
+    ("form", "cfg"),
+    [("nk", c) for c in _w4a16._mma_candidates(16, True)] + [("kn", c) for c in _w4a16._mma_candidates(16, False)],
+    ids=repr,
+)
 @pytest.mark.parametrize("m", [3, 16])
-def test_every_config(cfg: MmaConfig, m: int) -> None:
+def test_every_config(form: str, cfg: MmaConfig, m: int) -> None:
     """Each shape the tuner may pick, on a weight with more chunks than K warps and N not a multiple of the tile."""
-    n, k = 1000, 2176  # 17 chunks
-    w = _weight(RECIPES["int4-asym-int-fp32-g256" if m == 3 else "nvfp4-1x16"], n, k, 3)
+    n, k = 1000, 2176  # 17 chunks of 128, 34 of 64
+    name = ("int4-asym-int-fp32-g256" if form == "nk" else "int4-half-bf16-g128") if m == 3 else "nvfp4-1x16"
+    w = _weight(RECIPES[name], n, k, 3, form)
     x = _x(m, k, torch.bfloat16, 3)
     out = _poisoned(x, w, cfg, torch.bfloat16)
     assert _rel_err(out, x, w) <= _tol(torch.bfloat16, k)
@@ -118,6 +146,21 @@ def test_dtypes_through_w4a16_matmul(
     assert _rel_err(out.reshape(4, 256), x.reshape(4, 512), w) <= _tol(out_dtype, 512)
 
 
+@needs_gpu
+def test_kn_routing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``(K, N)`` weights: NVFP4 takes the fragment kernel by default, INT4 the Triton byte kernel (measured faster)."""
+    taken = []
+    mod = gluon_module("_w4a16_mma_kn")
+    real = mod.launch  # type: ignore[union-attr]
+    monkeypatch.setattr(mod, "launch", lambda *a: taken.append(a[3]) or real(*a))
+    x = _x(3, 256, torch.bfloat16, 5)
+    for name, want in (("nvfp4-1x16", 1), ("int4-sym-fp16-g128", 0)):
+        w = _weight(RECIPES[name], 128, 256, 5, "kn")
+        out = w4a16_matmul(x, w, out_dtype=torch.float32)
+        assert out is not None and _rel_err(out, x, w) <= _tol(torch.float32, 256)
+        assert len(taken) == want
+
+
 _CODES = {
     "int4-sym": breccia.INT4Scaling(group_size=128),
     "int4-asym-uint": breccia.INT4Scaling(group_size=128, symmetric=False, signed=False),
@@ -128,17 +171,20 @@ _CODES = {
 
 
 @needs_gpu
+@pytest.mark.parametrize("form", ["nk", "kn"])
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", list(_CODES))
-def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype) -> None:
+def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype, form: str) -> None:
     """Every byte value, every E4M3 scale code (subnormals, zero, negative, NaN) and zero points across the 4-bit
     range, read with ``x`` = 16-row slices of the identity: each output is one product ``1 · w``, so the FP32 result
     equals ``breccia.dequantize`` bit for bit; a NaN weight makes its whole output column NaN (0 · NaN)."""
     recipe = _CODES[name]
     if isinstance(recipe, breccia.NVFP4BlockScaling) and x_dtype == torch.float16:
         pytest.skip("NVFP4 with fp16 activations stays on the Triton kernels")
+    if form == "kn" and (name == "nvfp4-16x16" or "asym" in name):
+        pytest.skip("(K, N) weights with zero points or 16×16 blocks stay on the Triton kernels")
     n = k = 128  # 8192 code bytes, 1024 NVFP4 scales: every value many times
-    w = _weight(recipe, n, k, 0)
+    w = _weight(recipe, n, k, 0, form)
     flat = torch.arange(w.data.numel(), dtype=torch.int64) % 251  # a prime period: codes meet every position
     w.data.copy_(flat.to(torch.uint8).view(w.data.dtype).reshape(w.data.shape).to(w.data.device))
     g = torch.Generator().manual_seed(1)
@@ -153,10 +199,14 @@ def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype) -> None:
             zp = torch.randint(lo, lo + 16, w.zero_point.shape, generator=g)
             w.zero_point.copy_(zp.to(w.zero_point.dtype).to(w.zero_point.device))
     eye = torch.eye(k, dtype=x_dtype, device=DEVICE)
-    cfg = MmaConfig(8, 1, 2, 1, 128)
-    got = torch.cat([_poisoned(eye[i : i + 16], w, cfg, torch.float32) for i in range(0, k, 16)]).t()
+    cfg = MmaConfig(8, 1, 2, 1, 128) if form == "nk" else MmaConfig(8, 1, 1)
+    got = torch.cat([_poisoned(eye[i : i + 16], w, cfg, torch.float32) for i in range(0, k, 16)])
     want = breccia.dequantize(w).float()
-    want[want.isnan().any(1)] = float("nan")
+    if form == "nk":
+        got = got.t()
+        want[want.isnan().any(1)] = float("nan")
+    else:
+        want[:, want.isnan().any(0)] = float("nan")
     assert int(want.isnan().sum()) < want.numel() // 4  # the NaN codes poison a few rows, not the test
     torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
 
@@ -173,25 +223,30 @@ def test_matches_the_triton_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     assert float(torch.linalg.norm(fast - slow) / torch.linalg.norm(slow)) <= 8 * 4096 * 2.0**-24
 
 
-def _plan_for(recipe: breccia.Recipe, n: int, k: int) -> _w4a16._Plan:
-    p = _w4a16._plan(_weight(recipe, n, k, 0))
+def _plan_for(recipe: breccia.Recipe, n: int, k: int, form: str = "nk") -> _w4a16._Plan:
+    p = _w4a16._plan(_weight(recipe, n, k, 0, form))
     assert p is not None
     return p
 
 
 @pytest.mark.parametrize(
-    ("name", "m", "k", "x_dtype", "want"),
+    ("name", "form", "m", "k", "x_dtype", "want"),
     [
-        ("int4-sym-fp16-g128", 16, 256, torch.bfloat16, True),
-        ("int4-sym-fp16-g128", 17, 256, torch.bfloat16, False),  # prefill-sized M: the Triton kernels
-        ("int4-sym-fp16-g128", 1, 200, torch.bfloat16, False),  # K not whole 128-code chunks
-        ("int4-asym-uint-chan", 1, 256, torch.float16, True),
-        ("nvfp4-1x16", 4, 256, torch.float16, False),  # the packed NVFP4 decode needs bf16's range
-        ("nvfp4-16x16", 4, 256, torch.bfloat16, True),
+        ("int4-sym-fp16-g128", "nk", 16, 256, torch.bfloat16, True),
+        ("int4-sym-fp16-g128", "nk", 17, 256, torch.bfloat16, False),  # prefill-sized M: the Triton kernels
+        ("int4-sym-fp16-g128", "nk", 1, 200, torch.bfloat16, False),  # K not whole 128-code chunks
+        ("int4-asym-uint-chan", "nk", 1, 256, torch.float16, True),
+        ("nvfp4-1x16", "nk", 4, 256, torch.float16, False),  # the packed NVFP4 decode needs bf16's range
+        ("nvfp4-16x16", "nk", 4, 256, torch.bfloat16, True),
+        ("int4-sym-fp16-g128", "kn", 16, 192, torch.float16, True),
+        ("int4-sym-fp16-g128", "kn", 1, 200, torch.bfloat16, False),  # K not whole 64-row chunks
+        ("int4-asym-uint-chan", "kn", 1, 256, torch.bfloat16, False),  # (K, N) zero points: the byte kernel
+        ("nvfp4-1x16", "kn", 4, 256, torch.bfloat16, True),
+        ("nvfp4-16x16", "kn", 4, 256, torch.bfloat16, False),
     ],
 )
-def test_eligibility(name: str, m: int, k: int, x_dtype: torch.dtype, want: bool) -> None:
-    p = _plan_for(RECIPES[name], 64, k)
+def test_eligibility(name: str, form: str, m: int, k: int, x_dtype: torch.dtype, want: bool) -> None:
+    p = _plan_for(RECIPES[name], 64, k, form)
     x = torch.zeros(m, k, dtype=x_dtype, device=DEVICE)
     assert _w4a16._mma_applies(x, p) is (want and GPU)
 
@@ -208,6 +263,15 @@ def test_pinned_fragment_config_is_refused_where_it_does_not_apply() -> None:
         w4a16_matmul(torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE), w, config=MmaConfig(8, 1, 2))
 
 
+def test_kn_needs_whole_words() -> None:
+    """(K, N) weights are read as int32 words along N: N not a multiple of 8 keeps the byte kernel."""
+    assert _plan_for(RECIPES["nvfp4-1x16"], 64, 256, "kn").kn_scale32 is not None
+    assert _plan_for(RECIPES["int4-sym-fp16-g128"], 60, 256, "kn").kn_words is None
+    x = torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE)
+    assert not _w4a16._mma_applies(x, _plan_for(RECIPES["int4-sym-fp16-g128"], 60, 256, "kn"))
+
+
 def test_configs_are_distinct() -> None:
-    assert len(set(_w4a16._mma_candidates(1))) == len(_w4a16._mma_candidates(1))
+    for pack_k in (True, False):
+        assert len(set(_w4a16._mma_candidates(1, pack_k))) == len(_w4a16._mma_candidates(1, pack_k))
     assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)

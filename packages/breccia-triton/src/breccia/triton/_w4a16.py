@@ -101,6 +101,8 @@ class _Plan(NamedTuple):
     bk_max: int  # the largest K tile that keeps the dequantization exact
     data: torch.Tensor  # packed codes, rows contiguous
     words: torch.Tensor | None  # (N, K) weights with whole-word rows: the int32 view the word kernel reads
+    kn_words: torch.Tensor | None  # (K, N) weights with N % 8 == 0: the int32 view the Gluon (K, N) kernel reads
+    kn_scale32: torch.Tensor | None  # (K, N) NVFP4 1×16: the E4M3 scales as int32 words of four outputs
     scale: torch.Tensor  # NVFP4: the E4M3 bytes as uint8
     zp: torch.Tensor  # the zero point (or any tensor, unread)
     g: torch.Tensor  # the global scale (or any tensor, unread)
@@ -154,32 +156,46 @@ def _make_plan(w: ScaledTensor) -> _Plan | None:
     if pack_k and k % 8 == 0 and data.stride(0) % 4 == 0 and data.data_ptr() % 4 == 0:
         words = data.view(torch.uint8).view(torch.int32)
     scale = w.scale.view(torch.uint8) if kind == 1 else w.scale
+    kn_words = kn_scale32 = None
+    if not pack_k and n % 8 == 0 and data.stride(0) % 4 == 0 and data.data_ptr() % 4 == 0:
+        kn_words = data.view(torch.uint8).view(torch.int32)
+        if kind == 1 and gn == 1 and scale.stride(1) == 1 and scale.stride(0) % 4 == 0 and scale.data_ptr() % 4 == 0:
+            kn_scale32 = scale.view(torch.int32)
     zp = w.zero_point if w.zero_point is not None else scale
     g = w.global_scale if w.global_scale is not None else scale
     strides = (data.stride(0), *along_k_n(scale), *(along_k_n(zp) if w.zero_point is not None else (0, 0)))
     flags = (kind == 0 and r.element.signed, w.zero_point is not None, w.global_scale is not None)
-    return _Plan(kind, pack_k, n, k, gk, gn, bk_max, data, words, scale, zp, g, strides, flags)
+    return _Plan(kind, pack_k, n, k, gk, gn, bk_max, data, words, kn_words, kn_scale32, scale, zp, g, strides, flags)
 
 
 def _mma_applies(x2: torch.Tensor, p: _Plan) -> bool:
-    """Whether the Gluon fragment kernel takes this product: a GPU (sm_80+, Triton ≥ 3.6), M ≤ 16 with contiguous
-    ``x`` rows, an ``(N, K)`` weight read as words with K a multiple of 128, INT4 groups of whole 128-code chunks (or
-    per channel), NVFP4 with bf16 activations (its packed decode needs bf16's exponent range) on sm_89+ (its scale
-    decode is the E4M3 conversion instruction)."""
+    """Whether a Gluon fragment kernel takes this product: a GPU (sm_80+, Triton ≥ 3.6), M ≤ 16 with contiguous ``x``
+    rows, and either an ``(N, K)`` weight read as words with K a multiple of 128 and INT4 groups of whole 128-code
+    chunks (:mod:`._w4a16_mma`), or a ``(K, N)`` weight with N a multiple of 8, K of 64, INT4 groups of whole 64-row
+    chunks without a zero point or NVFP4 1×16 (:mod:`._w4a16_mma_kn`). Either way INT4 may be per channel, and NVFP4
+    needs bf16 activations (its decode uses bf16's exponent range) on sm_89+ (its scales use the E4M3 conversion)."""
     if not (MMA and not _INTERPRET and x2.is_cuda and x2.shape[0] <= 16 and x2.stride(-1) == 1):
         return False
-    if p.words is None or p.k % 128 or (p.kind == 0 and p.gk != 1 and p.gk % 128):
+    if p.pack_k:
+        if p.words is None or p.k % 128 or (p.kind == 0 and p.gk != 1 and p.gk % 128):
+            return False
+    elif (
+        p.kn_words is None
+        or p.k % 64
+        or (p.kind == 0 and (p.flags[1] or (p.gk != 1 and p.gk % 64)))
+        or (p.kind == 1 and p.kn_scale32 is None)
+    ):
         return False
     cc = torch.cuda.get_device_capability(x2.device)
     if p.kind == 1 and (x2.dtype != torch.bfloat16 or cc < (8, 9)):
         return False
-    return cc >= (8, 0) and gluon_module("_w4a16_mma") is not None
+    return cc >= (8, 0) and gluon_module("_w4a16_mma" if p.pack_k else "_w4a16_mma_kn") is not None
 
 
 def _launch(x2: torch.Tensor, p: _Plan, out: torch.Tensor, cfg: Config | MmaConfig) -> None:
     m = x2.shape[0]
     if isinstance(cfg, MmaConfig):
-        mod = gluon_module("_w4a16_mma")
+        mod = gluon_module("_w4a16_mma" if p.pack_k else "_w4a16_mma_kn")
         assert mod is not None  # _mma_applies checked it
         mod.launch(x2, p, out, cfg)
         return
@@ -239,14 +255,19 @@ def _default_mma_config(m: int, p: _Plan, sms: int) -> MmaConfig:
     """The fragment kernel's shape without tuning, from the H200 sweeps (``benchmarks/results/h200_w4a16_mma*``):
     8 K warps × 32 rows per CTA capped at 128 registers (two CTAs per SM) for M ≤ 8; for M 9–16, whose second x
     column doubles the x registers, 4 K warps with the words two steps ahead; and where 32-row CTAs would not
-    give every SM one (N < 32 · SMs), 16-row CTAs of 8 K warps."""
+    give every SM one (N < 32 · SMs), 16-row CTAs of 8 K warps. ``(K, N)`` weights (``RT`` = words per thread and
+    row, 64 outputs per CTA): 4 K warps where that gives 1.5 CTAs per SM, else 8."""
+    if not p.pack_k:
+        return MmaConfig(4, 1, 1) if p.n // 64 >= 1.5 * sms else MmaConfig(8, 1, 1)
     if -(-p.n // 32) < sms:
         return MmaConfig(8, 1, 1, 1, 128)
     return MmaConfig(8, 1, 2, 1, 128) if m <= 8 else MmaConfig(4, 1, 2, 2)
 
 
-def _mma_candidates(m: int) -> list[MmaConfig]:
-    """The fragment kernel's shapes ``BRECCIA_TRITON_TUNE=1`` times."""
+def _mma_candidates(m: int, pack_k: bool) -> list[MmaConfig]:
+    """The fragment kernels' shapes ``BRECCIA_TRITON_TUNE=1`` times (``pack_k``: the ``(N, K)`` kernel's)."""
+    if not pack_k:
+        return [MmaConfig(8, 1, 1), MmaConfig(16, 1, 1), MmaConfig(4, 1, 1), MmaConfig(4, 1, 2)]
     return [MmaConfig(8, 1, 2, 1, 128), MmaConfig(8, 1, 1, 1, 128), MmaConfig(4, 1, 2, 2), MmaConfig(8, 2, 1, 1, 128),
             MmaConfig(4, 1, 1, 2)]  # fmt: skip
 
@@ -287,7 +308,9 @@ _TUNED: dict[tuple[Any, ...], Config | MmaConfig] = {}
 
 
 def _tuned_config(x2: torch.Tensor, p: _Plan, out: torch.Tensor) -> Config | MmaConfig:
-    mma = _mma_applies(x2, p)
+    # (K, N) INT4 measured faster on the Triton byte kernel (its 64-output CTAs are too few at N = 4096), so the
+    # (K, N) fragment kernel is taken by default for NVFP4 only; tuning times both
+    mma = _mma_applies(x2, p) and (p.pack_k or p.kind == 1 or os.environ.get("BRECCIA_TRITON_TUNE", "0") == "1")
     key = (p.kind, p.pack_k, p.gk, p.gn, _bucket(x2.shape[0]), p.n, p.k, x2.dtype, out.dtype, x2.device, mma)
     cfg = _TUNED.get(key)
     if cfg is None:
@@ -296,7 +319,7 @@ def _tuned_config(x2: torch.Tensor, p: _Plan, out: torch.Tensor) -> Config | Mma
             m = x2.shape[0]
             cfg = _TUNED[key] = _default_mma_config(m, p, sms) if mma else _default_config(m, p, sms)
             return cfg
-        cands: list[Config | MmaConfig] = [*_mma_candidates(x2.shape[0])] if mma else []
+        cands: list[Config | MmaConfig] = [*_mma_candidates(x2.shape[0], p.pack_k)] if mma else []
         timed = []
         for c in cands + list(_candidates(x2.shape[0], p, sms)):
             # GPU time only (a CUDA graph of repeated launches): eager timing would measure the host-side launch
