@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 import torch
+from _w4a16_common import DEVICE, activations, fill_every_code, rel_err, tol, weight
 
 import breccia
 from breccia.torch import _mm
 from breccia.triton import _w4a16
 from breccia.triton._w4a16 import Config, w4a16_matmul
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-U_OUT = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
 # On a GPU the per-recipe tests pin one tile (tuning compiles a few per key); test_dtypes takes the tuned path.
 PIN = Config(16, 64, 64, 2) if DEVICE == "cuda" else None
 N, K = 67, 75  # odd N (a half-filled last byte when packed along N), odd K (partial group; packed along K)
@@ -42,52 +41,26 @@ NVFP4 = {
 }
 
 
-def _weight(recipe: breccia.Recipe, form: str, n: int, k: int, seed: int) -> breccia.ScaledTensor:
-    """``"kn"``: breccia.matmul's ``b[K, N]`` blocked along axis 0; ``"nk"``: an ``(N, K)`` Linear weight."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(n, k, generator=g) * (torch.rand(n, 1, generator=g) + 0.1)  # rows of different magnitude
-    w[:, 5] += 0.3  # an offset, so asymmetric zero points are not all mid-range
-    if form == "kn":
-        return breccia.cast(w.t().contiguous().to(DEVICE), recipe, axis=0)
-    return breccia.cast(w.to(DEVICE), recipe, axis=-1)
-
-
-def _x(m: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed + 1000)
-    x = torch.randn(m, k, generator=g) * (torch.rand(m, 1, generator=g) * 4 + 0.25)
-    return x.to(dtype).to(DEVICE)
-
-
-def _rel_err(out: torch.Tensor, x: torch.Tensor, w: breccia.ScaledTensor, form: str) -> float:
-    d = breccia.dequantize(w).double()
-    ref = x.double() @ (d if form == "kn" else d.t())
-    return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
-
-
-def _tol(out_dtype: torch.dtype, k: int) -> float:
-    return U_OUT[out_dtype] + 8 * k * 2.0**-24
-
-
 @pytest.mark.parametrize("form", ["kn", "nk"])
 @pytest.mark.parametrize("m", [1, 3, 16, 33])
 @pytest.mark.parametrize("name", list(INT4))
 def test_int4(form: str, m: int, name: str) -> None:
-    w = _weight(INT4[name], form, N, K, m)
-    x = _x(m, K, torch.bfloat16, m)
+    w = weight(INT4[name], form, N, K, m)
+    x = activations(m, K, torch.bfloat16, m)
     out = w4a16_matmul(x, w, config=PIN)
     assert out is not None and out.shape == (m, N) and out.dtype == torch.bfloat16
-    assert _rel_err(out, x, w, form) <= _tol(torch.bfloat16, K)
+    assert rel_err(out, x, w) <= tol(torch.bfloat16, K)
 
 
 @pytest.mark.parametrize("form", ["kn", "nk"])
 @pytest.mark.parametrize("m", [1, 3, 16, 33])
 @pytest.mark.parametrize("name", list(NVFP4))
 def test_nvfp4(form: str, m: int, name: str) -> None:
-    w = _weight(NVFP4[name], form, N, K, m)
-    x = _x(m, K, torch.float16, m)
+    w = weight(NVFP4[name], form, N, K, m)
+    x = activations(m, K, torch.float16, m)
     out = w4a16_matmul(x, w, out_dtype=torch.float32, config=PIN)
     assert out is not None and out.shape == (m, N) and out.dtype == torch.float32
-    assert _rel_err(out, x, w, form) <= _tol(torch.float32, K)
+    assert rel_err(out, x, w) <= tol(torch.float32, K)
 
 
 _CODES = {
@@ -110,20 +83,8 @@ def test_every_code_decodes_exactly(name: str, k: int, form: str, x_dtype: torch
     decode; in the interpreter the portable one). ``(N, K)`` rows of whole 32-bit words (K = 32) take the word
     kernel, K = 30 the byte kernel. A NaN weight makes its whole output column NaN (0 · NaN)."""
     recipe, n = _CODES[name], 128  # ≥ 1920 code bytes (each value ≥ 7 times), 256 NVFP4 scales (1×16)
-    w = _weight(recipe, form, n, k, 0)
-    flat = torch.arange(w.data.numel(), dtype=torch.int64) % 256
-    w.data.copy_(flat.to(torch.uint8).view(w.data.dtype).reshape(w.data.shape).to(w.data.device))
-    g = torch.Generator().manual_seed(1)
-    if isinstance(recipe, breccia.NVFP4BlockScaling):
-        codes = torch.arange(w.scale.numel(), dtype=torch.int64) % 256
-        w.scale.copy_(codes.to(torch.uint8).view(torch.float8_e4m3fn).reshape(w.scale.shape).to(w.scale.device))
-    else:
-        mag = torch.exp2(torch.randint(-12, 12, w.scale.shape, generator=g).double())
-        w.scale.copy_((torch.rand(w.scale.shape, generator=g).double() * mag).to(w.scale.dtype).to(w.scale.device))
-        if w.zero_point is not None:
-            lo = 0 if not recipe.element.signed else -8
-            zp = torch.randint(lo, lo + 16, w.zero_point.shape, generator=g)
-            w.zero_point.copy_(zp.to(w.zero_point.dtype).to(w.zero_point.device))
+    w = weight(recipe, form, n, k, 0)
+    fill_every_code(w, recipe)
     x = torch.eye(k, dtype=x_dtype, device=DEVICE)
     out = w4a16_matmul(x, w, out_dtype=torch.float32, config=PIN)
     assert out is not None
@@ -140,9 +101,9 @@ def test_every_code_decodes_exactly(name: str, k: int, form: str, x_dtype: torch
 def test_word_kernel_takes_whole_word_rows() -> None:
     """``(N, K)`` weights with K a multiple of 8 are read as int32 words; odd K and ``(K, N)`` weights as bytes."""
     recipe = INT4["sym-fp16-g32"]
-    assert _w4a16._plan(_weight(recipe, "nk", 16, 64, 0)).words is not None  # type: ignore[union-attr]
-    assert _w4a16._plan(_weight(recipe, "nk", 16, 60, 0)).words is None  # type: ignore[union-attr]
-    assert _w4a16._plan(_weight(recipe, "kn", 16, 64, 0)).words is None  # type: ignore[union-attr]
+    assert _w4a16._plan(weight(recipe, "nk", 16, 64, 0)).words is not None  # type: ignore[union-attr]
+    assert _w4a16._plan(weight(recipe, "nk", 16, 60, 0)).words is None  # type: ignore[union-attr]
+    assert _w4a16._plan(weight(recipe, "kn", 16, 64, 0)).words is None  # type: ignore[union-attr]
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="the interpreter has no inline PTX: both paths are the portable one")
@@ -152,8 +113,8 @@ def test_packed_decode_matches_portable(monkeypatch: pytest.MonkeyPatch, name: s
     """The packed PTX decode and the portable fp32 one give the same weights, so the same products bit for bit
     (NVFP4's 2^-26 offset is a power of two: it scales every partial sum exactly)."""
     recipe = NVFP4["1x16"] if name == "nvfp4" else INT4[name]
-    w = _weight(recipe, form, 300, 512, 2)
-    x = _x(13, 512, torch.bfloat16, 2)
+    w = weight(recipe, form, 300, 512, 2)
+    x = activations(13, 512, torch.bfloat16, 2)
     monkeypatch.setattr(_w4a16, "MMA", False)  # the Triton kernels (the fragment kernel sums in another order)
     fast = w4a16_matmul(x, w, out_dtype=torch.float32)
     monkeypatch.setattr(_w4a16, "ASM", False)
@@ -164,11 +125,11 @@ def test_packed_decode_matches_portable(monkeypatch: pytest.MonkeyPatch, name: s
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16, torch.float32])
 def test_dtypes(x_dtype: torch.dtype, out_dtype: torch.dtype) -> None:
-    w = _weight(INT4["asym-uint-bf16-g32"], "kn", N, K, 7)
-    x = _x(5, K, x_dtype, 7)
+    w = weight(INT4["asym-uint-bf16-g32"], "kn", N, K, 7)
+    x = activations(5, K, x_dtype, 7)
     out = w4a16_matmul(x, w, out_dtype=out_dtype)
     assert out is not None and out.dtype == out_dtype
-    assert _rel_err(out, x, w, "kn") <= _tol(out_dtype, K)
+    assert rel_err(out, x, w) <= tol(out_dtype, K)
 
 
 # the word kernel reads num_stages (≤ 3) as how many steps ahead it loads the weight words
@@ -189,11 +150,11 @@ def test_tiles_and_splits(config: Config, form: str) -> None:
     """Every tile shape and K split gives the same product, and a split run repeats bit for bit (fixed order)."""
     k = 176  # several K tiles, a partial last group of 16
     for recipe in (INT4["sym-fp16-g32"], NVFP4["1x16"]):
-        w = _weight(recipe, form, 70, k, 3)
-        x = _x(20, k, torch.bfloat16, 3)
+        w = weight(recipe, form, 70, k, 3)
+        x = activations(20, k, torch.bfloat16, 3)
         out = w4a16_matmul(x, w, out_dtype=torch.float32, config=config)
         assert out is not None
-        assert _rel_err(out, x, w, form) <= _tol(torch.float32, k)
+        assert rel_err(out, x, w) <= tol(torch.float32, k)
         if config.SPLIT > 1:
             again = w4a16_matmul(x, w, out_dtype=torch.float32, config=config)
             assert again is not None and torch.equal(out, again)
@@ -204,16 +165,16 @@ def test_whole_tiles(form: str) -> None:
     """N and K multiples of the tile: the kernel's unmasked load path."""
     cfg = Config(16, 32, 32, 2) if DEVICE == "cpu" else Config(16, 64, 64, 2)
     for recipe in (INT4["asym-uint-bf16-g32"], NVFP4["1x16"]):
-        w = _weight(recipe, form, 64, 128, 9)
-        x = _x(3, 128, torch.bfloat16, 9)
+        w = weight(recipe, form, 64, 128, 9)
+        x = activations(3, 128, torch.bfloat16, 9)
         out = w4a16_matmul(x, w, out_dtype=torch.float32, config=cfg)
         assert out is not None
-        assert _rel_err(out, x, w, form) <= _tol(torch.float32, 128)
+        assert rel_err(out, x, w) <= tol(torch.float32, 128)
 
 
 def test_batched_and_vector_activations() -> None:
-    w = _weight(NVFP4["1x16"], "kn", N, K, 11)
-    x = _x(6, K, torch.bfloat16, 11)
+    w = weight(NVFP4["1x16"], "kn", N, K, 11)
+    x = activations(6, K, torch.bfloat16, 11)
     out3 = w4a16_matmul(x.reshape(2, 3, K), w)
     out2 = w4a16_matmul(x, w)
     out1 = w4a16_matmul(x[4], w)
@@ -223,18 +184,23 @@ def test_batched_and_vector_activations() -> None:
 
 
 def test_unsupported_returns_none() -> None:
-    w = _weight(INT4["sym-fp16-g32"], "kn", N, K, 5)
-    assert w4a16_matmul(_x(2, K, torch.float32, 5), w) is None  # fp32 activations: not W4A16
-    assert w4a16_matmul(_x(2, K, torch.bfloat16, 5), _weight(breccia.INT4Scaling(group_size=8), "kn", N, K, 5)) is None
-    assert w4a16_matmul(_x(2, K, torch.bfloat16, 5), _weight(breccia.MXFP4BlockScaling(), "kn", N, 64, 5)) is None
+    w = weight(INT4["sym-fp16-g32"], "kn", N, K, 5)
+    assert w4a16_matmul(activations(2, K, torch.float32, 5), w) is None  # fp32 activations: not W4A16
+    assert (
+        w4a16_matmul(activations(2, K, torch.bfloat16, 5), weight(breccia.INT4Scaling(group_size=8), "kn", N, K, 5))
+        is None
+    )
+    assert (
+        w4a16_matmul(activations(2, K, torch.bfloat16, 5), weight(breccia.MXFP4BlockScaling(), "kn", N, 64, 5)) is None
+    )
     affine = breccia.INT4Scaling(group_size=32, symmetric=False, signed=False, zero_point_domain="float")
-    assert w4a16_matmul(_x(2, K, torch.bfloat16, 5), _weight(affine, "kn", N, K, 5)) is None
+    assert w4a16_matmul(activations(2, K, torch.bfloat16, 5), weight(affine, "kn", N, K, 5)) is None
 
 
 def test_mismatched_k_is_refused() -> None:
-    w = _weight(INT4["sym-fp16-g32"], "kn", N, K, 5)
+    w = weight(INT4["sym-fp16-g32"], "kn", N, K, 5)
     with pytest.raises(breccia.ShapeError, match="x has K=74"):
-        w4a16_matmul(_x(2, K - 1, torch.bfloat16, 5), w)
+        w4a16_matmul(activations(2, K - 1, torch.bfloat16, 5), w)
 
 
 @pytest.fixture
@@ -258,13 +224,13 @@ def routed(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.mark.parametrize("name", ["sym-fp16-g32", "asym-uint-bf16-g32", "nvfp4"])
 def test_cuda_matmul_uses_the_kernel(routed: list[tuple[int, ...]], name: str) -> None:
     recipe = NVFP4["1x16"] if name == "nvfp4" else INT4[name]
-    w = _weight(recipe, "kn", 256, 512, 1)
-    x = _x(4, 512, torch.bfloat16, 1)
+    w = weight(recipe, "kn", 256, 512, 1)
+    x = activations(4, 512, torch.bfloat16, 1)
     out = breccia.matmul(x, w, out_dtype=torch.bfloat16)
     assert routed == [(4, 512)]
-    assert _rel_err(out, x, w, "kn") <= _tol(torch.bfloat16, 512)
+    assert rel_err(out, x, w) <= tol(torch.bfloat16, 512)
     breccia.matmul(x.float(), w)  # fp32 activations: not W4A16, dequantized instead
-    breccia.matmul(x, _weight(recipe, "nk", 512, 512, 1))  # (K, N) blocked along N: not along K, not routed
+    breccia.matmul(x, weight(recipe, "nk", 512, 512, 1))  # (K, N) blocked along N: not along K, not routed
     assert len(routed) == 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _w4a16_common import DEVICE, activations, fill_every_code, rel_err, tol, weight
 
 import breccia
 from breccia._errors import ShapeError
@@ -24,8 +25,6 @@ GPU = (
     and gluon_module("_w4a16_mma") is not None
 )
 needs_gpu = pytest.mark.skipif(not GPU, reason="the Gluon kernel runs on an sm_80+ GPU only (no interpreter)")
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-U_OUT = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
 
 RECIPES = {
     "int4-sym-fp16-g128": breccia.INT4Scaling(group_size=128),
@@ -41,31 +40,6 @@ RECIPES = {
 
 # (K, N) weights: INT4 without a zero point (those stay on the Triton byte kernel) and NVFP4 1×16
 KN = [name for name in RECIPES if "asym" not in name and name != "nvfp4-16x16"]
-
-
-def _weight(recipe: breccia.Recipe, n: int, k: int, seed: int, form: str = "nk") -> breccia.ScaledTensor:
-    """``"nk"``: an ``(N, K)`` Linear weight blocked along K; ``"kn"``: breccia.matmul's ``b[K, N]`` (axis 0)."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(n, k, generator=g) * (torch.rand(n, 1, generator=g) + 0.1)  # rows of different magnitude
-    w[:, 5] += 0.3  # an offset, so asymmetric zero points are not all mid-range
-    if form == "kn":
-        return breccia.cast(w.t().contiguous().to(DEVICE), recipe, axis=0)
-    return breccia.cast(w.to(DEVICE), recipe, axis=-1)
-
-
-def _x(m: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed + 1000)
-    return (torch.randn(m, k, generator=g) * (torch.rand(m, 1, generator=g) * 4 + 0.25)).to(dtype).to(DEVICE)
-
-
-def _rel_err(out: torch.Tensor, x: torch.Tensor, w: breccia.ScaledTensor) -> float:
-    d = breccia.dequantize(w).double()
-    ref = x.double() @ (d if w.layout.axis % 2 == 0 else d.t())
-    return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
-
-
-def _tol(out_dtype: torch.dtype, k: int) -> float:
-    return U_OUT[out_dtype] + 8 * k * 2.0**-24
 
 
 def _poisoned(x: torch.Tensor, w: breccia.ScaledTensor, cfg: MmaConfig, out_dtype: torch.dtype) -> torch.Tensor:
@@ -86,13 +60,13 @@ def test_recipes(name: str, m: int) -> None:
     """N = 200 (the last CTA's rows partly past N), K = 1152 (9 chunks: the K warps get uneven counts); both default
     shapes (a GPU with fewer SMs than N / 32 takes the 32-row CTAs, one with more the 16-row ones)."""
     n, k = 200, 1152
-    w = _weight(RECIPES[name], n, k, m)
-    x = _x(m, k, torch.bfloat16, m)
+    w = weight(RECIPES[name], "nk", n, k, m)
+    x = activations(m, k, torch.bfloat16, m)
     p = _w4a16._plan(w)
     assert p is not None
     for sms in (1, 1000):
         out = _poisoned(x, w, _w4a16._default_mma_config(m, p, sms), torch.float32)
-        assert _rel_err(out, x, w) <= _tol(torch.float32, k)
+        assert rel_err(out, x, w) <= tol(torch.float32, k)
 
 
 @needs_gpu
@@ -101,12 +75,12 @@ def test_recipes(name: str, m: int) -> None:
 def test_recipes_kn(name: str, m: int) -> None:
     """``(K, N)``: N = 200 (25 words: the CTA's 64 outputs partly past N), K = 1152 (18 chunks of 64 over 8 K warps)."""
     n, k = 200, 1152
-    w = _weight(RECIPES[name], n, k, m, "kn")
-    x = _x(m, k, torch.bfloat16, m)
+    w = weight(RECIPES[name], "kn", n, k, m)
+    x = activations(m, k, torch.bfloat16, m)
     p = _w4a16._plan(w)
     assert p is not None
     out = _poisoned(x, w, _w4a16._default_mma_config(m, p, 132), torch.float32)
-    assert _rel_err(out, x, w) <= _tol(torch.float32, k)
+    assert rel_err(out, x, w) <= tol(torch.float32, k)
 
 
 @needs_gpu
@@ -120,10 +94,10 @@ def test_every_config(form: str, cfg: MmaConfig, m: int) -> None:
     """Each shape the tuner may pick, on a weight with more chunks than K warps and N not a multiple of the tile."""
     n, k = 1000, 2176  # 17 chunks of 128, 34 of 64
     name = ("int4-asym-int-fp32-g256" if form == "nk" else "int4-half-bf16-g128") if m == 3 else "nvfp4-1x16"
-    w = _weight(RECIPES[name], n, k, 3, form)
-    x = _x(m, k, torch.bfloat16, 3)
+    w = weight(RECIPES[name], form, n, k, 3)
+    x = activations(m, k, torch.bfloat16, 3)
     out = _poisoned(x, w, cfg, torch.bfloat16)
-    assert _rel_err(out, x, w) <= _tol(torch.bfloat16, k)
+    assert rel_err(out, x, w) <= tol(torch.bfloat16, k)
     again = _poisoned(x, w, cfg, torch.bfloat16)
     assert torch.equal(out, again)  # deterministic: fixed chunk order per warp, fixed cross-warp sum
 
@@ -138,12 +112,12 @@ def test_dtypes_through_w4a16_matmul(
     taken = []
     real = gluon_module("_w4a16_mma").launch  # type: ignore[union-attr]
     monkeypatch.setattr(gluon_module("_w4a16_mma"), "launch", lambda *a: taken.append(a[3]) or real(*a))
-    w = _weight(RECIPES["int4-asym-uint-bf16-g128"], 256, 512, 7)
-    x = _x(4, 512, x_dtype, 7).reshape(2, 2, 512)  # batched activations: flattened to M = 4
+    w = weight(RECIPES["int4-asym-uint-bf16-g128"], "nk", 256, 512, 7)
+    x = activations(4, 512, x_dtype, 7).reshape(2, 2, 512)  # batched activations: flattened to M = 4
     out = w4a16_matmul(x, w, out_dtype=out_dtype)
     assert out is not None and out.shape == (2, 2, 256) and out.dtype == out_dtype
     assert len(taken) == 1 and isinstance(taken[0], MmaConfig)
-    assert _rel_err(out.reshape(4, 256), x.reshape(4, 512), w) <= _tol(out_dtype, 512)
+    assert rel_err(out.reshape(4, 256), x.reshape(4, 512), w) <= tol(out_dtype, 512)
 
 
 @needs_gpu
@@ -153,11 +127,11 @@ def test_kn_routing(monkeypatch: pytest.MonkeyPatch) -> None:
     mod = gluon_module("_w4a16_mma_kn")
     real = mod.launch  # type: ignore[union-attr]
     monkeypatch.setattr(mod, "launch", lambda *a: taken.append(a[3]) or real(*a))
-    x = _x(3, 256, torch.bfloat16, 5)
+    x = activations(3, 256, torch.bfloat16, 5)
     for name, want in (("nvfp4-1x16", 1), ("int4-sym-fp16-g128", 0)):
-        w = _weight(RECIPES[name], 128, 256, 5, "kn")
+        w = weight(RECIPES[name], "kn", 128, 256, 5)
         out = w4a16_matmul(x, w, out_dtype=torch.float32)
-        assert out is not None and _rel_err(out, x, w) <= _tol(torch.float32, 256)
+        assert out is not None and rel_err(out, x, w) <= tol(torch.float32, 256)
         assert len(taken) == want
 
 
@@ -184,20 +158,8 @@ def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype, form: str) 
     if form == "kn" and (name == "nvfp4-16x16" or "asym" in name):
         pytest.skip("(K, N) weights with zero points or 16×16 blocks stay on the Triton kernels")
     n = k = 128  # 8192 code bytes, 1024 NVFP4 scales: every value many times
-    w = _weight(recipe, n, k, 0, form)
-    flat = torch.arange(w.data.numel(), dtype=torch.int64) % 251  # a prime period: codes meet every position
-    w.data.copy_(flat.to(torch.uint8).view(w.data.dtype).reshape(w.data.shape).to(w.data.device))
-    g = torch.Generator().manual_seed(1)
-    if isinstance(recipe, breccia.NVFP4BlockScaling):
-        codes = torch.arange(w.scale.numel(), dtype=torch.int64) % 256
-        w.scale.copy_(codes.to(torch.uint8).view(torch.float8_e4m3fn).reshape(w.scale.shape).to(w.scale.device))
-    else:
-        mag = torch.exp2(torch.randint(-12, 12, w.scale.shape, generator=g).double())
-        w.scale.copy_((torch.rand(w.scale.shape, generator=g).double() * mag).to(w.scale.dtype).to(w.scale.device))
-        if w.zero_point is not None:
-            lo = 0 if not recipe.element.signed else -8
-            zp = torch.randint(lo, lo + 16, w.zero_point.shape, generator=g)
-            w.zero_point.copy_(zp.to(w.zero_point.dtype).to(w.zero_point.device))
+    w = weight(recipe, form, n, k, 0)
+    fill_every_code(w, recipe, period=251)  # a prime period: codes meet every position
     eye = torch.eye(k, dtype=x_dtype, device=DEVICE)
     cfg = MmaConfig(8, 1, 2, 1, 128) if form == "nk" else MmaConfig(8, 1, 1)
     got = torch.cat([_poisoned(eye[i : i + 16], w, cfg, torch.float32) for i in range(0, k, 16)])
@@ -214,8 +176,8 @@ def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype, form: str) 
 @needs_gpu
 def test_matches_the_triton_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fragment kernel and Triton word kernel agree to FP32 summation-order differences on an LLM-sized row block."""
-    w = _weight(RECIPES["nvfp4-1x16"], 512, 4096, 11)
-    x = _x(16, 4096, torch.bfloat16, 11)
+    w = weight(RECIPES["nvfp4-1x16"], "nk", 512, 4096, 11)
+    x = activations(16, 4096, torch.bfloat16, 11)
     fast = w4a16_matmul(x, w, out_dtype=torch.float32)
     monkeypatch.setattr(_w4a16, "MMA", False)
     slow = w4a16_matmul(x, w, out_dtype=torch.float32)
@@ -224,7 +186,7 @@ def test_matches_the_triton_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _plan_for(recipe: breccia.Recipe, n: int, k: int, form: str = "nk") -> _w4a16._Plan:
-    p = _w4a16._plan(_weight(recipe, n, k, 0, form))
+    p = _w4a16._plan(weight(recipe, form, n, k, 0))
     assert p is not None
     return p
 
@@ -258,7 +220,7 @@ def test_groups_of_64_stay_on_triton() -> None:
 
 
 def test_pinned_fragment_config_is_refused_where_it_does_not_apply() -> None:
-    w = _weight(breccia.INT4Scaling(group_size=64), 64, 256, 0)
+    w = weight(breccia.INT4Scaling(group_size=64), "nk", 64, 256, 0)
     with pytest.raises(ShapeError, match="config=MmaConfig"):
         w4a16_matmul(torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE), w, config=MmaConfig(8, 1, 2))
 

@@ -72,13 +72,14 @@ def _x_layout(WK: int, WN: int, MT: int) -> gl.DistributedLinearLayout:
 
 
 @gluon.jit
-def _klog(t, R: gl.constexpr):
-    """``t`` ([WK, R, 128], physical order of a chunk) in logical (fragment) K order: phys = 32t + 4s + 2h + j →
-    log = 16s + 8h + 2t + j. Register-level only (the layouts make it a relabelling)."""
+def _klog(t, R: gl.constexpr, S: gl.constexpr = 8):
+    """``t`` ([WK, R, 16·S], a chunk in physical order: phys = 4S·t + 4s + 2h + j, each lane t its 4S consecutive
+    values) in logical (fragment) K order ``16s + 8h + 2t + j``. Register-level only (the layouts make it a
+    relabelling). S = 8 here; the ``(K, N)`` kernel uses S = 4."""
     WK: gl.constexpr = t.shape[0]
-    t = gl.reshape(t, [WK, R, 4, 8, 2, 2])
+    t = gl.reshape(t, [WK, R, 4, S, 2, 2])
     t = gl.permute(t, [0, 1, 3, 4, 2, 5])
-    return gl.reshape(t, [WK, R, 128])
+    return gl.reshape(t, [WK, R, 16 * S])
 
 
 # NVFP4: one 32-bit word (codes 0–7 of a row, code j at bits 4j–4j+3) to four bf16x2 registers, register p holding

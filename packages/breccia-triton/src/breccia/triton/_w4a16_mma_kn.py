@@ -30,12 +30,9 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
+from ._w4a16_mma import _grid3, _klog, _log2
+
 __all__ = ["w4a16_mma_kn_kernel"]
-
-
-@gluon.constexpr_function
-def _log2(n: int) -> int:
-    return n.bit_length() - 1
 
 
 @gluon.constexpr_function
@@ -121,15 +118,6 @@ def _int4_kn_ptx(bf16: bool, signed: bool, ptx: str = _INT4_KN_PTX) -> str:
 
 
 @gluon.jit
-def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
-    """Index tensors of shapes [A,1,1], [1,B,1], [1,1,C] in the slices of the 3-D layout ``L``."""
-    a = gl.expand_dims(gl.expand_dims(gl.arange(0, A, layout=gl.SliceLayout(1, gl.SliceLayout(2, L))), 1), 2)
-    b = gl.expand_dims(gl.expand_dims(gl.arange(0, B, layout=gl.SliceLayout(0, gl.SliceLayout(2, L))), 0), 2)
-    c = gl.expand_dims(gl.expand_dims(gl.arange(0, C, layout=gl.SliceLayout(0, gl.SliceLayout(1, L))), 0), 1)
-    return a, b, c
-
-
-@gluon.jit
 def _grid4(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr, D: gl.constexpr):
     """Index tensors of shapes [A,1,1,1] … [1,1,1,D] in the slices of the 4-D layout ``L``."""
     a = gl.arange(0, A, layout=gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, L))))
@@ -151,15 +139,6 @@ def _n_of_row(r, W: gl.constexpr):
     q = r % (64 * W)
     ii = (q // 16) * 2 + (q % 16) // 8
     return wn * (64 * W) + (q % 8) * (8 * W) + ii
-
-
-@gluon.jit
-def _klog(t, R: gl.constexpr):
-    """``t`` ([WK, R, 64], physical k of a chunk: 16t + 4s + 2h + e) in logical order 16s + 8h + 2t + e."""
-    WK: gl.constexpr = t.shape[0]
-    t = gl.reshape(t, [WK, R, 4, 4, 2, 2])
-    t = gl.permute(t, [0, 1, 3, 4, 2, 5])
-    return gl.reshape(t, [WK, R, 64])
 
 
 @gluon.jit
@@ -253,7 +232,7 @@ def w4a16_mma_kn_kernel(
         tt = gl.reshape(tt, [WK, 4, 4, 2, WN, 8, W, 2, 2, 2, 2])
         tt = gl.permute(tt, [0, 4, 6, 8, 9, 10, 5, 2, 3, 1, 7])
         a = gl.convert_layout(gl.reshape(tt, [WK, BN, 64]), gl.DotOperandLayout(0, mma, 2), assert_trivial=True)
-        b = gl.convert_layout(gl.permute(_klog(xt, MT), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2),
+        b = gl.convert_layout(gl.permute(_klog(xt, MT, 4), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2),
                               assert_trivial=True)  # fmt: skip
         if KIND == 0:  # the chunk lies in one group: its scale multiplies the chunk's FP32 partial
             acc += mma_v2(a, b, gl.zeros([WK, BN, MT], gl.float32, mma)) * gl.expand_dims(sc.to(gl.float32), 2)
