@@ -11,7 +11,8 @@ MMA per step; other shapes and ``(K, N)`` weights are read as bytes, low and hig
 GPU both decode with packed PTX (:mod:`._w4a16_decode`: ~1.5 instructions per INT4 code, ~2.5–3 per NVFP4 code,
 against 4–5 and ~25 for the portable fp32 decode the interpreter runs). Decode-sized products (M ≤ 16) with
 ``(N, K)`` weights of whole 128-code chunks go instead to a Gluon kernel that decodes each thread's words straight
-into its ``mma.sync`` fragments (:mod:`._w4a16_mma`; 1.3–2.1× faster than the word kernel on an H200).
+into its ``mma.sync`` fragments (:mod:`._w4a16_mma`; 1.3–2.1× faster than the word kernel on an H200), and NVFP4
+``(K, N)`` weights to its twin (:mod:`._w4a16_mma_kn`; up to 1.9× faster than the byte kernel).
 
 Exactness of the in-register dequantization (so the only roundings are FP32 accumulation and the output cast):
 
@@ -58,8 +59,8 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 ASM = True
 #: ``(N, K)`` weights with whole-word rows go to the word-loading kernel; False keeps them on the byte kernel.
 WORDS = True
-#: Decode-sized products (M ≤ 16) with ``(N, K)`` weights of whole 128-code chunks go to the Gluon fragment kernel
-#: (:mod:`._w4a16_mma`) on the GPU; False keeps them on the Triton kernels.
+#: Decode-sized products (M ≤ 16) go to the Gluon fragment kernels where they apply (:func:`_mma_applies`: the
+#: ``(N, K)`` kernel, and the ``(K, N)`` one for NVFP4) on the GPU; False keeps them on the Triton kernels.
 MMA = True
 _ACT = (torch.bfloat16, torch.float16)
 _OUT = (torch.float32, torch.bfloat16, torch.float16)
@@ -77,9 +78,10 @@ class Config(NamedTuple):
 
 
 class MmaConfig(NamedTuple):
-    """The Gluon fragment kernel's shape (:mod:`._w4a16_mma`): warps along K and along N, 16-row tiles per N warp,
-    slots of the shared-memory ring the weight words and x stream through, how many steps ahead the scales are
-    loaded (1–3, at most STAGES − 1), and a register cap (None: the compiler's choice)."""
+    """A Gluon fragment kernel's shape: warps along K and along N, then for :mod:`._w4a16_mma` (``(N, K)`` weights)
+    16-row tiles per N warp and for :mod:`._w4a16_mma_kn` (``(K, N)``) 32-bit words per thread and row (4 tiles each);
+    how many steps ahead the weight words are loaded (1 or 2; the ``(K, N)`` kernel always 1), and a register cap
+    (None: the compiler's choice)."""
 
     WK: int
     WN: int
@@ -378,9 +380,10 @@ def w4a16_matmul(
             if isinstance(cfg, MmaConfig):
                 if config is not None and not _mma_applies(x2, p):
                     raise ShapeError(
-                        f"w4a16_matmul: config={cfg!r} pins the Gluon fragment kernel, which needs a GPU with Triton "
-                        f">= 3.6, M <= 16 (got {m}), an (N, K) weight with K % 128 == 0 (got {p.k}), INT4 groups of "
-                        f"whole 128-code chunks (got {p.gk}) and bf16 x for NVFP4; pass a Config or None"
+                        f"w4a16_matmul: config={cfg!r} pins a Gluon fragment kernel, which needs a GPU with Triton "
+                        f">= 3.6, M <= 16 (got {m}), bf16 x for NVFP4, and an (N, K) weight with K % 128 == 0 and "
+                        f"INT4 groups of 128·j or a (K, N) one with K % 64 == 0, N % 8 == 0, no zero point and "
+                        f"NVFP4 1×16 (got K={p.k}, N={p.n}, groups of {p.gk}); pass a Config or None"
                     )
                 _launch(x2, p, out, cfg)
             else:

@@ -13,12 +13,16 @@ permuted, each consistently with its partner: the output n through the store add
   rows g or g + 8 of ``4W`` tiles (logical row ``16·(i >> 1) + 8·(i & 1) + g``).
 - **Decode.** Rows 2r and 2r + 1 give the register pair: ``prmt`` puts byte i/2 of the two words into the two halves,
   then the INT4 magic-number OR and bias add, or the NVFP4 bit placement and scale multiply, as in
-  :mod:`._w4a16_decode`. The per-n operands (INT4 zero point, NVFP4 block scale) are one bf16x2 register per n.
+  :mod:`._w4a16_decode`. NVFP4's per-output block scale enters as one bf16x2 register per output. INT4 zero
+  points would need the same; they are not supported here (the Triton byte kernel takes them).
 - **Scales.** INT4 groups (``GK`` a multiple of 64, or per channel) multiply each chunk's FP32 partial per row; NVFP4
   block scales are folded into the decoded weights (exact, see :mod:`._w4a16`), and the 2^26 and the global scale
   multiply the sum.
 
 K warps take alternate chunks (a batched MMA, warps on the batch axis) and meet once in shared memory at the end.
+A CTA owns 64 outputs per word per thread, so N = 4096 gives only 64 CTAs; on the H200 NVFP4 runs at 1.53–1.55×
+bf16 cuBLAS at M = 1 for N ≥ 8192 and 0.98× at N = 4096 (the byte kernel: 0.79–0.87×). INT4 measured no better than
+the byte kernel and stays there by default (``benchmarks/NOTES.md``).
 """
 
 from __future__ import annotations
