@@ -9,10 +9,12 @@ Before timing, each case checks the full-size product against an FP64 product of
 the output memory poisoned (NaN blocks freed to the caching allocator just before the call, so a kernel that left
 elements unwritten would return NaN). Weights are timed in both orientations the kernel reads in place:
 ``kn`` = breccia.matmul's ``b[K, N]`` (the routed path; ``breccia.matmul`` is timed too, Python overhead included)
-and ``nk`` = the ``(N, K)`` Linear weight. Two times per row: "graph" is GPU time (the calls captured in a CUDA graph
-and replayed, each call on its own copy of the weight so that the copies exceed L2 and every read is cold: what a
-decode loop under CUDA graphs sees; ratios and GB/s use it); "eager" is ``triton.testing.do_bench`` of a plain
-Python call (L2 flushed), which includes the host-side launch cost once that exceeds the GPU time.
+and ``nk`` = the ``(N, K)`` Linear weight (at M ≤ 16 the Gluon fragment kernels take ``nk`` and NVFP4 ``kn``;
+``breccia.triton._w4a16.MMA = False`` keeps the Triton kernels). Two times per row: "graph" is GPU time (the calls
+captured in a CUDA graph and replayed, each call on its own copy of the weight so that the copies exceed L2 and
+every read is cold: what a decode loop under CUDA graphs sees; ratios and GB/s use it); "eager" is
+``triton.testing.do_bench`` of a plain Python call (L2 flushed), which includes the host-side launch cost once
+that exceeds the GPU time.
 
 Run: ``python benchmarks/bench_triton_w4a16.py`` (a markdown table on stdout; with ``$OUT`` set, the table and a
 JSON log are written there too). Exits with a message and status 0 where CUDA is absent.
