@@ -40,27 +40,6 @@ __all__ = ["w4a16_mma_kn_kernel"]
 
 
 @gluon.constexpr_function
-def _words_layout(WK: int, WN: int, W: int) -> gl.DistributedLinearLayout:
-    """(K warp, physical k of a chunk, word column): ``W`` words of 16 consecutive rows per thread; lanes t along k
-    (16 rows each), lanes g along the words."""
-    reg = [[0, 0, 1 << i] for i in range(_log2(W))] + [[0, 1, 0], [0, 2, 0], [0, 4, 0], [0, 8, 0]]
-    lane = [[0, 16, 0], [0, 32, 0], [0, 0, W], [0, 0, 2 * W], [0, 0, 4 * W]]
-    warp = [[0, 0, (8 * W) << i] for i in range(_log2(WN))] + [[1 << i, 0, 0] for i in range(_log2(WK))]
-    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, 64, 8 * W * WN])
-
-
-@gluon.constexpr_function
-def _bytes_layout(WK: int, WN: int, W: int, T: int) -> gl.DistributedLinearLayout:
-    """(K warp, t, word column, code i of the word): the per-n bytes (NVFP4 scales, INT4 zero points) of a thread's
-    ``8W`` outputs; ``T`` 4 (one per lane t: NVFP4 blocks) or 1 (shared by the four: INT4 groups)."""
-    reg = [[0, 0, 0, 1], [0, 0, 0, 2], [0, 0, 0, 4]] + [[0, 0, 1 << i, 0] for i in range(_log2(W))]
-    lane = [[0, 1, 0, 0], [0, 2, 0, 0]] if T == 4 else [[0, 0, 0, 0], [0, 0, 0, 0]]
-    lane += [[0, 0, W, 0], [0, 0, 2 * W, 0], [0, 0, 4 * W, 0]]
-    warp = [[0, 0, (8 * W) << i, 0] for i in range(_log2(WN))] + [[1 << i, 0, 0, 0] for i in range(_log2(WK))]
-    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, T, 8 * W * WN, 8])
-
-
-@gluon.constexpr_function
 def _x_layout(WK: int, WN: int, MT: int) -> gl.DistributedLinearLayout:
     """(K warp, token, physical k of a chunk): 16 consecutive values per thread, token g (and g + 8)."""
     reg = [[0, 0, 1 << i] for i in range(4)] + ([[0, 8, 0]] if MT == 16 else [])
@@ -98,7 +77,7 @@ _NVFP4_KN_PTX = gl.constexpr(
 # Four E4M3 scale bytes of consecutive outputs ($4) to four ``{scale, scale} · 2^100`` bf16x2 registers (exact, as
 # :mod:`._w4a16_mma`'s: the sm_89 conversion to f16x2, widening, a power-of-two multiply, one packing conversion).
 _SCALES4_PTX = gl.constexpr(
-    "{\n.reg .b32 h, w;\n.reg .b16 l, u, p, q;\n.reg .f32 a;\nmov.b32 {p, q}, $4;\n"
+    "{\n.reg .b32 h;\n.reg .b16 l, u, p, q;\n.reg .f32 a;\nmov.b32 {p, q}, $4;\n"
     + "".join(
         f"cvt.rn.f16x2.e4m3x2 h, {half};\nmov.b32 {{l, u}}, h;\n"
         + "".join(
