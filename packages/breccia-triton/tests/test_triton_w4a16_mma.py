@@ -204,19 +204,33 @@ def _plan_for(recipe: breccia.Recipe, n: int, k: int, form: str = "nk") -> _w4a1
         ("int4-sym-fp16-g128", "kn", 1, 200, torch.bfloat16, False),  # K not whole 64-row chunks
         ("int4-asym-uint-chan", "kn", 1, 256, torch.bfloat16, False),  # (K, N) zero points: the byte kernel
         ("nvfp4-1x16", "kn", 4, 256, torch.bfloat16, True),
+        ("nvfp4-1x16", "kn", 4, 96, torch.bfloat16, False),  # K a multiple of 32, not of the 64-row chunk
         ("nvfp4-16x16", "kn", 4, 256, torch.bfloat16, False),
     ],
 )
 def test_eligibility(name: str, form: str, m: int, k: int, x_dtype: torch.dtype, want: bool) -> None:
+    """The shape and recipe rules on an sm_90 (checked on CPU too), and the whole decision where a GPU runs it."""
     p = _plan_for(RECIPES[name], 64, k, form)
-    x = torch.zeros(m, k, dtype=x_dtype, device=DEVICE)
-    assert _w4a16._mma_applies(x, p) is (want and GPU)
+    assert _w4a16._mma_fits(p, m, x_dtype, (9, 0)) is want
+    if GPU:
+        x = torch.zeros(m, k, dtype=x_dtype, device=DEVICE)
+        assert _w4a16._mma_applies(x, p) is (want and torch.cuda.get_device_capability() >= (8, 9))
+
+
+@pytest.mark.parametrize(("cc", "int4", "nvfp4"), [((7, 5), False, False), ((8, 0), True, False), ((8, 9), True, True)])
+def test_compute_capability(cc: tuple[int, int], int4: bool, nvfp4: bool) -> None:
+    """``mma.sync`` m16n8k16 bf16 needs sm_80; the NVFP4 scale conversion (``cvt.rn.f16x2.e4m3x2``) sm_89."""
+    for form in ("nk", "kn"):
+        assert _w4a16._mma_fits(_plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256, form), 1, torch.bfloat16, cc) is int4
+        assert _w4a16._mma_fits(_plan_for(RECIPES["nvfp4-1x16"], 64, 256, form), 1, torch.bfloat16, cc) is nvfp4
 
 
 def test_groups_of_64_stay_on_triton() -> None:
-    """A 64-code group splits a 128-code chunk across lanes of one MMA step: its scale cannot multiply the chunk."""
-    p = _plan_for(breccia.INT4Scaling(group_size=64), 64, 256)
-    assert not _w4a16._mma_applies(torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE), p)
+    """A 64-code group splits a 128-code chunk across lanes of one MMA step: its scale cannot multiply the chunk
+    (the ``(K, N)`` kernel's 64-row chunks take it)."""
+    g64 = breccia.INT4Scaling(group_size=64)
+    assert not _w4a16._mma_fits(_plan_for(g64, 64, 256), 1, torch.bfloat16, (9, 0))
+    assert _w4a16._mma_fits(_plan_for(g64, 64, 256, "kn"), 1, torch.bfloat16, (9, 0))
 
 
 def test_pinned_fragment_config_is_refused_where_it_does_not_apply() -> None:
@@ -229,11 +243,16 @@ def test_kn_needs_whole_words() -> None:
     """(K, N) weights are read as int32 words along N: N not a multiple of 8 keeps the byte kernel."""
     assert _plan_for(RECIPES["nvfp4-1x16"], 64, 256, "kn").kn_scale32 is not None
     assert _plan_for(RECIPES["int4-sym-fp16-g128"], 60, 256, "kn").kn_words is None
-    x = torch.zeros(1, 256, dtype=torch.bfloat16, device=DEVICE)
-    assert not _w4a16._mma_applies(x, _plan_for(RECIPES["int4-sym-fp16-g128"], 60, 256, "kn"))
+    assert not _w4a16._mma_fits(_plan_for(RECIPES["int4-sym-fp16-g128"], 60, 256, "kn"), 1, torch.bfloat16, (9, 0))
 
 
-def test_configs_are_distinct() -> None:
-    for pack_k in (True, False):
-        assert len(set(_w4a16._mma_candidates(1, pack_k))) == len(_w4a16._mma_candidates(1, pack_k))
+def test_default_shapes_are_tuning_candidates() -> None:
+    """Every default shape is one the tuner times and ``test_every_config`` runs; the candidates are distinct."""
+    for form in ("nk", "kn"):
+        for n in (64, 4096, 8192, 14336):
+            p = _plan_for(RECIPES["int4-sym-fp16-g128"], n, 256, form)
+            cands = _w4a16._mma_candidates(16, p.pack_k)
+            assert len(set(cands)) == len(cands)
+            for m in (1, 8, 9, 16):
+                assert _w4a16._default_mma_config(m, p, 132) in cands, (form, n, m)
     assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)

@@ -171,12 +171,25 @@ def _make_plan(w: ScaledTensor) -> _Plan | None:
 
 
 def _mma_applies(x2: torch.Tensor, p: _Plan) -> bool:
-    """Whether a Gluon fragment kernel takes this product: a GPU (sm_80+, Triton ≥ 3.6), M ≤ 16 with contiguous ``x``
-    rows, and either an ``(N, K)`` weight read as words with K a multiple of 128 and INT4 groups of whole 128-code
-    chunks (:mod:`._w4a16_mma`), or a ``(K, N)`` weight with N a multiple of 8, K of 64, INT4 groups of whole 64-row
-    chunks without a zero point or NVFP4 1×16 (:mod:`._w4a16_mma_kn`). Either way INT4 may be per channel, and NVFP4
-    needs bf16 activations (its decode uses bf16's exponent range) on sm_89+ (its scales use the E4M3 conversion)."""
-    if not (MMA and not _INTERPRET and x2.is_cuda and x2.shape[0] <= 16 and x2.stride(-1) == 1):
+    """Whether a Gluon fragment kernel takes this product: a GPU (Triton ≥ 3.6) with contiguous ``x`` rows, and
+    the rules of :func:`_mma_fits` for its shape, recipe and compute capability."""
+    if not (MMA and not _INTERPRET and x2.is_cuda and x2.stride(-1) == 1):
+        return False
+    cc = torch.cuda.get_device_capability(x2.device)
+    return _mma_fits(p, x2.shape[0], x2.dtype, cc) and gluon_module(_mma_module_name(p)) is not None
+
+
+def _mma_module_name(p: _Plan) -> str:
+    return "_w4a16_mma" if p.pack_k else "_w4a16_mma_kn"
+
+
+def _mma_fits(p: _Plan, m: int, x_dtype: torch.dtype, cc: tuple[int, int]) -> bool:
+    """The device-independent rules (so CPU tests check them): M ≤ 16 on sm_80+, and either an ``(N, K)`` weight
+    read as words with K a multiple of 128 and INT4 groups of whole 128-code chunks (:mod:`._w4a16_mma`), or a
+    ``(K, N)`` weight with N a multiple of 8, K of 64, INT4 groups of whole 64-row chunks without a zero point or
+    NVFP4 1×16 (:mod:`._w4a16_mma_kn`). Either way INT4 may be per channel, and NVFP4 needs bf16 activations (its
+    decode uses bf16's exponent range) on sm_89+ (its scales use the E4M3 conversion instruction)."""
+    if m > 16 or cc < (8, 0):
         return False
     if p.pack_k:
         if p.words is None or p.k % 128 or (p.kind == 0 and p.gk != 1 and p.gk % 128):
@@ -188,16 +201,13 @@ def _mma_applies(x2: torch.Tensor, p: _Plan) -> bool:
         or (p.kind == 1 and p.kn_scale32 is None)
     ):
         return False
-    cc = torch.cuda.get_device_capability(x2.device)
-    if p.kind == 1 and (x2.dtype != torch.bfloat16 or cc < (8, 9)):
-        return False
-    return cc >= (8, 0) and gluon_module("_w4a16_mma" if p.pack_k else "_w4a16_mma_kn") is not None
+    return not (p.kind == 1 and (x_dtype != torch.bfloat16 or cc < (8, 9)))
 
 
 def _launch(x2: torch.Tensor, p: _Plan, out: torch.Tensor, cfg: Config | MmaConfig) -> None:
     m = x2.shape[0]
     if isinstance(cfg, MmaConfig):
-        mod = gluon_module("_w4a16_mma" if p.pack_k else "_w4a16_mma_kn")
+        mod = gluon_module(_mma_module_name(p))
         assert mod is not None  # _mma_applies checked it
         mod.launch(x2, p, out, cfg)
         return

@@ -63,12 +63,13 @@ def _rows_layout(WK: int, WN: int, RT: int, COLS: int, PER: int) -> gl.Distribut
 
 
 @gluon.constexpr_function
-def _x_layout(WK: int, WN: int, MT: int) -> gl.DistributedLinearLayout:
-    """(K warp, token, physical k of a chunk): 32 consecutive values per thread, token g (and g + 8)."""
-    reg = [[0, 0, 1 << i] for i in range(5)] + ([[0, 8, 0]] if MT == 16 else [])
-    lane = [[0, 0, 32], [0, 0, 64], [0, 1, 0], [0, 2, 0], [0, 4, 0]]
+def _x_layout(WK: int, WN: int, MT: int, PER: int = 32) -> gl.DistributedLinearLayout:
+    """(K warp, token, physical k of a chunk of 4·PER): ``PER`` consecutive values per thread (32 here, 16 in the
+    ``(K, N)`` kernel), token g (and g + 8); the N warps share x."""
+    reg = [[0, 0, 1 << i] for i in range(_log2(PER))] + ([[0, 8, 0]] if MT == 16 else [])
+    lane = [[0, 0, PER], [0, 0, 2 * PER], [0, 1, 0], [0, 2, 0], [0, 4, 0]]
     warp = [[0, 0, 0] for _ in range(_log2(WN))] + [[1 << i, 0, 0] for i in range(_log2(WK))]
-    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, MT, 128])
+    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, MT, 4 * PER])
 
 
 @gluon.jit

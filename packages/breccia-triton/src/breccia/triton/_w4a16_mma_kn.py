@@ -34,18 +34,9 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
-from ._w4a16_mma import _grid3, _klog, _log2
+from ._w4a16_mma import _grid3, _klog, _x_layout
 
 __all__ = ["w4a16_mma_kn_kernel"]
-
-
-@gluon.constexpr_function
-def _x_layout(WK: int, WN: int, MT: int) -> gl.DistributedLinearLayout:
-    """(K warp, token, physical k of a chunk): 16 consecutive values per thread, token g (and g + 8)."""
-    reg = [[0, 0, 1 << i] for i in range(4)] + ([[0, 8, 0]] if MT == 16 else [])
-    lane = [[0, 0, 16], [0, 0, 32], [0, 1, 0], [0, 2, 0], [0, 4, 0]]
-    warp = [[0, 0, 0] for _ in range(_log2(WN))] + [[1 << i, 0, 0] for i in range(_log2(WK))]
-    return gl.DistributedLinearLayout(reg, lane, warp, [], [WK, MT, 64])
 
 
 # Decode of two words (rows 2r, 2r + 1; $16, $17) into eight registers, register i = (code i of row 2r, code i of row
@@ -167,7 +158,7 @@ def w4a16_mma_kn_kernel(
     BF16: gl.constexpr = gl.bfloat16 == DT
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[WK, WN, 1], instr_shape=[1, 16, 8])
     L4: gl.constexpr = gl.BlockedLayout([1, 1, 8, W], [1, 4, 1, 8], [WK, 1, 1, WN], [1, 3, 2, 0])
-    LX: gl.constexpr = _x_layout(WK, WN, MT)
+    LX: gl.constexpr = _x_layout(WK, WN, MT, 16)
     SL: gl.constexpr = gl.SliceLayout(2, mma)
     n0 = gl.program_id(0) * BN
     nchunk = K // 64
