@@ -4,9 +4,9 @@ and the routed ``w4a16_matmul`` call, on ``(N, K)`` weights, one CUDA GPU.
 Each config is first checked (relative error against an FP64 product, NaN-poisoned output), then timed as GPU time
 over cold weight copies (CUDA graph, ``bench_triton_w4a16._graph_us``). ``FAKE=1`` replaces the decode by plain
 moves (wrong numbers, no error check): the time without the decode's instructions, i.e. what the loads and MMAs
-alone cost. Environment: ``CFGS="WK,WN,RT,AHEAD[,MAXNREG];…"``, ``MS="1,4,16"``, ``NSHAPES`` (1–3),
-``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)`` one; ``RT`` is then
-the words per thread and row). Prints one markdown row per (shape, M, recipe)."""
+alone cost. Environment: ``CFGS="WK,WN,RT,AHEAD[,MAXNREG[,SPLIT]];…"`` (MAXNREG 0: none), ``MS="1,4,16"``,
+``NSHAPES`` (1–3), ``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)``
+one; ``RT`` is then the words per thread and row). Prints one markdown row per (shape, M, recipe)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _fake_decode() -> None:
 
 def _config(text: str) -> W.MmaConfig:
     v = [int(t) for t in text.split(",")]
-    return W.MmaConfig(*v[:4], (v[4] or None) if len(v) > 4 else None)
+    return W.MmaConfig(*v[:4], (v[4] or None) if len(v) > 4 else None, *v[5:6])
 
 
 def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig], fake: bool, form: str) -> str:

@@ -9,13 +9,15 @@ decode is exact, so the error is the output cast plus FP32 accumulation.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from _w4a16_common import DEVICE, activations, fill_every_code, rel_err, tol, weight
 
 import breccia
 from breccia._errors import ShapeError
-from breccia.triton import _w4a16
+from breccia.triton import _gemm, _w4a16
 from breccia.triton._gluon import gluon_module
 from breccia.triton._w4a16 import Config, MmaConfig, w4a16_matmul
 
@@ -103,6 +105,43 @@ def test_every_config(form: str, cfg: MmaConfig, m: int) -> None:
 
 
 @needs_gpu
+@pytest.mark.parametrize("m", [2, 16])
+@pytest.mark.parametrize("split", [2, 3, 5, 64])
+@pytest.mark.parametrize("form", ["nk", "kn"])
+def test_split_k(form: str, split: int, m: int) -> None:
+    """K ranges across CTAs (grid axis 1) meet in a workspace, the last CTA of a row block adding them in slot
+    order: within tolerance of FP64, bitwise equal on a second run, within FP32 rounding of the unsplit kernel,
+    and every arrival counter back at zero. 17 chunks of 128 (34 of 64) over 4 K warps make ranges of unequal
+    length; 64 ranges are clamped to one step each."""
+    n, k = 1000, 2176
+    name = "nvfp4-1x16" if m == 16 else ("int4-asym-int-fp32-g256" if form == "nk" else "int4-half-bf16-g128")
+    w = weight(RECIPES[name], form, n, k, 11)
+    x = activations(m, k, torch.bfloat16, 11)
+    cfg = MmaConfig(4, 1, 2 if form == "nk" else 1, SPLIT=split)
+    out = _poisoned(x, w, cfg, torch.float32)
+    assert rel_err(out, x, w) <= tol(torch.float32, k)
+    assert torch.equal(out, _poisoned(x, w, cfg, torch.float32))
+    assert all(int(c.abs().sum()) == 0 for c in _gemm._COUNTERS.values())
+    one = _poisoned(x, w, cfg._replace(SPLIT=1), torch.float32)
+    assert float((out - one).abs().max()) <= 1e-5 * float(one.abs().max())
+
+
+@needs_gpu
+@pytest.mark.parametrize("form", ["nk", "kn"])
+def test_split_k_under_concurrency(form: str) -> None:
+    """Many CTAs racing to arrive: 30 launches of a 4096 × 4096 product in 4 K ranges (1024 CTAs for the (N, K)
+    kernel, 256 for the (K, N) one) give bitwise the same output every time."""
+    n = k = 4096
+    w = weight(RECIPES["nvfp4-1x16"], form, n, k, 12)
+    x = activations(5, k, torch.bfloat16, 12)
+    cfg = MmaConfig(4, 1, 1, SPLIT=4)
+    first = _poisoned(x, w, cfg, torch.float32)
+    assert rel_err(first, x, w) <= tol(torch.float32, k)
+    for _ in range(30):
+        assert torch.equal(_poisoned(x, w, cfg, torch.float32), first)
+
+
+@needs_gpu
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16, torch.float32])
 def test_dtypes_through_w4a16_matmul(
@@ -129,6 +168,7 @@ def test_kn_routing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mod, "launch", lambda *a: taken.append(a[3]) or real(*a))
     x = activations(3, 256, torch.bfloat16, 5)
     for name, want in (("nvfp4-1x16", 1), ("int4-sym-fp16-g128", 0)):
+        taken.clear()
         w = weight(RECIPES[name], "kn", 128, 256, 5)
         out = w4a16_matmul(x, w, out_dtype=torch.float32)
         assert out is not None and rel_err(out, x, w) <= tol(torch.float32, 256)
@@ -249,10 +289,28 @@ def test_kn_needs_whole_words() -> None:
 def test_default_shapes_are_tuning_candidates() -> None:
     """Every default shape is one the tuner times and ``test_every_config`` runs; the candidates are distinct."""
     for form in ("nk", "kn"):
-        for n in (64, 4096, 8192, 14336):
-            p = _plan_for(RECIPES["int4-sym-fp16-g128"], n, 256, form)
+        for n, k in itertools.product((64, 4096, 8192, 14336), (256, 4096, 8192)):
+            p = _plan_for(RECIPES["int4-sym-fp16-g128"], n, k, form)
             cands = _w4a16._mma_candidates(16, p.pack_k)
             assert len(set(cands)) == len(cands)
             for m in (1, 8, 9, 16):
-                assert _w4a16._default_mma_config(m, p, 132) in cands, (form, n, m)
+                assert _w4a16._default_mma_config(m, p, 132) in cands, (form, n, k, m)
+
+
+def test_default_split_fills_the_gpu() -> None:
+    """A ``(K, N)`` weight with at most half a 64-output CTA per SM is split along K in 2 ranges where that makes
+    1.5 CTAs per SM, else in 4; more CTAs than that are not split."""
+    for n, sms in ((64, 132), (4096, 132), (4096, 78), (4096, 100), (8192, 132), (14336, 132)):
+        cfg = _w4a16._default_mma_config(1, _plan_for(RECIPES["nvfp4-1x16"], n, 256, "kn"), sms)
+        ctas = -(-n // 64)
+        assert (cfg.SPLIT > 1) == (2 * ctas <= sms)
+        assert cfg.SPLIT in (1, 4) or ctas * cfg.SPLIT >= 1.5 * sms
+
+
+def test_k_ranges_cover_every_chunk_once() -> None:
+    """The K ranges are whole steps of the K warps, none empty, at most the asked number, and they cover K."""
+    for nchunk, wk, split in itertools.product(range(1, 70), (1, 2, 4, 8, 16), range(1, 10)):
+        cps, ranges = _w4a16._k_ranges(nchunk, wk, split)
+        assert cps % wk == 0 and 1 <= ranges <= split
+        assert (ranges - 1) * cps < nchunk <= ranges * cps
     assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)

@@ -80,14 +80,16 @@ class Config(NamedTuple):
 class MmaConfig(NamedTuple):
     """A Gluon fragment kernel's shape: warps along K and along N, then for :mod:`._w4a16_mma` (``(N, K)`` weights)
     16-row tiles per N warp and for :mod:`._w4a16_mma_kn` (``(K, N)``) 32-bit words per thread and row (4 tiles each);
-    how many steps ahead the weight words are loaded (1 or 2; the ``(K, N)`` kernel always 1), and a register cap
-    (None: the compiler's choice)."""
+    how many steps ahead the weight words are loaded (1 or 2; the ``(K, N)`` kernel always 1), a register cap
+    (None: the compiler's choice), and the K ranges the CTAs of a row block split K into (their partials meet in a
+    workspace, the last CTA to finish adding them in a fixed order)."""
 
     WK: int
     WN: int
     RT: int
     AHEAD: int = 1
     maxnreg: int | None = None
+    SPLIT: int = 1
 
 
 class _Plan(NamedTuple):
@@ -263,25 +265,45 @@ def _split_for(m: int, bm: int, bn: int, p: _Plan, nk: int, sms: int) -> int:
     return s0
 
 
+def _k_ranges(nchunk: int, wk: int, split: int) -> tuple[int, int]:
+    """``(chunks per range, ranges)``: ``nchunk`` chunks cut into at most ``split`` ranges of whole steps of the
+    ``wk`` K warps (the last may be shorter), none empty."""
+    steps = -(-nchunk // wk)
+    cps = wk * -(-steps // max(1, min(split, steps)))
+    return cps, -(-nchunk // cps)
+
+
 def _default_mma_config(m: int, p: _Plan, sms: int) -> MmaConfig:
-    """The fragment kernel's shape without tuning, from the H200 sweeps (``benchmarks/results/h200_w4a16_mma*``):
-    8 K warps × 32 rows per CTA capped at 128 registers (two CTAs per SM) for M ≤ 8; for M 9–16, whose second x
-    column doubles the x registers, 4 K warps with the words two steps ahead; and where 32-row CTAs would not
-    give every SM one (N < 32 · SMs), 16-row CTAs of 8 K warps. ``(K, N)`` weights (``RT`` = words per thread and
-    row, 64 outputs per CTA): 4 K warps where that gives 1.5 CTAs per SM, else 8."""
+    """The fragment kernel's shape without tuning, from the H200 sweeps (``benchmarks/results/h200_w4a16_*``).
+
+    ``(N, K)`` weights: 8 K warps × 32 rows per CTA capped at 128 registers (two CTAs per SM) for M ≤ 8, or 4 K
+    warps with the words two steps ahead where K < 8192 (8 warps would take fewer than 8 steps each, and the CTA's
+    fixed start and end then dominate); for M 9–16, whose second x column doubles the x registers, 4 K warps with
+    the words two steps ahead, 64-row CTAs where that still gives 1.5 CTAs per SM. Where 32-row CTAs would not
+    give every SM one (N < 32 · SMs): 16-row CTAs of 8 K warps for M ≤ 8, two K ranges per row block for M > 8.
+    ``(K, N)`` weights (``RT`` = words per thread and row, 64 outputs per CTA): 4 K warps where that gives 1.5
+    CTAs per SM, else 8; where it gives at most half a CTA per SM (N = 4096), 4 K warps and K split in 2 or 4
+    ranges (2 where that makes 1.5 CTAs per SM; more was not measured)."""
     if not p.pack_k:
-        return MmaConfig(4, 1, 1) if p.n // 64 >= 1.5 * sms else MmaConfig(8, 1, 1)
+        ctas = -(-p.n // 64)
+        if 2 * ctas <= sms:
+            split = 2 if 2 * ctas >= 1.5 * sms else 4
+            return MmaConfig(4, 1, 1, SPLIT=split)
+        return MmaConfig(4, 1, 1) if ctas >= 1.5 * sms else MmaConfig(8, 1, 1)
     if -(-p.n // 32) < sms:
-        return MmaConfig(8, 1, 1, 1, 128)
-    return MmaConfig(8, 1, 2, 1, 128) if m <= 8 else MmaConfig(4, 1, 2, 2)
+        return MmaConfig(8, 1, 1, 1, 128) if m <= 8 else MmaConfig(4, 1, 2, 2, SPLIT=2)
+    if m > 8:
+        return MmaConfig(4, 1, 4) if p.n // 64 >= 1.5 * sms else MmaConfig(4, 1, 2, 2)
+    return MmaConfig(8, 1, 2, 1, 128) if p.k >= 8192 else MmaConfig(4, 1, 2, 2)
 
 
 def _mma_candidates(m: int, pack_k: bool) -> list[MmaConfig]:
     """The fragment kernels' shapes ``BRECCIA_TRITON_TUNE=1`` times (``pack_k``: the ``(N, K)`` kernel's)."""
     if not pack_k:
-        return [MmaConfig(8, 1, 1), MmaConfig(16, 1, 1), MmaConfig(4, 1, 1), MmaConfig(4, 1, 2)]
+        return [MmaConfig(8, 1, 1), MmaConfig(16, 1, 1), MmaConfig(4, 1, 1), MmaConfig(4, 1, 2),
+                MmaConfig(4, 1, 1, SPLIT=2), MmaConfig(4, 1, 1, SPLIT=4)]  # fmt: skip
     return [MmaConfig(8, 1, 2, 1, 128), MmaConfig(8, 1, 1, 1, 128), MmaConfig(4, 1, 2, 2), MmaConfig(8, 2, 1, 1, 128),
-            MmaConfig(4, 1, 1, 2)]  # fmt: skip
+            MmaConfig(4, 1, 1, 2), MmaConfig(4, 1, 4), MmaConfig(4, 1, 2, 2, SPLIT=2)]  # fmt: skip
 
 
 def _default_config(m: int, p: _Plan, sms: int) -> Config:

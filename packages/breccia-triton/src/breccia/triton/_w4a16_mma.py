@@ -41,9 +41,11 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
+from ._gemm import _split_buffers
+from ._w4a16 import _k_ranges
 from ._w4a16_decode import _word_ptx
 
-__all__ = ["w4a16_mma_kernel"]
+__all__ = ["split_k", "w4a16_mma_kernel"]
 
 
 @gluon.constexpr_function
@@ -128,11 +130,12 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
 
 
 @gluon.jit
-def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk,
+def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk,
            KIND: gl.constexpr, HAS_ZP: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
-    """Loop step ``it``'s weight loads (K warp ``b`` takes chunk ``it·WK + b``): its words, and what the decode needs
-    per word: INT4 the zero point (in the words' layout), NVFP4 the E4M3 bytes (two blocks per thread and row)."""
-    c = it * WK + w_b
+    """Loop step ``it``'s weight loads (K warp ``b`` takes chunk ``c0 + it·WK + b``, chunks from ``nchunk`` on are
+    masked): its words, and what the decode needs per word: INT4 the zero point (in the words' layout), NVFP4 the
+    E4M3 bytes (two blocks per thread and row)."""
+    c = c0 + it * WK + w_b
     # the words are read once: evict_first keeps them from pushing x and the scales out of L2 (−2 % measured)
     words = gl.load(w_ptr + w_off + c * 16, mask=(c < nchunk) & w_ok, other=0, eviction_policy="evict_first")
     if KIND == 0:
@@ -141,37 +144,61 @@ def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk
         else:
             z = words
     else:
-        cf = it * WK + f_b
+        cf = c0 + it * WK + f_b
         z = gl.load(s_ptr + f_off + cf * 8 * s_sk, mask=cf < nchunk, other=0)
     return words, z
 
 
 @gluon.jit
-def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, nchunk, s_sk, KIND: gl.constexpr, GK: gl.constexpr,
-           WK: gl.constexpr):  # fmt: skip
+def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND: gl.constexpr,
+           GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
     """Loop step ``it``'s x values (each thread its 32 consecutive values per token) and INT4 group scales (one per
     row, in the accumulator's row layout)."""
-    cx = it * WK + x_b
+    cx = c0 + it * WK + x_b
     xt = gl.load(x_ptr + x_off + cx * 128, mask=(cx < nchunk) & x_mok, other=0.0)
     sc = xt
     if KIND == 0:
-        cs = it * WK + s_b
+        cs = c0 + it * WK + s_b
         sc = gl.load(s_ptr + s_off + ((cs * 128) // GK) * s_sk, mask=cs < nchunk, other=0.0)
     return xt, sc
 
 
 @gluon.jit
+def _store_out(tot, o_n, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT: gl.constexpr):
+    """Stores ``tot`` (FP32, outputs ``o_n`` × tokens ``o_m``). With ``SPLIT`` > 1 K ranges (grid axis 1), as the
+    FP8 GEMM's split-K does (``_gemm._split_sum``): each CTA writes its partial to its slot of ``ws`` (SPLIT, M, N),
+    then counts itself in on its row block's counter (a CTA barrier, then one acquire-release atomic, so the partial
+    is visible before the count); the last to arrive adds the slots in slot order (the same sum whichever CTA came
+    last: deterministic), stores, and resets the counter. No second launch, which at ~10 µs would cost 10–20 %."""
+    ok = (o_m < M) & (o_n < N)
+    if SPLIT == 1:
+        gl.store(o_ptr + o_n * s_on + o_m * s_om, tot.to(o_ptr.dtype.element_ty), mask=ok)
+    else:
+        slot = ws_ptr + o_m * N + o_n
+        gl.store(slot + gl.program_id(1) * (M * N), tot, mask=ok)
+        gl.thread_barrier()
+        arrived = gl.atomic_add(cnt_ptr + gl.program_id(0), 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT - 1:
+            total = gl.load(slot, mask=ok, other=0.0, cache_modifier=".cg")
+            for s in gl.static_range(1, SPLIT):
+                total += gl.load(slot + s * (M * N), mask=ok, other=0.0, cache_modifier=".cg")
+            gl.store(o_ptr + o_n * s_on + o_m * s_om, total.to(o_ptr.dtype.element_ty), mask=ok)
+            gl.store(cnt_ptr + gl.program_id(0), 0)
+
+
+@gluon.jit
 def w4a16_mma_kernel(
-    x_ptr, w_ptr, s_ptr, zp_ptr, g_ptr, o_ptr,
-    M, N, K, s_xm, s_wr, s_sk, s_sn, s_zk, s_zn, s_om, s_on,
+    x_ptr, w_ptr, s_ptr, zp_ptr, g_ptr, o_ptr, ws_ptr, cnt_ptr,
+    M, N, K, cps, s_xm, s_wr, s_sk, s_sn, s_zk, s_zn, s_om, s_on,
     KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_ZP: gl.constexpr, HAS_G: gl.constexpr, GK: gl.constexpr,
     GN: gl.constexpr, WK: gl.constexpr, WN: gl.constexpr, RT: gl.constexpr, MT: gl.constexpr,
-    AHEAD: gl.constexpr,
+    AHEAD: gl.constexpr, SPLIT: gl.constexpr,
 ):  # fmt: skip
     """``out[m, n] = Σ_k x[m, k] · W[n, k]`` for M ≤ ``MT`` (8 or 16) and an ``(N, K)`` 4-bit weight whose rows are
     whole chunks of 128 codes (``w_ptr``: the int32 view, ``s_wr`` its row stride in words; ``x`` rows contiguous).
     KIND 0: INT4 (``GK`` codes per group, a multiple of 128, or 1 with ``s_sk = 0`` per channel); 1: NVFP4 (E4M3
-    bytes per 16 codes, ``GN`` rows per scale). Grid: one CTA per ``BN`` rows."""
+    bytes per 16 codes, ``GN`` rows per scale). Grid: one CTA per ``BN`` rows and K range of ``cps`` chunks
+    (``SPLIT`` ranges: see :func:`_store_out`)."""
     BN: gl.constexpr = 16 * RT * WN
     DT: gl.constexpr = x_ptr.dtype.element_ty
     BF16: gl.constexpr = gl.bfloat16 == DT
@@ -181,7 +208,11 @@ def w4a16_mma_kernel(
     LX: gl.constexpr = _x_layout(WK, WN, MT)
     SL: gl.constexpr = gl.SliceLayout(2, mma)
     row0 = gl.program_id(0) * BN
-    nchunk = K // 128
+    c0 = 0
+    nchunk = K // 128  # this CTA's chunks: c0 … nchunk − 1 (one range: the same code as without ranges)
+    if SPLIT > 1:
+        c0 = gl.program_id(1) * cps
+        nchunk = gl.minimum(c0 + cps, nchunk)
     w_b, w_r, w_c = _grid3(LW, WK, BN, 16)
     w_ok = row0 + w_r < N
     w_off = (row0 + w_r).to(gl.int64) * s_wr + w_c
@@ -196,18 +227,18 @@ def w4a16_mma_kernel(
     f_off = (gl.minimum(row0 + f_r, N - 1) // GN) * s_sn + f_c * s_sk
 
     acc = gl.zeros([WK, BN, MT], gl.float32, mma)
-    w0, z0 = _wload(0, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk, KIND, HAS_ZP,
+    w0, z0 = _wload(0, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND, HAS_ZP,
                     GK, WK)  # fmt: skip
     w1, z1 = w0, z0
     if AHEAD == 2:
-        w1, z1 = _wload(1, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk, KIND,
+        w1, z1 = _wload(1, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND,
                         HAS_ZP, GK, WK)  # fmt: skip
-    xt, sc = _xload(0, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, nchunk, s_sk, KIND, GK, WK)
-    for it in range(gl.cdiv(nchunk, WK)):
+    xt, sc = _xload(0, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK)
+    for it in range(gl.cdiv(nchunk - c0, WK)):
         # the weight words AHEAD steps ahead and the next step's x are in flight during this step (registers)
-        wn, zn = _wload(it + AHEAD, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, nchunk, s_sk, s_zk,
+        wn, zn = _wload(it + AHEAD, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk,
                         KIND, HAS_ZP, GK, WK)  # fmt: skip
-        xt2, sc2 = _xload(it + 1, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, nchunk, s_sk, KIND, GK, WK)
+        xt2, sc2 = _xload(it + 1, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK)
         words, z = w0, z0
         if KIND == 0:
             base: gl.constexpr = (136.0 if SIGNED else 128.0) if BF16 else (1032.0 if SIGNED else 1024.0)
@@ -247,7 +278,7 @@ def w4a16_mma_kernel(
     OL: gl.constexpr = gl.SliceLayout(0, mma)
     o_r = gl.expand_dims(row0 + gl.arange(0, BN, layout=gl.SliceLayout(1, OL)), 1)
     o_m = gl.expand_dims(gl.arange(0, MT, layout=gl.SliceLayout(0, OL)), 0)
-    gl.store(o_ptr + o_r * s_on + o_m * s_om, tot.to(o_ptr.dtype.element_ty), mask=(o_m < M) & (o_r < N))
+    _store_out(tot, o_r, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT)
 
 
 def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
@@ -256,10 +287,22 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     m = x2.shape[0]
     bn = 16 * cfg.RT * cfg.WN
     s_sk, s_sn, s_zk, s_zn = p.strides[1:]
-    w4a16_mma_kernel[(-(-p.n // bn),)](
-        x2, p.words, p.scale, p.zp, p.g, out,
-        m, p.n, p.k, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
+    grid_n = -(-p.n // bn)
+    cps, split, ws, cnt = split_k(p.k // 128, cfg, m, p.n, out)
+    w4a16_mma_kernel[(grid_n, split)](
+        x2, p.words, p.scale, p.zp, p.g, out, ws, cnt,
+        m, p.n, p.k, cps, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
         KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GK=p.gk, GN=p.gn,
-        WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD,
+        WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD, SPLIT=split,
         num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg,
     )  # fmt: skip
+
+
+def split_k(nchunk: int, cfg: Any, m: int, n: int, out: Any) -> tuple[int, int, Any, Any]:
+    """``(chunks per CTA, K ranges, workspace, counters)`` for ``cfg``'s split of ``nchunk`` chunks
+    (:func:`._w4a16._k_ranges`); one range needs neither buffer (``out`` stands in for both)."""
+    cps, split = _k_ranges(nchunk, cfg.WK, cfg.SPLIT)
+    if split == 1:
+        return cps, 1, out, out
+    ws, cnt = _split_buffers(out.device, split, m, n)  # counters: at least N / 16, one per row block
+    return cps, split, ws, cnt

@@ -34,7 +34,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
-from ._w4a16_mma import _grid3, _klog, _x_layout
+from ._w4a16_mma import _grid3, _klog, _store_out, _x_layout, split_k
 
 __all__ = ["w4a16_mma_kn_kernel"]
 
@@ -116,42 +116,43 @@ def _n_of_row(r, W: gl.constexpr):
 
 
 @gluon.jit
-def _loads(it, w_ptr, x_ptr, s_ptr, w_off, b4, w_ok, x_off, x_b, x_mok, f_off, f_b, f_okn, s_off, s_b, nchunk, s_wk,
-           s_sk, KIND: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
-    """Loop step ``it``'s loads (K warp ``b`` takes chunk ``it·WK + b``): the words of rows 2r and 2r + 1, x, and the
-    scales: INT4 the group scale of each row (in the accumulator's row layout), NVFP4 the block-scale words of lane
-    t's block (``4·chunk + t``), four outputs' E4M3 bytes each."""
-    c4 = it * WK + b4
+def _loads(it, w_ptr, x_ptr, s_ptr, w_off, b4, w_ok, x_off, x_b, x_mok, f_off, f_b, f_okn, s_off, s_b, c0, nchunk,
+           s_wk, s_sk, KIND: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
+    """Loop step ``it``'s loads (K warp ``b`` takes chunk ``c0 + it·WK + b``; from ``nchunk`` on, masked): the
+    words of rows 2r and 2r + 1, x, and the scales: INT4 the group scale of each row (in the accumulator's row
+    layout), NVFP4 the block-scale words of lane t's block (``4·chunk + t``), four outputs' E4M3 bytes each."""
+    c4 = c0 + it * WK + b4
     ok = (c4 < nchunk) & w_ok
     wa = gl.load(w_ptr + w_off + c4.to(gl.int64) * (64 * s_wk), mask=ok, other=0, eviction_policy="evict_first")
     wb = gl.load(w_ptr + w_off + s_wk + c4.to(gl.int64) * (64 * s_wk), mask=ok, other=0, eviction_policy="evict_first")
-    cx = it * WK + x_b
+    cx = c0 + it * WK + x_b
     xt = gl.load(x_ptr + x_off + cx * 64, mask=(cx < nchunk) & x_mok, other=0.0)
     f0 = wa
     f1 = wa
     if KIND == 1:
-        cf = it * WK + f_b
+        cf = c0 + it * WK + f_b
         fok = (cf < nchunk) & f_okn
         f0 = gl.load(s_ptr + f_off + cf * (4 * s_sk), mask=fok, other=0)
         f1 = gl.load(s_ptr + f_off + 1 + cf * (4 * s_sk), mask=fok, other=0)
         sc = f0
     else:
-        cs = it * WK + s_b
+        cs = c0 + it * WK + s_b
         sc = gl.load(s_ptr + s_off + ((cs * 64) // GK) * s_sk, mask=cs < nchunk, other=0.0)
     return wa, wb, xt, f0, f1, sc
 
 
 @gluon.jit
 def w4a16_mma_kn_kernel(
-    x_ptr, w_ptr, s_ptr, g_ptr, o_ptr,
-    M, N, K, s_xm, s_wk, s_sk, s_sn, s_om, s_on,
+    x_ptr, w_ptr, s_ptr, g_ptr, o_ptr, ws_ptr, cnt_ptr,
+    M, N, K, cps, s_xm, s_wk, s_sk, s_sn, s_om, s_on,
     KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_G: gl.constexpr, GK: gl.constexpr,
-    WK: gl.constexpr, WN: gl.constexpr, W: gl.constexpr, MT: gl.constexpr,
+    WK: gl.constexpr, WN: gl.constexpr, W: gl.constexpr, MT: gl.constexpr, SPLIT: gl.constexpr,
 ):  # fmt: skip
     """``out[m, n] = Σ_k x[m, k] · W[k, n]`` for M ≤ ``MT`` and a ``(K, N)`` 4-bit weight read as int32 words
     (``w_ptr``, ``s_wk`` words per row; N a multiple of 8, K of 64). KIND 0: INT4 without zero point (``GK`` a
     multiple of 64, or 1 with ``s_sk = 0`` per channel; ``s_ptr`` the scales); 1: NVFP4 1×16 (``s_ptr`` the E4M3
-    scales as int32 words of four, ``s_sk`` their row stride in words). Grid: one CTA per ``64·W·WN`` outputs."""
+    scales as int32 words of four, ``s_sk`` their row stride in words). Grid: one CTA per ``64·W·WN`` outputs and
+    K range of ``cps`` chunks (``SPLIT`` ranges, as in :func:`._w4a16_mma._store_out`)."""
     BN: gl.constexpr = 64 * W * WN
     NW: gl.constexpr = 8 * W * WN
     DT: gl.constexpr = x_ptr.dtype.element_ty
@@ -161,7 +162,11 @@ def w4a16_mma_kn_kernel(
     LX: gl.constexpr = _x_layout(WK, WN, MT, 16)
     SL: gl.constexpr = gl.SliceLayout(2, mma)
     n0 = gl.program_id(0) * BN
-    nchunk = K // 64
+    c0 = 0
+    nchunk = K // 64  # this CTA's chunks: c0 … nchunk − 1 (one range: the same code as without ranges)
+    if SPLIT > 1:
+        c0 = gl.program_id(1) * cps
+        nchunk = gl.minimum(c0 + cps, nchunk)
     b4, t4, q4, w4 = _grid4(L4, WK, 4, 8, NW)  # K warp, lane t, row pair q = 2s + h, word column
     w_ok = n0 // 8 + w4 < N // 8
     w_off = (t4 * 16 + q4 * 2).to(gl.int64) * s_wk + n0 // 8 + w4
@@ -177,11 +182,11 @@ def w4a16_mma_kn_kernel(
 
     acc = gl.zeros([WK, BN, MT], gl.float32, mma)
     wa, wb, xt, f0, f1, sc = _loads(0, w_ptr, x_ptr, s_ptr, w_off, b4, w_ok, x_off, x_b, x_mok, f_off, f_b, f_okn,
-                                    s_off, s_b, nchunk, s_wk, s_sk, KIND, GK, WK)  # fmt: skip
-    for it in range(gl.cdiv(nchunk, WK)):
+                                    s_off, s_b, c0, nchunk, s_wk, s_sk, KIND, GK, WK)  # fmt: skip
+    for it in range(gl.cdiv(nchunk - c0, WK)):
         # the next step's words, x and scales are in flight during this step (a register double buffer)
         wa2, wb2, xt2, f02, f12, sc2 = _loads(it + 1, w_ptr, x_ptr, s_ptr, w_off, b4, w_ok, x_off, x_b, x_mok, f_off,
-                                              f_b, f_okn, s_off, s_b, nchunk, s_wk, s_sk, KIND, GK, WK)  # fmt: skip
+                                              f_b, f_okn, s_off, s_b, c0, nchunk, s_wk, s_sk, KIND, GK, WK)  # fmt: skip
         if KIND == 0:
             o = gl.inline_asm_elementwise(_int4_kn_ptx(BF16, SIGNED), "=h," * 16 + "r,r", [wa, wb],
                                           dtype=(xt.dtype,) * 16, is_pure=True, pack=1)  # fmt: skip
@@ -221,7 +226,7 @@ def w4a16_mma_kn_kernel(
     OL: gl.constexpr = gl.SliceLayout(0, mma)
     o_n = gl.expand_dims(n0 + _n_of_row(gl.arange(0, BN, layout=gl.SliceLayout(1, OL)), W), 1)
     o_m = gl.expand_dims(gl.arange(0, MT, layout=gl.SliceLayout(0, OL)), 0)
-    gl.store(o_ptr + o_n * s_on + o_m * s_om, tot.to(o_ptr.dtype.element_ty), mask=(o_m < M) & (o_n < N))
+    _store_out(tot, o_n, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT)
 
 
 def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
@@ -233,9 +238,12 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
         scale, s_sk, s_sn = p.kn_scale32, p.kn_scale32.stride(0), 1
     else:
         scale, (s_sk, s_sn) = p.scale, p.strides[1:3]
-    w4a16_mma_kn_kernel[(-(-p.n // bn),)](
-        x2, p.kn_words, scale, p.g, out,
-        m, p.n, p.k, x2.stride(0), p.kn_words.stride(0), s_sk, s_sn, out.stride(0), out.stride(1),
+    grid_n = -(-p.n // bn)
+    cps, split, ws, cnt = split_k(p.k // 64, cfg, m, p.n, out)
+    w4a16_mma_kn_kernel[(grid_n, split)](
+        x2, p.kn_words, scale, p.g, out, ws, cnt,
+        m, p.n, p.k, cps, x2.stride(0), p.kn_words.stride(0), s_sk, s_sn, out.stride(0), out.stride(1),
         KIND=p.kind, SIGNED=p.flags[0], HAS_G=p.flags[2], GK=p.gk,
-        WK=cfg.WK, WN=cfg.WN, W=cfg.RT, MT=8 if m <= 8 else 16, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg,
+        WK=cfg.WK, WN=cfg.WN, W=cfg.RT, MT=8 if m <= 8 else 16, SPLIT=split,
+        num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg,
     )  # fmt: skip
