@@ -4,6 +4,7 @@ Triton kernels."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -12,7 +13,13 @@ import triton
 
 def gluon_module(name: str) -> ModuleType | None:
     """``breccia.triton.<name>``, or None where this Triton is older than 3.6 or has no Gluon of 3.6's shape."""
-    if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 6):
+    return _module(name, triton.__version__)
+
+
+@functools.cache
+def _module(name: str, version: str) -> ModuleType | None:
+    """Cached per Triton version: asked on every W4A16 call, whose host path is part of an eager decode step."""
+    if tuple(int(v) for v in version.split(".")[:2]) < (3, 6):
         return None
     try:
         return importlib.import_module(f"{__package__}.{name}")
