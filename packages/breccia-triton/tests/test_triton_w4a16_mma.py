@@ -17,7 +17,7 @@ from _w4a16_common import DEVICE, activations, fill_every_code, rel_err, tol, we
 
 import breccia
 from breccia._errors import ShapeError
-from breccia.triton import _gemm, _w4a16
+from breccia.triton import _gemm, _w4a16, _w4a16_tiles
 from breccia.triton._gluon import gluon_module
 from breccia.triton._w4a16 import Config, MmaConfig, w4a16_matmul
 
@@ -310,7 +310,7 @@ def test_default_split_fills_the_gpu() -> None:
 def test_k_ranges_cover_every_chunk_once() -> None:
     """The K ranges are whole steps of the K warps, none empty, at most the asked number, and they cover K."""
     for nchunk, wk, split in itertools.product(range(1, 70), (1, 2, 4, 8, 16), range(1, 10)):
-        cps, ranges = _w4a16._k_ranges(nchunk, wk, split)
+        cps, ranges = _w4a16_tiles._k_ranges(nchunk, wk, split)
         assert cps % wk == 0 and 1 <= ranges <= split
         assert (ranges - 1) * cps < nchunk <= ranges * cps
     assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)

@@ -19,14 +19,18 @@ follows with one register permute per pair.
 
 Work split. A CTA owns ``BN = 16·RT·WN`` weight rows: ``WN`` warps along N, each ``RT`` row tiles of 16, and ``WK``
 warps along K that take alternate 128-wide chunks (a batched MMA with the warps on the batch axis). The ``WK``
-partial sums meet once, in shared memory, at the end: one launch, no workspace, no atomics, deterministic. Every
+partial sums meet once, in shared memory, at the end: one launch, no workspace, no atomics, deterministic. Where
+the row blocks alone would leave SMs idle, ``SPLIT`` CTAs per row block take K ranges and meet in a workspace, the
+last to arrive adding the partials in a fixed order (:func:`_store_out`; still one launch, still deterministic). Every
 CTA reads all of ``x`` from L2 (``N/BN · M·K·2`` bytes: at M = 16 and BN = 32 that is twice the weight's bytes),
 one reason M = 16 runs slower than M ≤ 8.
 
 What limits it (H200, ``benchmarks/NOTES.md``): with the decode replaced by plain moves, INT4 at 8192×8192, M = 1
-takes 12.9 µs against 14.4 µs with it, so the loads and the per-warp chain of K steps, not the decode, bound it (2.6
-TB/s of the ~3.3 a plain stream reaches). The weight words are loaded one step ahead in registers; two steps ahead,
-or a ``cp.async`` ring in shared memory, measured slower.
+takes 12.7 µs against 14.5 µs with it, so the loads, not the decode, bound it. A kernel that only reads the same
+bytes takes 9.2 µs with many small CTAs but 12.2 µs with this kernel's 264 long ones: the loads run near bandwidth
+once started, and what is left is the single wave's start and end, which every CTA pays at once. The weight words
+are loaded one step ahead in registers; two steps ahead, a ``cp.async`` ring in shared memory, an L2 bulk
+prefetch and a K split into more, shorter CTAs all measured slower there.
 
 Exactness is the Triton kernels' (see :mod:`._w4a16`): INT4 ``q − zp`` and NVFP4 E2M1 × E4M3 are exact in bf16,
 the INT4 group scale multiplies each chunk's FP32 partial (groups are whole chunks: ``GK`` a multiple of 128), the
@@ -42,8 +46,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
 from ._gemm import _split_buffers
-from ._w4a16 import _k_ranges
 from ._w4a16_decode import _word_ptx
+from ._w4a16_tiles import _k_ranges
 
 __all__ = ["split_k", "w4a16_mma_kernel"]
 
@@ -300,7 +304,7 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
 
 def split_k(nchunk: int, cfg: Any, m: int, n: int, out: Any) -> tuple[int, int, Any, Any]:
     """``(chunks per CTA, K ranges, workspace, counters)`` for ``cfg``'s split of ``nchunk`` chunks
-    (:func:`._w4a16._k_ranges`); one range needs neither buffer (``out`` stands in for both)."""
+    (:func:`._w4a16_tiles._k_ranges`); one range needs neither buffer (``out`` stands in for both)."""
     cps, split = _k_ranges(nchunk, cfg.WK, cfg.SPLIT)
     if split == 1:
         return cps, 1, out, out

@@ -20,9 +20,10 @@ permuted, each consistently with its partner: the output n through the store add
   multiply the sum.
 
 K warps take alternate chunks (a batched MMA, warps on the batch axis) and meet once in shared memory at the end.
-A CTA owns 64 outputs per word per thread, so N = 4096 gives only 64 CTAs; on the H200 NVFP4 runs at 1.53–1.55×
-bf16 cuBLAS at M = 1 for N ≥ 8192 and 0.98× at N = 4096 (the byte kernel: 0.79–0.87×). INT4 measured no better than
-the byte kernel and stays there by default (``benchmarks/NOTES.md``).
+A CTA owns 64 outputs per word per thread, so N = 4096 gives only 64 CTAs: there the default splits K in 4 ranges
+per CTA column (:func:`._w4a16_mma._store_out`). On the H200 NVFP4 runs at 1.48–1.63× bf16 cuBLAS at M = 1 (0.98× at
+N = 4096 before the split; the byte kernel: 0.79–0.87×). INT4 measured no better than the byte kernel and stays
+there by default (``benchmarks/NOTES.md``).
 """
 
 from __future__ import annotations
