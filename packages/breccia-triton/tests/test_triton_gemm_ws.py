@@ -24,9 +24,9 @@ WS_SHAPES = [(300, 384, 264), (129, 128, 136), (1000, 1040, 520), (257, 256, 100
 @needs_sm90
 @pytest.mark.parametrize(("m", "k", "n"), WS_SHAPES)
 @pytest.mark.parametrize("mode", ["tensor", "row", "block"])
-@pytest.mark.parametrize("name", list(_gemm_ws.WS_CONFIGS))
+@pytest.mark.parametrize("name", [*_gemm_ws.WS_CONFIGS, "small M"])
 def test_ws_kernel(m: int, k: int, n: int, mode: str, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_gemm_ws, "FORCE", _gemm_ws.WS_CONFIGS[name])
+    monkeypatch.setattr(_gemm_ws, "FORCE", _gemm_ws.WS_CONFIGS.get(name, _gemm_ws.SMALL_M))
     a, b, wq = _tma_operands(m, k, n, mode)
     bd, bs = _weight_args(wq, mode)
     assert _gemm_ws.applies(a.data, bd, torch.float32)
@@ -71,15 +71,21 @@ def test_ws_mixed_formats() -> None:
 
 
 @needs_sm90
-@pytest.mark.parametrize(("m", "expected"), [(129, True), (128, False)])
-def test_auto_takes_the_ws_kernel_above_128_rows(m: int, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("m", "mode", "expected"),
+    [(129, "block", None), (129, "tensor", None), (128, "block", _gemm_ws.SMALL_M), (65, "block", _gemm_ws.SMALL_M),
+     (64, "block", False), (128, "tensor", False)],
+)  # fmt: skip
+def test_auto_takes_the_ws_kernel(m: int, mode: str, expected: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 128 rows every mode with the default config; 65–128 rows blockwise only, with 64-wide N tiles; from
+    64 rows down the Triton kernels (``expected`` False)."""
     calls: list[object] = []
     real = _gemm_ws.gemm_ws
     monkeypatch.setattr(_gemm_ws, "gemm_ws", lambda *a: calls.append(a[-1]) or real(*a))
-    a, b, wq = _tma_operands(m, 256, 256, "block")
-    bd, bs = _weight_args(wq, "block")
-    out = scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32)
-    assert bool(calls) is expected
+    a, b, wq = _tma_operands(m, 256, 528, mode)
+    bd, bs = _weight_args(wq, mode)
+    out = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32)
+    assert calls == ([] if expected is False else [expected])
     assert _rel_err(out, a, b) < TOL
 
 

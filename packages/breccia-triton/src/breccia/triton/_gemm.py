@@ -266,10 +266,10 @@ def scaled_gemm(
             )
         gws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
         return c
-    if impl == "auto" and config is None and m > 128:
+    if impl == "auto" and config is None and (m > 128 or (m > 64 and mode == "block")):
         gws = _ws_module()
         if gws is not None and gws.applies(a, b, out_dtype):  # sm_90: the warp-specialised kernel
-            gws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)
+            gws.gemm_ws(a, sa2, b, sb2, MODES[mode], c, None if m > 128 else gws.SMALL_M)
             return c
     use_tma = impl == "tma" or (impl == "auto" and config is None)
     tma_cfg = _gemm_tma.pick_config(m, n, k) if use_tma else None

@@ -40,7 +40,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 
 from ._gemm_tma import _num_sms, _tile_coords, scale_operands  # the tile order is the Triton kernel's (same SASS)
 
-__all__ = ["WS_CONFIGS", "WsConfig", "applies", "default_config", "gemm_ws"]
+__all__ = ["SMALL_M", "WS_CONFIGS", "WsConfig", "applies", "default_config", "gemm_ws"]
 
 _HALF = 64  # rows per consumer warpgroup (one wgmma M extent)
 
@@ -222,6 +222,12 @@ WS_CONFIGS: dict[str, WsConfig] = {
     "128x128 s4 g16": WsConfig(128, 4, 16),
 }
 
+
+# Blockwise products of 65–128 rows: one 128-row tile row, so 128-wide N tiles leave SMs idle (56 tiles at N = 7168);
+# 64-wide ones with six slots measured 0.96× cuBLAS at 128×7168×2048 and 1.17× at 128×4096×7168 on an H200, where
+# the Triton split-K kernel gave 0.90× and 1.13× (benchmarks/probe_gemm_small_m.py, results/h200_gemm_small_m_ws.md).
+# At 64 rows half of each tile is padding, and the Triton kernel stays faster (1.12–1.53×).
+SMALL_M = WsConfig(64, 6)
 
 FORCE: WsConfig | None = None  # the benchmarks' override
 
