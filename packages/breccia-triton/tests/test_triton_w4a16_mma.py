@@ -295,6 +295,7 @@ def test_default_shapes_are_tuning_candidates() -> None:
             assert len(set(cands)) == len(cands)
             for m in (1, 8, 9, 16):
                 assert _w4a16._default_mma_config(m, p, 132) in cands, (form, n, k, m)
+    assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)
 
 
 def test_default_split_fills_the_gpu() -> None:
@@ -313,4 +314,3 @@ def test_k_ranges_cover_every_chunk_once() -> None:
         cps, ranges = _w4a16_tiles._k_ranges(nchunk, wk, split)
         assert cps % wk == 0 and 1 <= ranges <= split
         assert (ranges - 1) * cps < nchunk <= ranges * cps
-    assert isinstance(_w4a16._default_config(1, _plan_for(RECIPES["int4-sym-fp16-g128"], 64, 256), 132), Config)
