@@ -168,6 +168,18 @@ def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KI
 
 
 @gluon.jit
+def _k_range(K, cps, CHUNK: gl.constexpr, SPLIT: gl.constexpr):
+    """This CTA's chunks of ``CHUNK`` K values, ``c0 … end − 1``: all of K with one range (constants, so the code is
+    the same as without ranges: computing them at run time cost NVFP4 17.1 → 20.4 µs on an H200), else range
+    ``program_id(1)`` of ``cps`` chunks."""
+    if SPLIT > 1:
+        c0 = gl.program_id(1) * cps
+        return c0, gl.minimum(c0 + cps, K // CHUNK)
+    else:
+        return 0, K // CHUNK
+
+
+@gluon.jit
 def _store_out(tot, o_n, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT: gl.constexpr):
     """Stores ``tot`` (FP32, outputs ``o_n`` × tokens ``o_m``). With ``SPLIT`` > 1 K ranges (grid axis 1), as the
     FP8 GEMM's split-K does (``_gemm._split_sum``): each CTA writes its partial to its slot of ``ws`` (SPLIT, M, N),
@@ -212,11 +224,7 @@ def w4a16_mma_kernel(
     LX: gl.constexpr = _x_layout(WK, WN, MT)
     SL: gl.constexpr = gl.SliceLayout(2, mma)
     row0 = gl.program_id(0) * BN
-    c0 = 0
-    nchunk = K // 128  # this CTA's chunks: c0 … nchunk − 1 (one range: the same code as without ranges)
-    if SPLIT > 1:
-        c0 = gl.program_id(1) * cps
-        nchunk = gl.minimum(c0 + cps, nchunk)
+    c0, nchunk = _k_range(K, cps, 128, SPLIT)
     w_b, w_r, w_c = _grid3(LW, WK, BN, 16)
     w_ok = row0 + w_r < N
     w_off = (row0 + w_r).to(gl.int64) * s_wr + w_c

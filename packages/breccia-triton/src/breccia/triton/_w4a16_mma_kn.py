@@ -35,7 +35,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
-from ._w4a16_mma import _grid3, _klog, _store_out, _x_layout, split_k
+from ._w4a16_mma import _grid3, _k_range, _klog, _store_out, _x_layout, split_k
 
 __all__ = ["w4a16_mma_kn_kernel"]
 
@@ -163,11 +163,7 @@ def w4a16_mma_kn_kernel(
     LX: gl.constexpr = _x_layout(WK, WN, MT, 16)
     SL: gl.constexpr = gl.SliceLayout(2, mma)
     n0 = gl.program_id(0) * BN
-    c0 = 0
-    nchunk = K // 64  # this CTA's chunks: c0 … nchunk − 1 (one range: the same code as without ranges)
-    if SPLIT > 1:
-        c0 = gl.program_id(1) * cps
-        nchunk = gl.minimum(c0 + cps, nchunk)
+    c0, nchunk = _k_range(K, cps, 64, SPLIT)
     b4, t4, q4, w4 = _grid4(L4, WK, 4, 8, NW)  # K warp, lane t, row pair q = 2s + h, word column
     w_ok = n0 // 8 + w4 < N // 8
     w_off = (t4 * 16 + q4 * 2).to(gl.int64) * s_wk + n0 // 8 + w4
