@@ -5,9 +5,8 @@ Each config is first checked (relative error against an FP64 product, NaN-poison
 over cold weight copies (CUDA graph, ``bench_triton_w4a16._graph_us``). ``FAKE=1`` replaces the decode by plain
 moves (wrong numbers, no error check): the time without the decode's instructions, i.e. what the loads and MMAs
 alone cost. Environment: ``CFGS="WK,WN,RT,AHEAD[,MAXNREG[,SPLIT]];…"`` (MAXNREG 0: none), ``MS="1,4,16"``,
-``NSHAPES`` (1–3), ``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel), ``kn`` (the ``(K, N)``
-one; ``RT`` is then the words per thread and row) or ``ws`` (the producer-fed ``(N, K)`` kernel of
-``_w4a16_ws``; configs ``WK,RT,STAGES,CTAS[,MAXNREG]``). Prints one markdown row per (shape, M, recipe)."""
+``NSHAPES`` (1–3), ``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)``
+one; ``RT`` is then the words per thread and row). Prints one markdown row per (shape, M, recipe)."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ import breccia
 from breccia.triton import _w4a16 as W
 from breccia.triton import _w4a16_mma as G
 from breccia.triton import _w4a16_mma_kn as GKN
-from breccia.triton import _w4a16_ws as GWS
 
 SHAPES = [(8192, 8192), (4096, 14336), (14336, 4096)]
 RECIPES = {
@@ -44,13 +42,10 @@ def _fake_decode() -> None:
         return "{\n" + "".join(f"mov.b32 {{${2 * i}, ${2 * i + 1}}}, $8;\n" for i in range(4)) + "}"
 
     G._word_ptx = fake
-    GWS._word_ptx = fake
 
 
-def _config(text: str, form: str) -> Any:
+def _config(text: str) -> W.MmaConfig:
     v = [int(t) for t in text.split(",")]
-    if form == "ws":
-        return GWS.WsConfig(*v[:4], (v[4] or None) if len(v) > 4 else None)
     return W.MmaConfig(*v[:4], (v[4] or None) if len(v) > 4 else None, *v[5:6])
 
 
@@ -59,8 +54,8 @@ def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig
     w = torch.randn(n, k, device="cuda") * 0.02
     x = torch.randn(m, k, device="cuda").bfloat16()
     t_ref = _graph_us([lambda wb=wb: x @ wb.T for wb in [w.bfloat16() for _ in range(2)]])
-    st, nbytes, ref = _weight(w, recipe, "kn" if form == "kn" else "nk", x)
-    mod = {"nk": G, "kn": GKN, "ws": GWS}[form]
+    st, nbytes, ref = _weight(w, recipe, form, x)
+    mod = G if form == "nk" else GKN
     copies = _copies(st, nbytes)
     plans = [W._plan(c) for c in copies]
     t_routed = _graph_us([lambda c=c: W.w4a16_matmul(x, c) for c in copies])
@@ -88,15 +83,14 @@ def main() -> None:
     fake = os.environ.get("FAKE") == "1"
     if fake:
         _fake_decode()
-    form = os.environ.get("FORM", "nk")
-    cfgs = [_config(c, form) for c in os.environ.get("CFGS", "8,1,2,1,128;4,1,2,2").split(";")]
+    cfgs = [_config(c) for c in os.environ.get("CFGS", "8,1,2,1,128;4,1,2,2").split(";")]
     ms = [int(v) for v in os.environ.get("MS", "1,4,16").split(",")]
     names = os.environ.get("RECIPES", ";".join(RECIPES)).split(";")
     t0 = time.monotonic()
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
     for (n, k), m in itertools.product(SHAPES[: int(os.environ.get("NSHAPES", "1"))], ms):
         for rname in names:
-            print(_row(n, k, m, rname, RECIPES[rname], cfgs, fake, form), flush=True)
+            print(_row(n, k, m, rname, RECIPES[rname], cfgs, fake, os.environ.get("FORM", "nk")), flush=True)
     print(f"done in {time.monotonic() - t0:.0f}s")
 
 

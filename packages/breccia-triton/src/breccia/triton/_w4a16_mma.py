@@ -133,15 +133,31 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
     return a, b, c
 
 
+# INT4 words at M ≤ 8 through the read-only path: one 16-byte ``ld.global.nc`` per row and chunk, evict-first, no L1
+# allocation, at a clamped address instead of a mask, with the words one step ahead. On an H200 (benchmarks/NOTES.md)
+# 14.5 → 13.9 µs at 8192×8192, M = 1; NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16 shapes were
+# slower with it, so they keep ``gl.load``.
+_LDG_PTX = gl.constexpr(
+    "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+    "ld.global.nc.L1::no_allocate.L2::cache_hint.L2::128B.v4.b32 {$0, $1, $2, $3}, [$4], pol;\n}"
+)
+
+
 @gluon.jit
 def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk,
-           KIND: gl.constexpr, HAS_ZP: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
+           KIND: gl.constexpr, HAS_ZP: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr,
+           NC: gl.constexpr = False):  # fmt: skip
     """Loop step ``it``'s weight loads (K warp ``b`` takes chunk ``c0 + it·WK + b``, chunks from ``nchunk`` on are
     masked): its words, and what the decode needs per word: INT4 the zero point (in the words' layout), NVFP4 the
     E4M3 bytes (two blocks per thread and row)."""
     c = c0 + it * WK + w_b
     # the words are read once: evict_first keeps them from pushing x and the scales out of L2 (−2 % measured)
-    words = gl.load(w_ptr + w_off + c * 16, mask=(c < nchunk) & w_ok, other=0, eviction_policy="evict_first")
+    if NC:  # clamped, not masked: chunks past the range meet x = 0, rows past N are not stored (w_off clamps them)
+        words = gl.inline_asm_elementwise(_LDG_PTX, "=r,=r,=r,=r,l,l,l,l",
+                                          [w_ptr + w_off + gl.minimum(c, nchunk - 1) * 16], dtype=gl.int32,
+                                          is_pure=True, pack=4)  # fmt: skip
+    else:
+        words = gl.load(w_ptr + w_off + c * 16, mask=(c < nchunk) & w_ok, other=0, eviction_policy="evict_first")
     if KIND == 0:
         if HAS_ZP:  # noqa: SIM108  (a constexpr branch: only the taken side is compiled)
             z = gl.load(zp_ptr + z_off + ((c * 128) // GK) * s_zk, mask=(c < nchunk) & w_ok, other=0)
@@ -227,7 +243,8 @@ def w4a16_mma_kernel(
     c0, nchunk = _k_range(K, cps, 128, SPLIT)
     w_b, w_r, w_c = _grid3(LW, WK, BN, 16)
     w_ok = row0 + w_r < N
-    w_off = (row0 + w_r).to(gl.int64) * s_wr + w_c
+    NC: gl.constexpr = KIND == 0 and MT == 8 and AHEAD == 1
+    w_off = (gl.minimum(row0 + w_r, N - 1) if NC else row0 + w_r).to(gl.int64) * s_wr + w_c
     x_b, x_m, x_c = _grid3(LX, WK, MT, 128)
     x_off = x_m * s_xm + x_c
     x_mok = x_m < M
@@ -240,7 +257,7 @@ def w4a16_mma_kernel(
 
     acc = gl.zeros([WK, BN, MT], gl.float32, mma)
     w0, z0 = _wload(0, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND, HAS_ZP,
-                    GK, WK)  # fmt: skip
+                    GK, WK, NC)  # fmt: skip
     w1, z1 = w0, z0
     if AHEAD == 2:
         w1, z1 = _wload(1, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND,
@@ -249,7 +266,7 @@ def w4a16_mma_kernel(
     for it in range(gl.cdiv(nchunk - c0, WK)):
         # the weight words AHEAD steps ahead and the next step's x are in flight during this step (registers)
         wn, zn = _wload(it + AHEAD, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk,
-                        KIND, HAS_ZP, GK, WK)  # fmt: skip
+                        KIND, HAS_ZP, GK, WK, NC)  # fmt: skip
         xt2, sc2 = _xload(it + 1, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK)
         words, z = w0, z0
         if KIND == 0:
