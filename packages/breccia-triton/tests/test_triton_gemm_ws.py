@@ -40,59 +40,6 @@ def test_ws_kernel(m: int, k: int, n: int, mode: str, name: str, monkeypatch: py
         assert torch.equal(out, again)  # no atomics, no split: the same bits every run
 
 
-@pytest.mark.parametrize(
-    ("tiles", "progs", "k_tiles", "expected"),
-    [
-        (4096, 132, 64, (4092, 8)),  # 8192³: 31 rounds and 4 tiles, each cut into 8 K ranges
-        (4096, 132, 8, (4092, 2)),  # short K: ranges of at least 4 K blocks
-        (4096, 132, 7, (4096, 1)),  # too short to cut
-        (1792, 132, 128, (1792, 1)),  # the last round keeps 76 of 132 CTAs busy: left alone
-        (7168, 132, 16, (7128, 3)),  # 40 tiles: 3 ranges each fill 120 CTAs
-        (264, 132, 64, (264, 1)),  # whole rounds
-        (100, 132, 64, (100, 1)),  # one partial round of a grid with fewer CTAs than SMs
-    ],
-)  # fmt: skip
-def test_tail_split_rule(tiles: int, progs: int, k_tiles: int, expected: tuple[int, int]) -> None:
-    """Which tiles are cut (host-side arithmetic, so it runs everywhere): only a last round with at most half the
-    CTAs busy, at most 8 ranges, at least 4 K blocks per range, and never more ranges than idle CTAs."""
-    full, sk = _gemm_ws._tail_split(tiles, progs, k_tiles)
-    assert (full, sk) == expected
-    assert full % progs == 0 or sk == 1
-    assert (tiles - full) * sk <= progs
-
-
-def _tail_shape() -> tuple[int, int, int]:
-    """M × N × K whose 128×128 tiles are the SM count plus 3 or 4 (a short last round), with partial tiles in M
-    and N and 37 K blocks (ranges of 4 and 5 blocks)."""
-    tn = -(-(torch.cuda.get_device_properties(0).multi_processor_count + 3) // 2)
-    return 200, 128 * 37, 128 * (tn - 1) + 72
-
-
-@needs_sm90
-@pytest.mark.parametrize("mode", ["tensor", "row", "block"])
-def test_tail_split(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The last round's tiles cut into K ranges: within tolerance of FP64, bitwise equal on every one of 20 runs
-    (the ranges are added in a fixed order whichever finishes last), within FP32 rounding of whole tiles, NaN-free
-    from a poisoned output, and every arrival counter back at zero."""
-    from breccia.triton import _gemm
-
-    m, k, n = _tail_shape()
-    assert _gemm_ws._tail_split(-(-m // 128) * -(-n // 128), _gemm_ws._num_sms(0), k // 128)[1] == 8
-    a, b, wq = _tma_operands(m, k, n, mode)
-    bd, bs = _weight_args(wq, mode)
-    torch.full((m, n), float("nan"), dtype=torch.float32, device=DEVICE)
-    out = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="ws")
-    assert not torch.isnan(out).any()
-    assert _rel_err(out, a, b) < TOL
-    for _ in range(20):
-        assert torch.equal(out, scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="ws"))
-    assert all(int(c.abs().sum()) == 0 for c in _gemm._COUNTERS.values())
-    monkeypatch.setattr(_gemm_ws, "TAIL_SPLIT", False)
-    whole = scaled_gemm(a.data, a.scale, bd, bs, mode, torch.float32, impl="ws")
-    assert float((out - whole).abs().max()) <= 1e-5 * float(whole.abs().max())
-    assert not torch.equal(out[:, -72:], whole[:, -72:])  # the split did run: its sums round differently
-
-
 @needs_sm90
 def test_tuning_picks_a_config_and_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """``BRECCIA_TRITON_TUNE=1``: the first call per shape class times every config and remembers the fastest; the

@@ -185,18 +185,13 @@ def _split_buffers(device: torch.device, split: int, m: int, n: int) -> tuple[to
     """The split-K slots (fresh: every slot is written before it is read) and the per-tile arrival counters, zero
     once and reset by the kernel itself, kept per device and stream (two streams must not share counters)."""
     ws = torch.empty((split, m, n), dtype=torch.float32, device=device)
-    return ws, _counters(device, triton.cdiv(m, 16) * triton.cdiv(n, 16))  # the most tiles any BM, BN ≥ 16 makes
-
-
-def _counters(device: torch.device, count: int) -> torch.Tensor:
-    """At least ``count`` arrival counters, zero, for ``device`` and its current stream (every kernel that counts on
-    them resets its own before it ends, so kernels in order on one stream can share them)."""
+    tiles = triton.cdiv(m, 16) * triton.cdiv(n, 16)  # the most tiles any BM, BN ≥ 16 makes
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
     key = (device.index or 0, stream) if device.type == "cuda" else (-1, 0)
     cnt = _COUNTERS.get(key)
-    if cnt is None or cnt.numel() < count:
-        cnt = _COUNTERS[key] = torch.zeros(max(count, 4096), dtype=torch.int32, device=device)
-    return cnt
+    if cnt is None or cnt.numel() < tiles:
+        cnt = _COUNTERS[key] = torch.zeros(max(tiles, 4096), dtype=torch.int32, device=device)
+    return ws, cnt
 
 
 def _ws_module() -> Any:

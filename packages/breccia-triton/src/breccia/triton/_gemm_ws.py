@@ -38,7 +38,6 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from ._gemm import _counters
 from ._gemm_tma import _num_sms, _tile_coords, scale_operands  # the tile order is the Triton kernel's (same SASS)
 
 __all__ = ["SMALL_M", "WS_CONFIGS", "WsConfig", "applies", "default_config", "gemm_ws"]
@@ -49,11 +48,11 @@ _HALF = 64  # rows per consumer warpgroup (one wgmma M extent)
 @gluon.jit
 def _producer(
     p, MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-    G: gl.constexpr, TAIL: gl.constexpr,
+    G: gl.constexpr,
 ):  # fmt: skip
     """One warp: walk the same tiles as the consumers and keep the slot ring full. (``G`` is unused: Gluon wants one
     signature for every worker partition.)"""
-    a_desc, b_desc, _c_desc, sa_desc, _sb_ptr, shape, _strides, bufs, bars, _c_smem, tail = p
+    a_desc, b_desc, _c_desc, sa_desc, _sb_ptr, shape, _strides, bufs, bars, _c_smem = p
     M, N, K = shape
     a_bufs, b_bufs, sa_bufs = bufs
     ready, empty = bars
@@ -65,12 +64,11 @@ def _producer(
     nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes + (512 if MODE == 2 else 0)
     m_pad = sa_desc.shape[0] // k_tiles if MODE == 2 else 0
     it = 0
-    for u in range(gl.program_id(0), tail[2], gl.num_programs(0)):
-        tile, kb0, nk, _q = _unit(u, tail, k_tiles, TAIL)
+    for tile in range(gl.program_id(0), num_pid_m * num_pid_n, gl.num_programs(0)):
         pid_m, pid_n = _tile_coords(tile, num_pid_m, num_pid_n, GROUP_M)
         om = pid_m * BM
         on = pid_n * BN
-        for ki in range(kb0, kb0 + nk):
+        for ki in range(k_tiles):
             s = it % STAGES
             mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
             mbarrier.expect(ready.index(s), nbytes)
@@ -114,7 +112,7 @@ def _retire(acc, part, sb, sa_bufs, empty, it, PENDING: gl.constexpr, MODE: gl.c
 @gluon.jit
 def _consumer(
     p, MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-    G: gl.constexpr, TAIL: gl.constexpr,
+    G: gl.constexpr,
 ):  # fmt: skip
     """One warpgroup: rows ``64·G … 64·G + 63`` of every tile; promotion to FP32 after each 128-K block.
 
@@ -122,120 +120,65 @@ def _consumer(
     waited for and added, so the additions overlap this warpgroup's own MMAs as well as the other's. The loop is
     unrolled by two so each in-flight accumulator keeps its registers (a loop-carried swap would need a copy, and
     copying an in-flight accumulator waits for it)."""
-    _a_desc, _b_desc, c_desc, sa_ptr, sb_ptr, shape, strides, bufs, bars, c_smem, tail = p
+    _a_desc, _b_desc, c_desc, sa_ptr, sb_ptr, shape, strides, bufs, bars, c_smem = p
     M, N, K = shape
+    s_sam, _s_sak, _s_sbk, s_sbn = strides
     a_bufs, b_bufs, sa_bufs = bufs
     ready, empty = bars
     BM: gl.constexpr = 2 * 64
     HALF: gl.constexpr = 64
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
     row_layout: gl.constexpr = gl.SliceLayout(1, acc_layout)
+    col_layout: gl.constexpr = gl.SliceLayout(0, acc_layout)
     num_pid_m = gl.cdiv(M, BM)
     num_pid_n = gl.cdiv(N, BN)
     k_tiles = gl.cdiv(K, BK)
     my_c = c_smem.index(G)
     zero = gl.zeros((HALF, BN), gl.float32, acc_layout)
     it = 0
-    for u in range(gl.program_id(0), tail[2], gl.num_programs(0)):
-        tile, kb0, nk, q = _unit(u, tail, k_tiles, TAIL)
+    for tile in range(gl.program_id(0), num_pid_m * num_pid_n, gl.num_programs(0)):
         pid_m, pid_n = _tile_coords(tile, num_pid_m, num_pid_n, GROUP_M)
         om = pid_m * BM + G * HALF
         on = pid_n * BN
         nb = on // 128
+        rows = om + gl.arange(0, HALF, layout=row_layout)
         acc = gl.zeros((HALF, BN), gl.float32, acc_layout)
-        x, xb = _issue(a_bufs, b_bufs, ready, it, zero, sb_ptr, kb0, nb, strides, MODE, STAGES, G)
-        for j in range(1, nk - 1, 2):
-            y, yb = _issue(a_bufs, b_bufs, ready, it + j, zero, sb_ptr, kb0 + j, nb, strides, MODE, STAGES, G)
+        x, xb = _issue(a_bufs, b_bufs, ready, it, zero, sb_ptr, 0, nb, strides, MODE, STAGES, G)
+        for j in range(1, k_tiles - 1, 2):
+            y, yb = _issue(a_bufs, b_bufs, ready, it + j, zero, sb_ptr, j, nb, strides, MODE, STAGES, G)
             acc = _retire(acc, x, xb, sa_bufs, empty, it + j - 1, 1, MODE, STAGES, G, row_layout)
-            x, xb = _issue(a_bufs, b_bufs, ready, it + j + 1, zero, sb_ptr, kb0 + j + 1, nb, strides, MODE, STAGES, G)
+            x, xb = _issue(a_bufs, b_bufs, ready, it + j + 1, zero, sb_ptr, j + 1, nb, strides, MODE, STAGES, G)
             acc = _retire(acc, y, yb, sa_bufs, empty, it + j, 1, MODE, STAGES, G, row_layout)
-        if nk % 2 == 0:
+        if k_tiles % 2 == 0:
             y, yb = _issue(
-                a_bufs, b_bufs, ready, it + nk - 1, zero, sb_ptr, kb0 + nk - 1, nb, strides, MODE, STAGES, G,
+                a_bufs, b_bufs, ready, it + k_tiles - 1, zero, sb_ptr, k_tiles - 1, nb, strides,
+                MODE, STAGES, G,
             )  # fmt: skip
-            acc = _retire(acc, x, xb, sa_bufs, empty, it + nk - 2, 1, MODE, STAGES, G, row_layout)
-            acc = _retire(acc, y, yb, sa_bufs, empty, it + nk - 1, 0, MODE, STAGES, G, row_layout)
+            acc = _retire(acc, x, xb, sa_bufs, empty, it + k_tiles - 2, 1, MODE, STAGES, G, row_layout)
+            acc = _retire(acc, y, yb, sa_bufs, empty, it + k_tiles - 1, 0, MODE, STAGES, G, row_layout)
         else:
-            acc = _retire(acc, x, xb, sa_bufs, empty, it + nk - 1, 0, MODE, STAGES, G, row_layout)
-        it += nk
-        if TAIL:
-            last = True
-            if q >= 0:  # a K range of a last-round tile: the last of its ranges to finish stores the sum
-                acc, last = _tail_sum(acc, q, tail, G, BN, acc_layout)
-            if last:
-                _epilogue(acc, c_desc, my_c, sa_ptr, sb_ptr, om, on, M, N, strides, MODE, BN, acc_layout)
-        else:
-            _epilogue(acc, c_desc, my_c, sa_ptr, sb_ptr, om, on, M, N, strides, MODE, BN, acc_layout)
+            acc = _retire(acc, x, xb, sa_bufs, empty, it + k_tiles - 1, 0, MODE, STAGES, G, row_layout)
+        it += k_tiles
+        if MODE == 0:
+            acc = acc * (gl.load(sa_ptr) * gl.load(sb_ptr))
+        elif MODE == 1:
+            cols = on + gl.arange(0, BN, layout=col_layout)
+            sa_r = gl.load(sa_ptr + rows * s_sam, mask=rows < M, other=0.0)
+            sb_c = gl.load(sb_ptr + cols * s_sbn, mask=cols < N, other=0.0)
+            acc = acc * sa_r[:, None] * sb_c[None, :]
+        tma.store_wait(0)  # the previous tile's store has left this warpgroup's staging buffer
+        my_c.store(acc.to(c_desc.dtype))
+        fence_async_shared()
+        tma.async_copy_shared_to_global(c_desc, [om, on], my_c)
     tma.store_wait(0)
 
 
 @gluon.jit
-def _unit(u, tail, k_tiles, TAIL: gl.constexpr):
-    """Work unit ``u`` of the persistent loop: ``(tile, first K block, K blocks, range)``. Units below ``FULL`` are
-    whole tiles (range −1); with ``TAIL``, each of the last round's tiles is ``SK`` units of consecutive K ranges."""
-    if TAIL:
-        full, sk = tail[0], tail[1]
-        q = u - full
-        p = (q >= 0).to(gl.int32)
-        j = (q * p) % sk
-        kb0 = p * (j * k_tiles // sk)
-        nk = k_tiles + p * ((j + 1) * k_tiles // sk - j * k_tiles // sk - k_tiles)
-        tile = u + p * (full + (q * p) // sk - u)
-        return tile, kb0, nk, q
-    else:
-        return u, 0, k_tiles, -1
-
-
-@gluon.jit
-def _tail_sum(acc, q, tail, G: gl.constexpr, BN: gl.constexpr, acc_layout: gl.constexpr):
-    """Range ``q % SK`` of last-round tile ``q // SK``: write this warpgroup's FP32 partial to its slot, count in on
-    the half tile's counter (partition barrier, then one acquire-release atomic, as ``_gemm._split_sum``); the last
-    to arrive adds the slots in range order (deterministic), resets the counter and returns ``(sum, True)``."""
-    sk, ws_ptr, cnt_ptr = tail[1], tail[3], tail[4]
-    t = q // sk
-    rows = gl.arange(0, 64, layout=gl.SliceLayout(1, acc_layout))
-    cols = gl.arange(0, BN, layout=gl.SliceLayout(0, acc_layout))
-    off = gl.expand_dims(rows + G * 64, 1) * BN + gl.expand_dims(cols, 0)
-    base = ws_ptr + t.to(gl.int64) * sk * (128 * BN)
-    gl.store(base + (q % sk) * (128 * BN) + off, acc)
-    gl.thread_barrier()
-    arrived = gl.atomic_add(cnt_ptr + 2 * t + G, 1, sem="acq_rel", scope="gpu")
-    last = arrived == sk - 1
-    if last:
-        acc = gl.load(base + off, cache_modifier=".cg")
-        for s in range(1, sk):
-            acc += gl.load(base + s * (128 * BN) + off, cache_modifier=".cg")
-        gl.store(cnt_ptr + 2 * t + G, 0)
-    return acc, last
-
-
-@gluon.jit
-def _epilogue(acc, c_desc, my_c, sa_ptr, sb_ptr, om, on, M, N, strides, MODE: gl.constexpr, BN: gl.constexpr,
-              acc_layout: gl.constexpr):  # fmt: skip
-    """Scale (tensor and row modes; block mode scaled each K block's partial) and store one warpgroup's half tile
-    through its staging buffer and a TMA store that overlaps the next tile's main loop."""
-    s_sam, _s_sak, _s_sbk, s_sbn = strides
-    if MODE == 0:
-        acc = acc * (gl.load(sa_ptr) * gl.load(sb_ptr))
-    elif MODE == 1:
-        rows = om + gl.arange(0, 64, layout=gl.SliceLayout(1, acc_layout))
-        cols = on + gl.arange(0, BN, layout=gl.SliceLayout(0, acc_layout))
-        sa_r = gl.load(sa_ptr + rows * s_sam, mask=rows < M, other=0.0)
-        sb_c = gl.load(sb_ptr + cols * s_sbn, mask=cols < N, other=0.0)
-        acc = acc * sa_r[:, None] * sb_c[None, :]
-    tma.store_wait(0)  # the previous tile's store has left this warpgroup's staging buffer
-    my_c.store(acc.to(c_desc.dtype))
-    fence_async_shared()
-    tma.async_copy_shared_to_global(c_desc, [om, on], my_c)
-
-
-@gluon.jit
 def _gemm_ws_kernel(
-    a_desc, b_desc, c_desc, sa_ptr, sb_ptr, ws_ptr, cnt_ptr,
-    M, N, K, FULL, SK, UNITS,
+    a_desc, b_desc, c_desc, sa_ptr, sb_ptr,
+    M, N, K,
     s_sam, s_sak, s_sbk, s_sbn,
     MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-    TAIL: gl.constexpr,
 ):  # fmt: skip
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, 128, BK], a_desc.layout)
     b_bufs = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BN, BK], b_desc.layout)
@@ -249,13 +192,13 @@ def _gemm_ws_kernel(
         mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
     p = (
         a_desc, b_desc, c_desc, sa_ptr, sb_ptr, (M, N, K), (s_sam, s_sak, s_sbk, s_sbn),
-        (a_bufs, b_bufs, sa_bufs), (ready, empty), c_smem, (FULL, SK, UNITS, ws_ptr, cnt_ptr),
+        (a_bufs, b_bufs, sa_bufs), (ready, empty), c_smem,
     )  # fmt: skip
     gl.warp_specialize(
         [
-            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 0, TAIL)),
-            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 1, TAIL)),
-            (_producer, (p, MODE, BN, BK, STAGES, GROUP_M, 0, TAIL)),
+            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 0)),
+            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 1)),
+            (_producer, (p, MODE, BN, BK, STAGES, GROUP_M, 0)),
         ],
         [4, 1],
         [232, 40],
@@ -287,20 +230,6 @@ WS_CONFIGS: dict[str, WsConfig] = {
 SMALL_M = WsConfig(64, 6)
 
 FORCE: WsConfig | None = None  # the benchmarks' override
-#: Split the K range of a short last round's tiles across the idle CTAs (:func:`_tail_split`); False: whole tiles only.
-TAIL_SPLIT = True
-
-
-def _tail_split(tiles: int, progs: int, k_tiles: int) -> tuple[int, int]:
-    """``(whole tiles, K ranges per last-round tile)``. A persistent grid of ``progs`` CTAs runs ``tiles`` in rounds;
-    when the last round is short (at most half the CTAs: 4096 tiles on 132 SMs leave 4, ~3 % of the kernel with 128
-    SMs idle), each of its tiles is split into up to 8 K ranges of at least 4 K blocks that the otherwise idle CTAs
-    run, and whose FP32 partials the last range to finish adds in a fixed order (:func:`_tail_sum`)."""
-    rest = tiles % progs if tiles > progs else 0
-    if rest == 0 or 2 * rest > progs:
-        return tiles, 1
-    sk = min(progs // rest, k_tiles // 4, 8)
-    return (tiles - rest, sk) if sk > 1 else (tiles, 1)
 
 
 _TUNED: dict[tuple[Any, ...], WsConfig] = {}
@@ -387,16 +316,9 @@ def gemm_ws(
         sa_in = TensorDescriptor(sat, [kb * mp], [1], [2 * _HALF], sa_layout) if mode == 2 else sa_arg
         tiles = -(-m // (2 * _HALF)) * -(-n // cfg.bn)
         progs = min(_num_sms(a.device.index or 0), tiles)
-        full, sk = _tail_split(tiles, progs, -(-k // bk)) if TAIL_SPLIT else (tiles, 1)
-        units = full + (tiles - full) * sk
-        if sk > 1:
-            ws = torch.empty(((tiles - full) * sk, 2 * _HALF, cfg.bn), dtype=torch.float32, device=a.device)
-            cnt = _counters(a.device, 2 * (tiles - full))
-        else:
-            ws = cnt = c
         _gemm_ws_kernel[(progs,)](
-            a_desc, b_desc, c_desc, sa_in, sb2, ws, cnt, m, n, k, full, sk, units, *strides,
-            MODE=mode, BN=cfg.bn, BK=bk, STAGES=cfg.stages, GROUP_M=cfg.group_m, TAIL=sk > 1,
+            a_desc, b_desc, c_desc, sa_in, sb2, m, n, k, *strides,
+            MODE=mode, BN=cfg.bn, BK=bk, STAGES=cfg.stages, GROUP_M=cfg.group_m,
             num_warps=4, maxnreg=168,
         )  # fmt: skip
 
