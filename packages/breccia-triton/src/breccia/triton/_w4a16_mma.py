@@ -30,7 +30,7 @@ takes 12.7 µs against 14.5 µs with it, so the loads, not the decode, bound it.
 bytes takes 9.2 µs with many small CTAs but 12.2 µs with this kernel's 264 long ones: the loads run near bandwidth
 once started, and what is left is the single wave's start and end, which every CTA pays at once. The weight words
 are loaded one step ahead in registers; two steps ahead, a ``cp.async`` ring in shared memory, an L2 bulk
-prefetch and a K split into more, shorter CTAs all measured slower there.
+prefetch, a K split into more, shorter CTAs and a TMA ring filled by a producer warp all measured slower there.
 
 Exactness is the Triton kernels' (see :mod:`._w4a16`): INT4 ``q − zp`` and NVFP4 E2M1 × E4M3 are exact in bf16,
 the INT4 group scale multiplies each chunk's FP32 partial (groups are whole chunks: ``GK`` a multiple of 128), the
@@ -148,8 +148,8 @@ def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nc
            KIND: gl.constexpr, HAS_ZP: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr,
            NC: gl.constexpr = False):  # fmt: skip
     """Loop step ``it``'s weight loads (K warp ``b`` takes chunk ``c0 + it·WK + b``, chunks from ``nchunk`` on are
-    masked): its words, and what the decode needs per word: INT4 the zero point (in the words' layout), NVFP4 the
-    E4M3 bytes (two blocks per thread and row)."""
+    masked, or with ``NC`` read at a clamped address): its words, and what the decode needs per word: INT4 the zero
+    point (in the words' layout), NVFP4 the E4M3 bytes (two blocks per thread and row)."""
     c = c0 + it * WK + w_b
     # the words are read once: evict_first keeps them from pushing x and the scales out of L2 (−2 % measured)
     if NC:  # clamped, not masked: chunks past the range meet x = 0, rows past N are not stored (w_off clamps them)
