@@ -1,0 +1,44 @@
+"""Three ``breccia.triton.cast`` calls of one recipe on an 8192×8192 bf16 CUDA tensor, for ``ncu`` to sample the
+third quantize kernel (what limits the quantize kernels that miss issue 5's 0.9× of copy: issue rate, occupancy,
+stalls):
+
+    ncu -k regex:quant_rows --launch-skip 2 --launch-count 1 --metrics <list> \
+        python benchmarks/profile_triton_cast.py RECIPE
+
+RECIPE: ``int4-asym``, ``int4-sym``, ``nvfp4``, ``nvfp4-one-level``, ``mxfp4``, ``fp8-1x128``. Without a GPU it says so
+and exits 0."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+import breccia
+
+RECIPES = {
+    "int4-asym": breccia.INT4Scaling(group_size=128, symmetric=False, signed=False),
+    "int4-sym": breccia.INT4Scaling(group_size=128),
+    "nvfp4": breccia.NVFP4BlockScaling(),
+    "nvfp4-one-level": breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    "mxfp4": breccia.MXFP4BlockScaling(),
+    "fp8-1x128": breccia.Float8BlockScaling(),
+}
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("profile_triton_cast: no CUDA device here (nothing was profiled).")
+        return 0
+    import breccia.triton
+
+    recipe = RECIPES[sys.argv[1] if len(sys.argv) > 1 else "int4-asym"]
+    x = torch.randn(8192, 8192, device="cuda").bfloat16()
+    for _ in range(3):
+        breccia.triton.cast(x, recipe)
+    torch.cuda.synchronize()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
