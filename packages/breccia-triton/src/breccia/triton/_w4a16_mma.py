@@ -133,10 +133,11 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
     return a, b, c
 
 
-# INT4 words at M ≤ 8 through the read-only path: one 16-byte ``ld.global.nc`` per row and chunk, evict-first, no L1
-# allocation, at a clamped address instead of a mask, with the words one step ahead. On an H200 (benchmarks/NOTES.md)
-# 14.5 → 13.9 µs at 8192×8192, M = 1; NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16 shapes were
-# slower with it, so they keep ``gl.load``.
+# INT4 words at M ≤ 8 (one step ahead): one inline, unmasked 16-byte load per row and chunk at a clamped address,
+# evict-first as the ``gl.load`` it replaces. On an H200 (benchmarks/NOTES.md) 14.5 → 13.9 µs at 8192×8192, M = 1.
+# The cache qualifiers do not matter (``.nc`` with or without ``L1::no_allocate``, or ``L1::no_allocate`` alone,
+# measured the same): the gain is the masked load's. NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16
+# shapes were slower with it, so they keep ``gl.load``.
 _LDG_PTX = gl.constexpr(
     "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
     "ld.global.nc.L1::no_allocate.L2::cache_hint.L2::128B.v4.b32 {$0, $1, $2, $3}, [$4], pol;\n}"
