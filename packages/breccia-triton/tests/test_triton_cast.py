@@ -230,7 +230,6 @@ def test_integer_codes_where_subnormal_scales_need_the_clamp(
 @pytest.mark.parametrize(
     "recipe",
     [breccia.INT4Scaling(group_size=16, symmetric=False, signed=False),
-     breccia.INT4Scaling(group_size=32, symmetric=False, signed=False),  # the one-group-per-thread kernel
      breccia.INT8Scaling(granularity="group", group_size=32, symmetric=False, signed=False, scale_dtype="bf16")],
     ids=recipe_id,
 )  # fmt: skip
@@ -307,71 +306,6 @@ def test_nonfinite_falls_back_like_the_reference(recipe: breccia.Recipe, bad: fl
     st = cast(x, recipe, nonfinite="propagate")
     assert st is not None
     assert_same(st, breccia.cast(x, recipe, nonfinite="propagate"), dtypes=True)
-
-
-GROUP_RECIPES = [
-    breccia.INT4Scaling(group_size=128, symmetric=False, signed=False),
-    breccia.INT4Scaling(group_size=128, symmetric=False, scale_dtype="bf16"),
-    breccia.INT4Scaling(group_size=64, symmetric=False, scale_dtype="fp32"),
-    breccia.INT4Scaling(group_size=32, symmetric=False, signed=False, scale_dtype="bf16"),
-    breccia.INT4Scaling(group_size=256, symmetric=False),
-]
-
-
-@pytest.mark.usefixtures("no_fallback")
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
-@pytest.mark.parametrize("recipe", GROUP_RECIPES, ids=recipe_id)
-def test_asymmetric_groups_take_the_group_kernel(
-    recipe: breccia.Recipe, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """INT4 asymmetric rows of whole groups of 32–256 run one group per thread (``_kernel_groups``): the last
-    program partly past the end (5 or 129 rows), several programs, a 3-D input; the same bytes as breccia-torch and
-    the reference, and as the row kernel it replaces."""
-    from breccia.triton import _kernel_groups
-
-    took: list[int] = []
-    launch = _kernel_groups.launch
-    monkeypatch.setattr(_kernel_groups, "launch", lambda *a: took.append(a[4]) or launch(*a))
-    for i, shape in enumerate([(5, 512), (129, 256), (2, 3, 1024)]):
-        x = make_input(shape, 60 + i, dtype, big=scale_kind(recipe) != "fp16")
-        st = cast(x, recipe)
-        assert st is not None and took[-1] == x.numel() // recipe.group_size  # every group, one launch
-        assert_same(st, breccia.cast(x, recipe), dtypes=True)
-        assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
-        monkeypatch.setattr(triton_cast, "GROUP_KERNEL", False)
-        row = cast(x, recipe)
-        monkeypatch.setattr(triton_cast, "GROUP_KERNEL", True)
-        assert row is not None and len(took) == i + 1  # the row kernel ran, not the group kernel
-        assert_same(st, row, dtypes=True)
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
-def test_group_kernel_flags_nonfinite_input(bad: float) -> None:
-    """A NaN or Inf in one group of a program in the middle of the launch reaches the flag, and the cast then
-    raises or propagates exactly as the reference does."""
-    recipe = GROUP_RECIPES[0]
-    x = make_input((300, 256), 70, torch.bfloat16)
-    x[200, 131] = bad
-    with pytest.raises(breccia.NonFiniteError) as got:
-        cast(x, recipe)
-    with pytest.raises(breccia.NonFiniteError) as want:
-        breccia.cast(x, recipe)
-    assert str(got.value) == str(want.value)
-    st = cast(x, recipe, nonfinite="propagate")
-    assert st is not None
-    assert_same(st, breccia.cast(x, recipe, nonfinite="propagate"), dtypes=True)
-
-
-def test_group_kernel_flags_an_fp16_scale_overflow() -> None:
-    """An asymmetric group whose range / 15 overflows its fp16 scale raises the reference's RecipeError."""
-    recipe = breccia.INT4Scaling(group_size=32, symmetric=False)  # fp16 scales
-    x = torch.zeros((4, 64), device=DEVICE)
-    x[3, 40], x[3, 41] = -5e5, 5e5  # range 1e6: 1e6 / 15 > 65504
-    with pytest.raises(breccia.RecipeError) as got:
-        cast(x, recipe)
-    with pytest.raises(breccia.RecipeError) as want:
-        breccia.cast(x, recipe)
-    assert str(got.value) == str(want.value)
 
 
 def test_fp16_scale_overflow_raises_like_torch() -> None:

@@ -40,9 +40,6 @@ _INPUTS = (torch.float32, torch.float16, torch.bfloat16)
 _FP8 = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}
 _FLOAT = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _TINY = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}  # _math.compute_scales' zero-scale substitutes
-#: INT4 asymmetric groups of 32–256 take :mod:`._kernel_groups` (one group per thread); False keeps them on the row
-#: kernel (the benchmarks time both).
-GROUP_KERNEL = True
 MAX_BLOCK = 16384  # one block is reduced in registers: PerChannel rows longer than this stay with breccia-torch
 TILE = 8192  # elements per program: enough bytes in flight per SM without spilling
 NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reductions, guards) amortised over more
@@ -255,12 +252,6 @@ def _launch(
             **fmt_args, **common,
         )  # fmt: skip
         return data, scale, zp, flags
-    if GROUP_KERNEL and a["KIND"] == K.KIND_INT and not a["SYM"] and xw is not None:
-        from . import _kernel_groups as KG
-
-        if KG.applies(k, plan.bk, plan.pack, True, plan.rb):  # INT4 asymmetric groups: one group per thread
-            flags = KG.launch(xw, data, scale, zp, r * nb, plan.bk, a, _IN_KIND[x2.dtype], common["I64"])
-            return data, scale, zp, flags
     K.quant_rows_kernel[grid](
         xin, xin if xw is None else xw, data, scale, zp, g, flags, r, k, nb, kd, m, nbr, k // 2,
         PACK=plan.pack, ROWS=rows, **a, PAIRS=xw is not None, PER_TENSOR=plan.per_tensor, RB=plan.rb,
