@@ -105,6 +105,23 @@ def _int_code(x, d, dd, y, ok, lo, hi, zp, FAST: tl.constexpr, SKIP_CLAMP: tl.co
 
 
 @triton.jit
+def _store_blocks(ptrs, v, m, NATIVE: tl.constexpr):
+    """Per-block values (a scale, a zero point) stored from the layout they were computed in. ``tl.store`` would
+    move them to its own coalesced layout first, through shared memory with two CTA barriers per value; on the GPU
+    an inline ``st.global`` from every lane that holds the block instead (the lanes of a block write the same bytes
+    to the same address). The interpreter, which has no inline PTX, keeps ``tl.store``."""
+    if NATIVE:
+        width: tl.constexpr = v.dtype.primitive_bitwidth
+        bits = v.to(tl.int32, bitcast=True) if width == 32 else v.to(tl.int32)
+        tl.inline_asm_elementwise(
+            f"{{\n.reg .pred p;\nsetp.ne.b32 p, $3, 0;\n@p st.global.b{width} [$1], $2;\nmov.b32 $0, 0;\n}}",
+            "=r,l,r,r", [ptrs, bits, m.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1,
+        )  # fmt: skip
+    else:
+        tl.store(ptrs, v, mask=m)
+
+
+@triton.jit
 def _ld(ptrs, m, FULL: tl.constexpr):
     """``tl.load`` with zeros where ``m`` is false; unmasked when the launch tiles the tensor exactly (``FULL``),
     which drops the per-element predicate arithmetic and lets every load be a full-width vector."""
