@@ -154,7 +154,8 @@ DIVIDING = [RECIPES[i] for i in (0, 1, 3, 6, 7, 9, 17, 18, 21, 23, 25, 26)]
 def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
     """Blocks of amax 1.75 whose other elements take every exponent down to the dtype's smallest subnormal (the
     fast division's residual underflows there), next to rows scaled down so far that their divisors leave the
-    fast path's range: in one launch, some programs divide by reciprocal and others with ``div.rn``."""
+    fast path's range: in one launch, some programs divide by reciprocal and others with ``div.rn`` (NVFP4 with a
+    global scale and the INT recipes: the whole launch again with ``div.rn``, see the relaunch test below)."""
     g = torch.Generator().manual_seed(11)
     lo = -149 if dtype == torch.float32 else -133
     e = torch.randint(lo, 1, (48, 1024), generator=g).float()
@@ -168,6 +169,73 @@ def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None
     assert st is not None
     assert_same(st, breccia.cast(x, recipe, layout=lay), dtypes=True)
     assert_same(st, breccia.cast(to_np(x), recipe, layout=lay), dtypes=False)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(
+    "recipe",
+    [breccia.NVFP4BlockScaling(per_tensor_scale=False), breccia.NVFP4BlockScaling(),
+     breccia.NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal")],
+    ids=recipe_id,
+)  # fmt: skip
+def test_nvfp4_quotients_at_and_around_every_midpoint(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
+    """NVFP4 pairs take the f16x2 encoder on the GPU after a round to odd (``_fp4.nv4_pairs``): a plain f16
+    rounding of the quotient would round twice and move quotients within half an f16 step of an E2M1 midpoint
+    onto it. Blocks whose divisor ``d = s`` takes each E4M3 significand (amax 6·s; the global amax 84 makes the
+    global scale 2^-5 exactly) hold elements ``m·s·(1 + k·2^-23)`` for every midpoint and code value ``m`` and
+    ``k`` in [-40, 40] (fp32), or near bf16 neighbours of ``m·s``, so the fp32 quotients fall on, just above and
+    just below every rounding boundary, with both signs."""
+    sig = torch.tensor([1.0, 1.125, 1.25, 1.375, 1.5, 1.625, 1.75, 1.875], dtype=torch.float64)
+    grid = torch.tensor([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0], dtype=torch.float64)
+    if dtype == torch.float32:
+        rel = 1.0 + torch.arange(-40, 41, dtype=torch.float64) * 2.0**-23
+    else:
+        rel = 1.0 + torch.arange(-3, 4, dtype=torch.float64) * 2.0**-7
+    vals = (grid[:, None] * rel[None, :]).flatten()
+    vals = torch.cat([vals, -vals])
+    blocks = []
+    for e in (-5, -2, 2):  # E4M3 block scales s·2^5 (two-level) or s (one-level): exact, so d = s
+        for s in sig * 2.0**e:
+            v = vals[torch.randperm(vals.numel(), generator=torch.Generator().manual_seed(int(s * 64)))] * s
+            v = torch.cat([v, torch.zeros(-v.numel() % 15, dtype=torch.float64)]).reshape(-1, 15)
+            v = v.clamp(-6 * s, 6 * s)
+            blocks.append(torch.cat([torch.full((v.shape[0], 1), 6.0 * s, dtype=torch.float64), v], dim=1))
+    blocks.append(torch.full((1, 16), 84.0, dtype=torch.float64))  # global amax 84: g = 84 / 2688 = 2^-5 exactly
+    x = torch.cat(blocks).flatten()
+    x = torch.cat([x, torch.zeros(-x.numel() % 1024, dtype=torch.float64)]).reshape(-1, 1024).to(dtype).to(DEVICE)
+    st = cast(x, recipe)
+    assert st is not None
+    assert_same(st, breccia.cast(x, recipe), dtypes=True)
+    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize(
+    ("recipe", "factor"),
+    [(breccia.NVFP4BlockScaling(), 2.0**60), (breccia.NVFP4BlockScaling(block_m=16), 2.0**-60),
+     (breccia.INT4Scaling(scale_dtype="fp32"), 2.0**-100),
+     (breccia.INT4Scaling(group_size=32, symmetric=False, scale_dtype="fp32"), 2.0**80)],
+    ids=["nvfp4-huge", "nvfp4-16x16-tiny", "int4-tiny", "int4-asym-huge"],
+)  # fmt: skip
+def test_divisors_out_of_the_fast_range_relaunch_with_div_rn(
+    recipe: breccia.Recipe, factor: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the GPU, NVFP4 with a global scale and the INT recipes have no ``div.rn`` path in the kernel: a launch
+    with a divisor outside the one-reciprocal division's range (``_div``) flags it, and the host runs it again with
+    ``SAFE`` (``div.rn`` for every element). Ordinary inputs take one launch; the CPU interpreter always divides
+    with ``div.rn`` and never relaunches."""
+    calls: list[bool] = []
+    launch = triton_cast._launch
+    monkeypatch.setattr(triton_cast, "_launch", lambda *a, **k: calls.append(k.get("safe", False)) or launch(*a, **k))
+    x = torch.from_numpy(make_x((32, 256), 21)).to(DEVICE)  # fp32, none of make_input's extreme rows
+    for xs, relaunch in ((x, False), (x * factor, DEVICE.type == "cuda")):
+        calls.clear()
+        st = cast(xs, recipe)
+        assert st is not None
+        assert calls == ([False, True] if relaunch else [False])
+        assert_same(st, breccia.cast(xs, recipe), dtypes=True)
+        assert_same(st, breccia.cast(xs.cpu().numpy(), recipe), dtypes=False)
 
 
 @pytest.mark.usefixtures("no_fallback")
@@ -207,7 +275,8 @@ def test_integer_codes_where_subnormal_scales_need_the_clamp(
 ) -> None:
     """Symmetric integer blocks skip the clamp on the GPU when the guard shows every quotient below QMAX + 1/4. Blocks
     whose amax puts the scale among its dtype's subnormals round the scale down by up to half its step, so codes
-    reach past QMAX and must be clamped: those programs take the clamping path, in the same launch as normal ones."""
+    reach past QMAX and must be clamped: those programs take the clamping path, in the same launch as normal ones
+    (scales below the fast division's range, 2^-60, make the host relaunch with ``div.rn`` and the clamp)."""
     g = torch.Generator().manual_seed(3)
     rows, k = 64, 512
     amax = unit * (1 + 2 * torch.rand((rows, 1), generator=g, dtype=torch.float64))

@@ -196,9 +196,10 @@ def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], boo
 
 
 def _launch(
-    x2: torch.Tensor, recipe: Recipe, plan: _Plan, gamax: torch.Tensor | None, m: int
+    x2: torch.Tensor, recipe: Recipe, plan: _Plan, gamax: torch.Tensor | None, m: int, safe: bool = False
 ) -> tuple[torch.Tensor, ...]:
-    """Allocate the outputs and run the kernel over ``x2`` (``(R, K)``; ``m`` rows per matrix for 2-D tiles)."""
+    """Allocate the outputs and run the kernel over ``x2`` (``(R, K)``; ``m`` rows per matrix for 2-D tiles);
+    ``safe``: ``div.rn`` for every element, for a launch whose fast division flagged its range (flag 4)."""
     from . import _kernel as K
 
     r, k = int(x2.shape[0]), plan.k
@@ -255,7 +256,7 @@ def _launch(
     K.quant_rows_kernel[grid](
         xin, xin if xw is None else xw, data, scale, zp, g, flags, r, k, nb, kd, m, nbr, k // 2,
         PACK=plan.pack, ROWS=rows, **a, PAIRS=xw is not None, PER_TENSOR=plan.per_tensor, RB=plan.rb,
-        USE_MULT=_use_mult(recipe), **common,
+        USE_MULT=_use_mult(recipe), SAFE=safe, **common,
     )  # fmt: skip
     return data, scale, zp, flags
 
@@ -316,8 +317,13 @@ def cast(
             from . import _amax
 
             gamax = _amax.tensor_amax(x2)
-        data, scale, zp, flags = _launch(x2, recipe, plan, gamax, shape[-2] if len(shape) >= 2 else 1)
-        if bool(flags.any().item()):  # NaN/Inf or a scale overflow: the reference decides what happens
+        m = shape[-2] if len(shape) >= 2 else 1
+        data, scale, zp, flags = _launch(x2, recipe, plan, gamax, m)
+        flag = int(flags.max().item())
+        if flag == 4:  # NVFP4's global amax outside the one-reciprocal division's range: div.rn everywhere
+            data, scale, zp, flags = _launch(x2, recipe, plan, gamax, m, safe=True)
+            flag = int(flags.max().item())
+        if flag:  # NaN/Inf or a scale overflow: the reference decides what happens
             return _fallback(x, recipe, lay, nonfinite)
         return _assemble(data, scale, zp, gamax, recipe, lay, shape)
 

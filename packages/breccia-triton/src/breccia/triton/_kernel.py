@@ -97,6 +97,7 @@ def quant_rows_kernel(
     RB: tl.constexpr,
     USE_MULT: tl.constexpr,
     I64: tl.constexpr,
+    SAFE: tl.constexpr = False,
 ):
     """Quantize ``ROWS × NBT`` blocks of ``BK`` elements; ``PACK=2`` loads even/odd elements and packs nibbles.
 
@@ -104,6 +105,11 @@ def quant_rows_kernel(
     matrix ``pid_r // NBR`` (each of ``M`` rows), its ``ROWS ≥ RB`` lanes one tile high; the per-row amaxes are
     reduced once more over the rows, so every lane computes the tile's scale and row 0 stores it.
     """
+    FASTDIV: tl.constexpr = NATIVE and not USE_MULT and not SAFE  # one reciprocal per block (_div), else div.rn
+    # INT4: a divisor out of _div's range is left to the host's relaunch (SAFE), not to a div.rn path here; INT8
+    # measured slower that way on an H200 (per channel 53.0 → 54.7 µs), INT4 faster (asymmetric 48.1 → 42.9)
+    HOST_RANGE: tl.constexpr = KIND == 3 and PACK == 2
+    NV16: tl.constexpr = NATIVE and KIND == 2 and PACK == 2 and PAIRS  # NVFP4 pairs in f16x2 (_fp4.nv4_pairs)
     F16X2: tl.constexpr = NATIVE and KIND == 1 and EBITS == 2 and MBITS == 1 and IN_KIND == 2 and PACK == 2 and PAIRS
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -246,28 +252,36 @@ def quant_rows_kernel(
     dd3 = d3
     y3 = d3
     ok = 0
-    if NATIVE and not USE_MULT:  # blocks past the edge have amax 0 and an in-range divisor: no mask needed
+    if FASTDIV:  # blocks past the edge have amax 0 and an in-range divisor: no mask needed
         dd2, y2, okb = _div.block_recip(div, amax)
         dd3 = dd2[:, :, None]
         y3 = y2[:, :, None]
         if KIND == 2:  # NVFP4: d = sb·g with sb 0 (run as inf) or an E4M3 value in [2^-9, 448]: only g can leave
             ok = 1  # the range, and it is one scalar (see _div.scalar_ok): no reduction over the tile, no branch
-            if NV_GLOBAL:
-                ok = _div.scalar_ok(tl.load(gamax_ptr), 3.637978807091713e-12, 1.125899906842624e15)  # 2^-38, 2^50
+            if NV_GLOBAL:  # outside it, flag 4 has the host run the launch again with SAFE (div.rn everywhere):
+                gok = _div.scalar_ok(tl.load(gamax_ptr), 3.637978807091713e-12, 35184372088832.0)  # 2^-38, 2^45
+                bad = bad | ((1 - gok) << 2)  # one path in this kernel, not two: 128 → 70 registers on sm_90
         elif PER_TENSOR:  # one divisor a / fmax for the whole tensor
             ga = tl.load(gamax_ptr)
             if EPS_BITS != 0:
                 ga = tl.maximum(ga, _from_bits(tl.full((), EPS_BITS, tl.int32)))
             ok = _div.scalar_ok(ga, 9.094947017729282e-13, 1.152921504606847e18)  # 2^-40, 2^60
-        else:
+        else:  # the guards ride on the flag's reduction: one instead of two or three
+            okc = okb  # where no clamp can change a code, the fast path skips it
             if KIND == 3 and SYM and DENOM <= QMAX:  # |x / d| ≤ amax · y (1 + 2^-22) < QMAX + 1/2: no clamp
-                okb = okb & (amax * y2 <= QMAX + 0.25)
+                okc = amax * y2 <= QMAX + 0.25
             if KIND == 3 and not SYM:  # RN(x / d) is monotone in x: the block's extremes bound every code
                 zf = zp.to(tl.float32)
-                okb = okb & (_div.fast(vmin, dd2, y2) > QMIN - zf - 0.5) & (_div.fast(vmax, dd2, y2) < QMAX - zf + 0.5)
-            bad = bad | tl.where(okb, 0, 4)  # the guard rides on the flag's reduction: one instead of two
+                okc = (_div.fast(vmin, dd2, y2) > QMIN - zf - 0.5) & (_div.fast(vmax, dd2, y2) < QMAX - zf + 0.5)
+            if HOST_RANGE:  # noqa: SIM108 -- range → flag 4 (the host relaunches SAFE); the clamp guard → bit 8
+                bad = bad | tl.where(okb, 0, 4) | tl.where(okc, 0, 8)
+            else:  # FP8, MX, INT8: one guard, and div.rn (with the clamp) in the programs that fail it
+                bad = bad | tl.where(okb & okc, 0, 4)
     bad = tl.max(tl.max(bad, axis=1), axis=0)
-    if NATIVE and not USE_MULT and KIND != 2 and not PER_TENSOR:
+    if FASTDIV and HOST_RANGE:
+        ok = 1 - (bad >> 3)
+        bad = bad & 7
+    elif FASTDIV and KIND != 2 and not PER_TENSOR:
         ok = 1 - (bad >> 2)
         bad = bad & 3
     tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
@@ -281,12 +295,12 @@ def quant_rows_kernel(
             lo3 = (QMIN - zp3).to(tl.float32)
             hi3 = (QMAX - zp3).to(tl.float32)
         skip = (SYM and DENOM <= QMAX) or not SYM  # the guard above vouches for the fast path's blocks
-        c0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip)
-    elif not F16X2:
+        c0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, FASTDIV, skip, False, HOST_RANGE)
+    elif not (F16X2 or NV16):
         if USE_MULT:  # noqa: SIM108
             v0 = x0 * mult[:, :, None]
         else:
-            v0 = _div.quotient(x0, d3, dd3, y3, ok, NATIVE and not USE_MULT)
+            v0 = _div.quotient(x0, d3, dd3, y3, ok, FASTDIV)
         c0 = _encode(v0, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
     dbase = r3 * KD
     if F16X2:  # MXFP4 of bf16 pairs on the GPU: both codes of a byte at once (see _fp4)
@@ -297,25 +311,42 @@ def quant_rows_kernel(
             tl.store(data_ptr + dbase + pcol, packed)
         else:
             tl.store(data_ptr + dbase + pcol, packed, mask=m0)
+    elif NV16:  # NVFP4 pairs on the GPU: quotients scaled by 2^-14 (exactly), then both codes at once (see _fp4)
+        if USE_MULT:
+            m3 = (mult * 6.103515625e-05)[:, :, None]
+            v0 = x0 * m3
+            v1 = x1 * m3
+        elif FASTDIV:  # RN(x / (d·2^14)) = RN(x / d)·2^-14: the divisor and its reciprocal scale exactly
+            v0 = _div.quotient(x0, d3, dd3 * 16384.0, y3 * 6.103515625e-05, ok, FASTDIV)
+            v1 = _div.quotient(x1, d3, dd3 * 16384.0, y3 * 6.103515625e-05, ok, FASTDIV)
+        else:  # SAFE: d·2^14 could overflow (the relaunch is for extreme global scales)
+            v0 = tl.math.div_rn(x0, d3) * 6.103515625e-05
+            v1 = tl.math.div_rn(x1, d3) * 6.103515625e-05
+        packed = _fp4.nv4_pairs(v0, v1, CLAMP).to(tl.uint8)
+        pcol = b3 * (BK // 2) + j3
+        if FULL:
+            tl.store(data_ptr + dbase + pcol, packed)
+        else:
+            tl.store(data_ptr + dbase + pcol, packed, mask=m0)
     elif PACK == 2 and KIND == 3 and not SYM and FULL:
         # Zero-point nibbles, one add per byte instead of one per code: with b = 0x4B400000 + rint(v) the raw
         # sums, 16·b1 + b0 ≡ 16·rint(v1) + rint(v0) (mod 256), and the block's 17·(zp − QMIN) turns that into
         # 16·u1 + u0 with u = code − QMIN in [0, 15] (the clamp or the guard keeps every code in range, so no
         # nibble borrows from the other); signed formats then flip the top bit of each nibble (u ^ 8 = code & 15).
-        b0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip, True)
-        b1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip, True)
+        b0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, FASTDIV, skip, True, HOST_RANGE)
+        b1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, FASTDIV, skip, True, HOST_RANGE)
         packed = (b1 << 4) + b0 + 17 * (zp3 - QMIN)
         if QMIN < 0:
             packed = packed ^ 0x88
         tl.store(data_ptr + dbase + b3 * (BK // 2) + j3, packed.to(tl.uint8))
     elif PACK == 2:
         if KIND == 3:
-            c1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, NATIVE and not USE_MULT, skip)
+            c1 = _int_code(x1, d3, dd3, y3, ok, lo3, hi3, zp3, FASTDIV, skip, False, HOST_RANGE)
         else:
             if USE_MULT:  # noqa: SIM108
                 v1 = x1 * mult[:, :, None]
             else:
-                v1 = _div.quotient(x1, d3, dd3, y3, ok, NATIVE and not USE_MULT)
+                v1 = _div.quotient(x1, d3, dd3, y3, ok, FASTDIV)
             c1 = _encode(v1, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
         if not FULL:
             c1 = tl.where(m1, c1, 0)
