@@ -180,12 +180,12 @@ def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None
     ids=recipe_id,
 )  # fmt: skip
 def test_nvfp4_quotients_at_and_around_every_midpoint(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
-    """NVFP4 pairs take the f16x2 encoder on the GPU after a round to odd (``_fp4.nv4_pairs``): a plain f16
-    rounding of the quotient would round twice and move quotients within half an f16 step of an E2M1 midpoint
-    onto it. Blocks whose divisor ``d = s`` takes each E4M3 significand (amax 6·s; the global amax 84 makes the
-    global scale 2^-5 exactly) hold elements ``m·s·(1 + k·2^-23)`` for every midpoint and code value ``m`` and
-    ``k`` in [-40, 40] (fp32), or near bf16 neighbours of ``m·s``, so the fp32 quotients fall on, just above and
-    just below every rounding boundary, with both signs."""
+    """NVFP4 codes round the correctly rounded fp32 quotient (an f16 rounding of it, as the MXFP4 pairs take,
+    would round twice: it moves quotients within half an f16 step of an E2M1 midpoint onto it). Blocks whose
+    divisor ``d = s`` takes each E4M3 significand (amax 6·s; the global amax 84 makes the global scale 2^-5
+    exactly) hold elements ``m·s·(1 + k·2^-23)`` for every midpoint and code value ``m`` and ``k`` in [-40, 40]
+    (fp32), or near bf16 neighbours of ``m·s``, so the fp32 quotients fall on, just above and just below every
+    rounding boundary, with both signs."""
     sig = torch.tensor([1.0, 1.125, 1.25, 1.375, 1.5, 1.625, 1.75, 1.875], dtype=torch.float64)
     grid = torch.tensor([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0], dtype=torch.float64)
     if dtype == torch.float32:

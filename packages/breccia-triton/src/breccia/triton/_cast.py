@@ -4,7 +4,8 @@ The kernel writes raw codes (uint8/int8), scale bits and a per-program flag; thi
 the buffers breccia-torch's ``cast`` returns (native float8 / e8m0 dtypes, fp16/bf16 scales rounded by torch the
 way ``TorchOps.store_float`` does), so the two are byte-identical. Whenever the flag says the input held NaN/Inf
 (or an fp16/bf16 integer scale overflowed) the cast is redone by breccia-torch, which owns those error messages
-and the ``nonfinite="propagate"`` semantics.
+and the ``nonfinite="propagate"`` semantics; when it says only that a divisor left the fast division's range, the
+kernel runs again with ``div.rn`` (``SAFE``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ By Markstein's theorem (Muller et al., *Handbook of Floating-Point Arithmetic*, 
 (then ``r`` is exact). The range is what this module guards, per program:
 
 - every divisor in ``[2^-60, 2^60]`` (``y`` is then a normal number), and every block's ``amax · y ≤ 2^60``
-  (no quotient or ``d·q`` can overflow). A program whose blocks fail this divides with ``div.rn`` instead. That
+  (no quotient or ``d·q`` can overflow). A program whose blocks fail this divides with ``div.rn`` instead (INT4 and
+  NVFP4 with a global scale: the host runs the whole launch again with ``div.rn``, see :mod:`._kernel`). That
   check is a reduction over the tile; where every divisor follows from one scalar (FP8 per tensor, NVFP4's global
   amax) the guard is that scalar's range (:func:`scalar_ok`), and NVFP4 without a global scale needs none (its
   divisors are E4M3 values);

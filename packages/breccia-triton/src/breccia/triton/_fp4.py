@@ -56,24 +56,3 @@ def mx4_pairs(v0, v1, CLAMP: tl.constexpr):
     if CLAMP:
         return tl.inline_asm_elementwise(_CLAMPED, "=r,f,f", [v0, v1], dtype=tl.int32, is_pure=True, pack=1)
     return tl.inline_asm_elementwise(_UNCLAMPED, "=r,f,f", [v0, v1], dtype=tl.int32, is_pure=True, pack=1)
-
-
-@triton.jit
-def _round_to_odd_9(v):
-    """``v`` rounded to 9 significant bits toward zero, the last kept bit set if any dropped bit was: round to
-    odd. The f16 conversion of ``v · 2^-14`` is then exact wherever it matters (see :func:`nv4_pairs`)."""
-    b = v.to(tl.int32, bitcast=True)
-    t = (b & 0x7FFF) + 0x7FFF  # bit 15 set iff any of bits 0-14 is
-    return ((b | t) & -32768).to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def nv4_pairs(v0, v1, CLAMP: tl.constexpr):
-    """:func:`mx4_pairs` for NVFP4, whose scaled value ``q = RN(x / d)`` is any fp32 (the divisor is no power of
-    two), given ``v = q · 2^-14``. Rounding ``v`` to f16 first would round twice, so it is first rounded to odd at
-    9 significant bits: a number rounded to odd at ``p ≥ k + 2`` bits then to nearest at ``k`` bits gets the same
-    result as rounding to nearest at ``k`` directly (Boldo & Melquiond), and E2M1 keeps at most 2. Those 9 bits
-    fit f16 from ``|q| ≥ 1/4`` up (subnormal f16 down to ``2^-16`` holds 9 bits), so the f16 conversion is exact
-    there; below ``1/4`` every code is a signed zero, and no ``|q| < 1/4`` can round up past it. The clamp at ±6
-    commutes with the round-to-odd (6 has 2 bits)."""
-    return mx4_pairs(_round_to_odd_9(v0), _round_to_odd_9(v1), CLAMP)

@@ -14,6 +14,10 @@ Every line mirrors :mod:`breccia._math` operation for operation, because the byt
 
 Non-finite inputs are *not* handled here: each program writes a flag (1 = NaN/Inf seen, 2 = an fp16/bf16 scale
 overflowed) and the host falls back to breccia-torch, which raises or propagates exactly as the reference does.
+Flag 4 alone (INT4, NVFP4 with a global scale: a divisor outside the one-reciprocal division's range, see
+:mod:`._div`) makes the host run the launch again with ``SAFE`` (``div.rn`` for every element): those kernels carry
+no ``div.rn`` path of their own, which on sm_90 took NVFP4 two-level from 128 to 70 registers (64.8 → 57.1 µs for
+8192² bf16 on an H200) and INT4 asymmetric from 72 to 64 (48.1 → 42.9 µs).
 """
 
 from __future__ import annotations
@@ -109,7 +113,6 @@ def quant_rows_kernel(
     # INT4: a divisor out of _div's range is left to the host's relaunch (SAFE), not to a div.rn path here; INT8
     # measured slower that way on an H200 (per channel 53.0 → 54.7 µs), INT4 faster (asymmetric 48.1 → 42.9)
     HOST_RANGE: tl.constexpr = KIND == 3 and PACK == 2
-    NV16: tl.constexpr = NATIVE and KIND == 2 and PACK == 2 and PAIRS  # NVFP4 pairs in f16x2 (_fp4.nv4_pairs)
     F16X2: tl.constexpr = NATIVE and KIND == 1 and EBITS == 2 and MBITS == 1 and IN_KIND == 2 and PACK == 2 and PAIRS
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -259,7 +262,7 @@ def quant_rows_kernel(
         if KIND == 2:  # NVFP4: d = sb·g with sb 0 (run as inf) or an E4M3 value in [2^-9, 448]: only g can leave
             ok = 1  # the range, and it is one scalar (see _div.scalar_ok): no reduction over the tile, no branch
             if NV_GLOBAL:  # outside it, flag 4 has the host run the launch again with SAFE (div.rn everywhere):
-                gok = _div.scalar_ok(tl.load(gamax_ptr), 3.637978807091713e-12, 35184372088832.0)  # 2^-38, 2^45
+                gok = _div.scalar_ok(tl.load(gamax_ptr), 3.637978807091713e-12, 1.125899906842624e15)  # 2^-38, 2^50
                 bad = bad | ((1 - gok) << 2)  # one path in this kernel, not two: 128 → 70 registers on sm_90
         elif PER_TENSOR:  # one divisor a / fmax for the whole tensor
             ga = tl.load(gamax_ptr)
@@ -296,7 +299,7 @@ def quant_rows_kernel(
             hi3 = (QMAX - zp3).to(tl.float32)
         skip = (SYM and DENOM <= QMAX) or not SYM  # the guard above vouches for the fast path's blocks
         c0 = _int_code(x0, d3, dd3, y3, ok, lo3, hi3, zp3, FASTDIV, skip, False, HOST_RANGE)
-    elif not (F16X2 or NV16):
+    elif not F16X2:
         if USE_MULT:  # noqa: SIM108
             v0 = x0 * mult[:, :, None]
         else:
@@ -306,23 +309,6 @@ def quant_rows_kernel(
     if F16X2:  # MXFP4 of bf16 pairs on the GPU: both codes of a byte at once (see _fp4)
         m3 = (mult * 6.103515625e-05)[:, :, None]  # 2^-14: exact (mult is a power of two ≥ 2^-127)
         packed = _fp4.mx4_pairs(x0 * m3, x1 * m3, CLAMP).to(tl.uint8)
-        pcol = b3 * (BK // 2) + j3
-        if FULL:
-            tl.store(data_ptr + dbase + pcol, packed)
-        else:
-            tl.store(data_ptr + dbase + pcol, packed, mask=m0)
-    elif NV16:  # NVFP4 pairs on the GPU: quotients scaled by 2^-14 (exactly), then both codes at once (see _fp4)
-        if USE_MULT:
-            m3 = (mult * 6.103515625e-05)[:, :, None]
-            v0 = x0 * m3
-            v1 = x1 * m3
-        elif FASTDIV:  # RN(x / (d·2^14)) = RN(x / d)·2^-14: the divisor and its reciprocal scale exactly
-            v0 = _div.quotient(x0, d3, dd3 * 16384.0, y3 * 6.103515625e-05, ok, FASTDIV)
-            v1 = _div.quotient(x1, d3, dd3 * 16384.0, y3 * 6.103515625e-05, ok, FASTDIV)
-        else:  # SAFE: d·2^14 could overflow (the relaunch is for extreme global scales)
-            v0 = tl.math.div_rn(x0, d3) * 6.103515625e-05
-            v1 = tl.math.div_rn(x1, d3) * 6.103515625e-05
-        packed = _fp4.nv4_pairs(v0, v1, CLAMP).to(tl.uint8)
         pcol = b3 * (BK // 2) + j3
         if FULL:
             tl.store(data_ptr + dbase + pcol, packed)
