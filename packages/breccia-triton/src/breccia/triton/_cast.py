@@ -46,6 +46,7 @@ TILE = 8192  # elements per program: enough bytes in flight per SM without spill
 NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reductions, guards) amortised over more
 LONG_BLOCK_WARPS = 8  # warps where one block fills a program (per-channel rows of TILE or more elements)
 PAIR_CHUNKS = 4  # row chunks (2 or 4) of the one-pass FP8 2-D tile kernel (see _kernel2d.quant_tiles_pairs_kernel)
+NV2D_WARPS = 2  # NVFP4 16×16 programs (TILE / 2): 64 elements per thread (H200 sweep: 67.4 µs, 73.9 at 4 warps)
 PAIR_WARPS = 8  # its warps: a 128×128 tile is then 32 words per thread, 64 registers (H200 sweep: 0.93 vs 0.91 at 4)
 
 
@@ -179,7 +180,8 @@ def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], boo
     block or element past an edge), so the kernel can drop its masks. Plans marked ``half_tile`` (integer recipes
     with a zero point, NVFP4 2-D tiles) take ``TILE / 2``: their fast paths hold more per element (72 and more
     registers at ``TILE``), and the H200 sweep measured INT4 g128 asymmetric at 52 µs against 57, NVFP4 16×16 at 79
-    against 85."""
+    against 85 (since the ninth session, with the host relaunch: INT4 asymmetric 43.3 against 45.9, and NVFP4
+    16×16 67.4 at 2 warps against 69.3 at ``TILE`` and 4)."""
     tile = TILE // 2 if plan.half_tile else TILE
     nb = -(-plan.k // plan.bk)
     bkp = _pow2ceil(-(-plan.bk // plan.pack))
@@ -228,7 +230,7 @@ def _launch(
     # the specialisation and launch options both kernels share
     common: dict[str, Any] = dict(
         BK=plan.bk, BKP=bkp, NBT=nbt, IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe),
-        FULL=full, I64=x2.numel() >= 2**31 - 2 * TILE, num_warps=_warps(x2, bkp * plan.pack),
+        FULL=full, I64=x2.numel() >= 2**31 - 2 * TILE, num_warps=_warps(x2, bkp * plan.pack, plan),
         enable_fp_fusion=False,
     )  # fmt: skip
     a = _kind_args(recipe)
@@ -265,12 +267,14 @@ def _launch(
 _IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
-def _warps(x2: torch.Tensor, block: int) -> int:
+def _warps(x2: torch.Tensor, block: int, plan: _Plan) -> int:
     """Warps per program: :data:`NUM_WARPS`, or :data:`LONG_BLOCK_WARPS` where one block spans the whole program
     (per-channel rows of ``TILE`` elements or more: the H200 sweep measured INT8 per channel at 53 µs with 8 warps
-    and 54 µs with 4); one in the CPU interpreter."""
+    and 54 µs with 4), or :data:`NV2D_WARPS` for NVFP4 2-D tiles; one in the CPU interpreter."""
     if not x2.is_cuda:
         return 1
+    if plan.rb != 1 and plan.half_tile:
+        return NV2D_WARPS
     return LONG_BLOCK_WARPS if block >= TILE else NUM_WARPS
 
 

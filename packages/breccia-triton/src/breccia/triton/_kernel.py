@@ -224,7 +224,10 @@ def quant_rows_kernel(
                 mult = tl.math.div_rn(one, sb)
             mult = tl.where(sb == 0, 0.0, mult)
         div = tl.where(div == 0, float("inf"), div)  # _math.safe_divisor: zero-scale blocks encode as ±0
-        tl.store(scale_ptr + soff, code.to(tl.uint8), mask=smask)
+        if NV_GLOBAL and not USE_MULT:  # inline stores (see _store_blocks): two-level 57.1 → 56.2 µs, 16×16 67.4 →
+            _store_blocks(scale_ptr + soff, code.to(tl.uint8), smask, NATIVE)  # 65.6 (H200); one-level 54.5 → 55.1
+        else:
+            tl.store(scale_ptr + soff, code.to(tl.uint8), mask=smask)
     else:
         if SYM:
             s = tl.where(amax == 0, 1.0, tl.math.div_rn(amax, tl.full(amax.shape, DENOM, tl.float32)))
