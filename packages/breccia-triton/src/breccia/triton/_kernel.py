@@ -114,6 +114,7 @@ def quant_rows_kernel(
     # measured slower that way on an H200 (per channel 53.0 → 54.7 µs), INT4 faster (asymmetric 48.1 → 42.9)
     HOST_RANGE: tl.constexpr = KIND == 3 and PACK == 2
     F16X2: tl.constexpr = NATIVE and KIND == 1 and EBITS == 2 and MBITS == 1 and IN_KIND == 2 and PACK == 2 and PAIRS
+    E2M1: tl.constexpr = PACK == 2 and KIND != 3 and EBITS == 2 and MBITS == 1 and not F16X2  # _fp4.e2m1_pair_bytes
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
     i = tl.arange(0, ROWS)
@@ -307,7 +308,8 @@ def quant_rows_kernel(
             v0 = x0 * mult[:, :, None]
         else:
             v0 = _div.quotient(x0, d3, dd3, y3, ok, FASTDIV)
-        c0 = _encode(v0, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
+        if not E2M1:
+            c0 = _encode(v0, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
     dbase = r3 * KD
     if F16X2:  # MXFP4 of bf16 pairs on the GPU: both codes of a byte at once (see _fp4)
         m3 = (mult * 6.103515625e-05)[:, :, None]  # 2^-14: exact (mult is a power of two ≥ 2^-127)
@@ -336,10 +338,16 @@ def quant_rows_kernel(
                 v1 = x1 * mult[:, :, None]
             else:
                 v1 = _div.quotient(x1, d3, dd3, y3, ok, FASTDIV)
-            c1 = _encode(v1, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
-        if not FULL:
-            c1 = tl.where(m1, c1, 0)
-        packed = ((c0 & 0xF) | ((c1 & 0xF) << 4)).to(tl.uint8)
+            if not E2M1:
+                c1 = _encode(v1, EBITS, MBITS, BIAS, ENC_MUL, FMAX, NATIVE, CLAMP)
+        if E2M1:  # both E2M1 codes of a byte at once, no conversion instruction (see _fp4)
+            if not FULL:
+                v1 = tl.where(m1, v1, 0.0)
+            packed = _fp4.e2m1_pair_bytes(v0, v1, CLAMP).to(tl.uint8)
+        else:
+            if not FULL:
+                c1 = tl.where(m1, c1, 0)
+            packed = ((c0 & 0xF) | ((c1 & 0xF) << 4)).to(tl.uint8)
         # byte index b·BK/2 + j, written so Triton sees it contiguous in j (``col // 2`` hides that, and the store
         # then forced a byte-per-thread layout on the whole tile: 4× slower). Odd BK occurs only with one block.
         pcol = b3 * (BK // 2) + j3
