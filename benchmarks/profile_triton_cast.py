@@ -5,7 +5,7 @@ stalls):
     ncu -k regex:quant_rows --launch-skip 2 --launch-count 1 --metrics <list> \
         python benchmarks/profile_triton_cast.py RECIPE
 
-RECIPE: ``int4-asym``, ``int4-sym``, ``nvfp4``, ``nvfp4-one-level``, ``mxfp4``, ``fp8-1x128``. Without a GPU it says so
+RECIPE: ``int4-asym``, ``int4-sym``, ``nvfp4``, ``nvfp4-one-level``, ``nvfp4-16x16``, ``mxfp4``, ``fp8-1x128``. Without a GPU it says so
 and exits 0."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ RECIPES = {
     "int4-sym": breccia.INT4Scaling(group_size=128),
     "nvfp4": breccia.NVFP4BlockScaling(),
     "nvfp4-one-level": breccia.NVFP4BlockScaling(per_tensor_scale=False),
+    "nvfp4-16x16": breccia.NVFP4BlockScaling(block_m=16),
     "mxfp4": breccia.MXFP4BlockScaling(),
     "fp8-1x128": breccia.Float8BlockScaling(),
 }
