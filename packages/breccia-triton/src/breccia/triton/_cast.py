@@ -325,7 +325,7 @@ def cast(
         m = shape[-2] if len(shape) >= 2 else 1
         data, scale, zp, flags = _launch(x2, recipe, plan, gamax, m)
         flag = int(flags.max().item())
-        if flag == 4:  # NVFP4's global amax outside the one-reciprocal division's range: div.rn everywhere
+        if flag == 4:  # a divisor out of the one-reciprocal division's range (INT4, NVFP4 global): div.rn
             data, scale, zp, flags = _launch(x2, recipe, plan, gamax, m, safe=True)
             flag = int(flags.max().item())
         if flag:  # NaN/Inf or a scale overflow: the reference decides what happens
