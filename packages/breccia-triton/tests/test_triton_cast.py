@@ -95,6 +95,14 @@ def to_np(x: torch.Tensor) -> np.ndarray:
     return x.cpu().numpy()
 
 
+def assert_exact(x: torch.Tensor, recipe: breccia.Recipe) -> None:
+    """The Triton cast of ``x`` runs (not None) and has the bytes of breccia-torch's and of the numpy reference."""
+    st = cast(x, recipe)
+    assert st is not None
+    assert_same(st, breccia.cast(x, recipe), dtypes=True)
+    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+
+
 def make_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, big: bool = True) -> torch.Tensor:
     """make_x's awkward data; fp32 rows additionally span 2^±100 and reach the subnormal range (``big=False``
     leaves out the 2^100 row, whose scales would overflow fp16 and rightly take the RecipeError path)."""
@@ -204,10 +212,7 @@ def test_nvfp4_quotients_at_and_around_every_midpoint(recipe: breccia.Recipe, dt
     blocks.append(torch.full((1, 16), 84.0, dtype=torch.float64))  # global amax 84: g = 84 / 2688 = 2^-5 exactly
     x = torch.cat(blocks).flatten()
     x = torch.cat([x, torch.zeros(-x.numel() % 1024, dtype=torch.float64)]).reshape(-1, 1024).to(dtype).to(DEVICE)
-    st = cast(x, recipe)
-    assert st is not None
-    assert_same(st, breccia.cast(x, recipe), dtypes=True)
-    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+    assert_exact(x, recipe)
 
 
 @pytest.mark.usefixtures("no_fallback")
@@ -257,10 +262,7 @@ def test_mxfp4_every_bf16_significand_at_every_relative_exponent(recipe: breccia
         b = torch.cat([torch.full((vals.shape[0], 1), 1.9921875 * 4.0), vals], dim=1) * 2.0**k
         blocks.append(b)
     x = torch.cat(blocks).reshape(-1, 1024).to(torch.bfloat16).to(DEVICE)
-    st = cast(x, recipe)
-    assert st is not None
-    assert_same(st, breccia.cast(x, recipe), dtypes=True)
-    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+    assert_exact(x, recipe)
 
 
 @pytest.mark.usefixtures("no_fallback")
