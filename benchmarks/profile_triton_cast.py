@@ -5,8 +5,8 @@ stalls):
     ncu -k regex:quant_rows --launch-skip 2 --launch-count 1 --metrics <list> \
         python benchmarks/profile_triton_cast.py RECIPE
 
-RECIPE: ``int4-asym``, ``int4-sym``, ``nvfp4``, ``nvfp4-one-level``, ``nvfp4-16x16``, ``mxfp4``, ``fp8-1x128``. Without a GPU it says so
-and exits 0."""
+RECIPE: ``int4-asym``, ``int4-sym``, ``nvfp4``, ``nvfp4-one-level``, ``nvfp4-16x16``, ``mxfp4``, ``fp8-1x128``.
+Without a GPU it says so and exits 0."""
 
 from __future__ import annotations
 
