@@ -236,11 +236,8 @@ def test_divisors_out_of_the_fast_range_relaunch_with_div_rn(
     x = torch.from_numpy(make_x((32, 256), 21)).to(DEVICE)  # fp32, none of make_input's extreme rows
     for xs, relaunch in ((x, False), (x * factor, DEVICE.type == "cuda")):
         calls.clear()
-        st = cast(xs, recipe)
-        assert st is not None
+        assert_exact(xs, recipe)  # the references never reach _launch (conftest: BRECCIA_TRITON=0)
         assert calls == ([False, True] if relaunch else [False])
-        assert_same(st, breccia.cast(xs, recipe), dtypes=True)
-        assert_same(st, breccia.cast(xs.cpu().numpy(), recipe), dtypes=False)
 
 
 @pytest.mark.usefixtures("no_fallback")

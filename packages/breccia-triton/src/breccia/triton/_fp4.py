@@ -27,6 +27,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from breccia.triton._codes import _bits, _from_bits
+
 _BODY = """{
 .reg .b32 h, a, e, c, r, t, k;
 cvt.rn.f16x2.f32 h, $2, $1;
@@ -62,7 +64,7 @@ def mx4_pairs(v0, v1, CLAMP: tl.constexpr):
 @triton.jit
 def _e2m1_parts(v, CLAMP: tl.constexpr):
     m = tl.minimum(tl.abs(v), 6.0) if CLAMP else tl.abs(v)
-    e = tl.maximum(m.to(tl.int32, bitcast=True) & 0x7F800000, 0x3F800000)  # 2^max(e, 0), as bits
+    e = tl.maximum(_bits(m) & 0x7F800000, 0x3F800000)  # 2^max(e, 0), as bits
     return m, e
 
 
@@ -83,9 +85,7 @@ def e2m1_pair_bytes(v0, v1, CLAMP: tl.constexpr):
     byte against the reference by the cast tests (the interpreter runs this same function)."""
     m0, e0 = _e2m1_parts(v0, CLAMP)
     m1, e1 = _e2m1_parts(v1, CLAMP)
-    s0 = (m0 + (e0 + (22 << 23) + 34).to(tl.float32, bitcast=True)).to(tl.int32, bitcast=True)  # low byte 34 + k0
-    s1 = (m1 + (e1 + (22 << 23)).to(tl.float32, bitcast=True)).to(tl.int32, bitcast=True)  # low byte k1
+    s0 = _bits(m0 + _from_bits(e0 + (22 << 23) + 34))  # low byte 34 + k0
+    s1 = _bits(m1 + _from_bits(e1 + (22 << 23)))  # low byte k1
     r = s0 + (s1 << 4) + (e0 >> 22) + (e1 >> 18)  # ≡ code0 + 16·code1 (mod 256)
-    b0 = v0.to(tl.int32, bitcast=True)
-    b1 = v1.to(tl.int32, bitcast=True)
-    return r | ((b0 >> 28) & 8) | ((b1 >> 24) & 0x80)
+    return r | ((_bits(v0) >> 28) & 8) | ((_bits(v1) >> 24) & 0x80)
