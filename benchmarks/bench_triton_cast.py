@@ -7,7 +7,8 @@ The copy baseline is ``x.clone()`` (bytes read + written). Every Triton result i
 breccia-torch's eager cast before it is timed, so a fast wrong kernel cannot enter the table.
 
     PYTHONPATH=packages/breccia-core/src:packages/breccia-torch/src:packages/breccia-triton/src \\
-        python benchmarks/bench_triton_cast.py [--m 8192 --k 8192] [--no-compile] [--out table.md]
+        python benchmarks/bench_triton_cast.py [--m 8192 --k 8192] [--no-compile | --compile-all] \\
+            [--only NAME,NAME] [--out table.md]
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (compiles are slow)")
     p.add_argument("--compile-all", action="store_true", help=f"compile every recipe, not only {COMPILED}")
     p.add_argument("--sweep", action="store_true", help=f"time the bare kernel at each (tile, warps) of {CONFIGS}")
+    p.add_argument("--only", default=None, help="comma-separated recipe names (as in the table) to run, not all")
     p.add_argument("--out", default=None, help="also write the markdown table here")
     args = p.parse_args()
     if not torch.cuda.is_available():
@@ -128,7 +130,10 @@ def main() -> None:
     ]
     print("\n".join(head), flush=True)
     rows = list(head)
+    only = None if args.only is None else set(args.only.split(","))
     for name, recipe in RECIPES:
+        if only is not None and name not in only:
+            continue
         st = bt.cast(x, recipe)
         ref = breccia.cast(x, recipe)
         if st is None or not same(st, ref):
