@@ -14,16 +14,15 @@ import sys
 
 import torch
 
-import breccia
-
-RECIPES = {
-    "int4-asym": breccia.INT4Scaling(group_size=128, symmetric=False, signed=False),
-    "int4-sym": breccia.INT4Scaling(group_size=128),
-    "nvfp4": breccia.NVFP4BlockScaling(),
-    "nvfp4-one-level": breccia.NVFP4BlockScaling(per_tensor_scale=False),
-    "nvfp4-16x16": breccia.NVFP4BlockScaling(block_m=16),
-    "mxfp4": breccia.MXFP4BlockScaling(),
-    "fp8-1x128": breccia.Float8BlockScaling(),
+# short names for the command line, for recipes of bench_triton_cast.RECIPES (one catalogue for both scripts)
+ALIASES = {
+    "int4-asym": "INT4 g128 asym",
+    "int4-sym": "INT4 g128 sym",
+    "nvfp4": "NVFP4 two-level",
+    "nvfp4-one-level": "NVFP4 one-level",
+    "nvfp4-16x16": "NVFP4 16x16",
+    "mxfp4": "MXFP4",
+    "fp8-1x128": "Float8Block 1x128",
 }
 
 
@@ -31,9 +30,11 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("profile_triton_cast: no CUDA device here (nothing was profiled).")
         return 0
+    from bench_triton_cast import RECIPES
+
     import breccia.triton
 
-    recipe = RECIPES[sys.argv[1] if len(sys.argv) > 1 else "int4-asym"]
+    recipe = dict(RECIPES)[ALIASES[sys.argv[1] if len(sys.argv) > 1 else "int4-asym"]]
     x = torch.randn(8192, 8192, device="cuda").bfloat16()
     for _ in range(3):
         breccia.triton.cast(x, recipe)

@@ -8,7 +8,7 @@ every fp16 significand x (1024 of them, bf16's 128 among them) and every fp32 si
 
 is compared with the correctly rounded RN(x / d): 2^33 pairs. The quantize kernels divide every element by its
 block's scale (the reference's IEEE division) with three instructions (Markstein: a multiply, an FMA residual, an
-FMA correction, ``breccia.triton._div``); this would be one fewer. Result (tenth session, 84 s on two cores):
+FMA correction, ``breccia.triton._div``); this would be one fewer. Result (tenth session, 161 s on two cores):
 **195 pairs differ**, 26 of them at bf16 significands (x = 1, d = 0x1.4499eep+0 among them). The quotients that
 fail lie within ~2^-47 of an fp32 rounding midpoint, while ``y + yl`` misses 1/d by ``y·e²`` and the two roundings
 of ``yl`` and ``x·yl`` add ~2^-48 each: no fp32 pair of this kind can be exact, because an 11-bit by 24-bit
@@ -18,9 +18,10 @@ exactness rests on the faithful first quotient (``tests/test_triton_div.py``).
 
 Powers of two scale every step exactly, so significands cover every pair whose intermediates stay normal. The
 emulation is exact: ``x·y``, ``x·yl``, ``d·y`` and ``e·y`` are exact in float64 (at most 48 significant bits), and
-the one float64 sum that can round is fixed up where it lands on an fp32 rounding midpoint (TwoSum), so every fp32
-result is rounded once, as the GPU's FMUL and FFMA round. ``--drop-low`` checks ``RN(x·y)`` alone (half the pairs
-differ); ``--sample N`` checks N random divisors only. The exit status is 1 when any pair of the full form differs.
+the one float64 sum that can round is fixed up where it lands on an fp32 rounding midpoint (TwoSum,
+``breccia._testing.rn32_sum``), so every fp32 result is rounded once, as the GPU's FMUL and FFMA round.
+``--drop-low`` checks ``RN(x·y)`` alone (half the pairs differ); ``--sample N`` checks N random divisors only. The
+exit status is 1 when any pair of the full form differs.
 
     python benchmarks/verify_two_term_division.py [--sample N] [--drop-low] [--jobs 2]
 """
@@ -33,10 +34,10 @@ from multiprocessing import Pool
 
 import numpy as np
 
+from breccia._testing import rn32_sum
+
 X32 = (1 + np.arange(1024) / 1024).astype(np.float32)  # every fp16 significand in [1, 2)
 X64 = X32.astype(np.float64)[:, None]
-MID_MASK = np.int64((1 << 29) - 1)  # float64 significand bits below an fp32 one
-MID = np.int64(1 << 28)
 
 
 def reciprocal_parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,30 +51,6 @@ def reciprocal_parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     assert (e.astype(np.float32).astype(np.float64) == e).all(), "the FMA residual 1 − d·y is not exact in fp32"
     yl = (e * y.astype(np.float64)).astype(np.float32)  # e·y exact in float64, then one rounding
     return y, yl
-
-
-def rn32_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """fp32 RN(a + b) of exact float64 ``a`` and ``b`` with one rounding: the float64 sum ``s`` can only round to
-    the wrong fp32 side where it is itself an fp32 rounding midpoint and not the exact sum; there the TwoSum error
-    says which way the exact sum lies, and ``s`` nudged one float64 ulp that way rounds correctly."""
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    at_mid = ((s.view(np.int64) & MID_MASK) == MID) & (err != 0)
-    out = s.astype(np.float32)
-    if at_mid.any():
-        nudged = np.nextafter(s[at_mid], np.where(err[at_mid] > 0, np.inf, -np.inf))
-        out[at_mid] = nudged.astype(np.float32)
-    return out
-
-
-def _self_test() -> None:
-    """The emulation must round once: 1 + (2^-24 + 2^-60) is just past the fp32 midpoint 1 + 2^-24, so RN32 is
-    1 + 2^-23; the float64 sum drops the 2^-60, lands on the midpoint and would tie to even (1.0)."""
-    a, b = np.array([1.0]), np.array([2.0**-24 + 2.0**-60])
-    assert np.float32((a + b)[0]) == np.float32(1.0)  # the trap is real
-    assert rn32_sum(a, b)[0] == np.nextafter(np.float32(1), np.float32(2))
-    assert rn32_sum(a, -b)[0] == np.nextafter(np.float32(1), np.float32(0))
 
 
 def check(dbits: np.ndarray, drop_low: bool = False) -> int:
@@ -101,7 +78,6 @@ def main() -> int:
     ap.add_argument("--drop-low", action="store_true", help="check RN(x·y) alone (must fail)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    _self_test()
     t0 = time.perf_counter()
     if args.sample:
         dbits = np.random.default_rng(0).integers(0, 1 << 23, args.sample)

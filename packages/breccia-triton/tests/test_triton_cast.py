@@ -95,12 +95,12 @@ def to_np(x: torch.Tensor) -> np.ndarray:
     return x.cpu().numpy()
 
 
-def assert_exact(x: torch.Tensor, recipe: breccia.Recipe) -> None:
+def assert_exact(x: torch.Tensor, recipe: breccia.Recipe, layout: breccia.Layout | None = None) -> None:
     """The Triton cast of ``x`` runs (not None) and has the bytes of breccia-torch's and of the numpy reference."""
-    st = cast(x, recipe)
+    st = cast(x, recipe, layout=layout)
     assert st is not None
-    assert_same(st, breccia.cast(x, recipe), dtypes=True)
-    assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+    assert_same(st, breccia.cast(x, recipe, layout=layout), dtypes=True)
+    assert_same(st, breccia.cast(to_np(x), recipe, layout=layout), dtypes=False)
 
 
 def make_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, big: bool = True) -> torch.Tensor:
@@ -132,10 +132,7 @@ def test_cast_matches_torch_and_reference(recipe: breccia.Recipe) -> None:
         x = make_input(shape, i, dtype, big=scale_kind(recipe) != "fp16")
         for lay in [recipe.default_layout(-1), recipe.default_layout(-2)] if two_d else [layout_for(recipe)]:
             assert supports(x, recipe, lay), (shape, dtype, lay)
-            st = cast(x, recipe, layout=lay)
-            assert st is not None
-            assert_same(st, breccia.cast(x, recipe, layout=lay), dtypes=True)
-            assert_same(st, breccia.cast(to_np(x), recipe, layout=lay), dtypes=False)
+            assert_exact(x, recipe, lay)
 
 
 @pytest.mark.usefixtures("no_fallback")
@@ -172,11 +169,7 @@ def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None
     x[:, ::16] = 1.75 * sign[:, ::16]
     x[8:16] *= 2.0**-126
     x = x.to(dtype).to(DEVICE)
-    lay = layout_for(recipe)
-    st = cast(x, recipe, layout=lay)
-    assert st is not None
-    assert_same(st, breccia.cast(x, recipe, layout=lay), dtypes=True)
-    assert_same(st, breccia.cast(to_np(x), recipe, layout=lay), dtypes=False)
+    assert_exact(x, recipe, layout_for(recipe))
 
 
 @pytest.mark.usefixtures("no_fallback")
@@ -351,10 +344,8 @@ def test_two_d_tiles_of_16_bit_floats_as_pair_words(
     for i, shape in enumerate([(130, 258), (2, 20, 96), (7, 12)]):
         x = make_input(shape, 40 + i, dtype)
         x.view(-1)[:: 31 + i] *= 2.0**12 if dtype == torch.bfloat16 else 4.0  # outliers: tiles of different scales
-        st = cast(x, recipe)
-        assert st is not None and took[-1], shape
-        assert_same(st, breccia.cast(x, recipe), dtypes=True)
-        assert_same(st, breccia.cast(to_np(x), recipe), dtypes=False)
+        assert_exact(x, recipe)
+        assert took[-1], shape
     x = make_input((1, 40 * 66 + 1), 45, dtype).view(-1)[1:].view(40, 66)  # data_ptr 2 bytes past a word
     st = cast(x, recipe)
     assert st is not None and not took[-1]

@@ -19,6 +19,7 @@ import torch
 triton = pytest.importorskip("triton")
 tl = pytest.importorskip("triton.language")
 
+from breccia._testing import rn32_sum  # noqa: E402
 from breccia.triton import _div  # noqa: E402
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="the fast division is compiled only for the GPU")
@@ -126,22 +127,8 @@ def test_infinite_divisor_gives_signed_zero() -> None:
 # --- CPU: the same sequence, emulated exactly in numpy -------------------------------------------------------
 
 
-def _rn32_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """fp32 RN(a + b) of float64 arrays holding exact values, with one rounding (TwoSum + midpoint fix-up)."""
-    s = a + b
-    bb = s - a
-    e = (a - (s - bb)) + (b - bb)
-    f = s.astype(np.float32)
-    fd = f.astype(np.float64)
-    toward = np.where(s > fd, np.float32(np.inf), np.float32(-np.inf)).astype(np.float32)
-    mid = (fd + np.nextafter(f, toward).astype(np.float64)) * 0.5
-    at_mid = (s == mid) & (e != 0) & (fd != s)
-    nudged = np.nextafter(s, np.where(e > 0, np.inf, -np.inf)).astype(np.float32)
-    return np.where(at_mid, nudged, f)
-
-
 def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return _rn32_sum(a.astype(np.float64) * b.astype(np.float64), c.astype(np.float64))
+    return rn32_sum(a.astype(np.float64) * b.astype(np.float64), c.astype(np.float64))
 
 
 def test_fma_emulation_rounds_once() -> None:

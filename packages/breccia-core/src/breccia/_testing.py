@@ -25,7 +25,16 @@ from ._recipes import (
     Recipe,
 )
 
-__all__ = ["AWKWARD_SHAPES", "RECIPES", "assert_same_bits", "axes_for", "make_x", "raw_bytes", "recipe_id"]
+__all__ = [
+    "AWKWARD_SHAPES",
+    "RECIPES",
+    "assert_same_bits",
+    "axes_for",
+    "make_x",
+    "raw_bytes",
+    "recipe_id",
+    "rn32_sum",
+]
 
 RECIPES: list[Recipe] = [
     Float8CurrentScaling(),
@@ -129,3 +138,21 @@ def assert_same_bits(st: Any, ref: Any) -> None:
         if a is not None:
             assert tuple(a.shape) == tuple(b.shape), (name, tuple(a.shape), tuple(b.shape))
             np.testing.assert_array_equal(raw_bytes(a), raw_bytes(b), err_msg=name)
+
+
+def rn32_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fp32 ``RN(a + b)`` of float64 arrays holding exact values, rounded once, as a GPU FFMA rounds its exact
+    ``x·y + z`` (pass the product, exact in float64, as ``a``). The float64 sum ``s`` can land on the wrong fp32 side
+    only where it is itself an fp32 rounding midpoint and not the exact sum; there the TwoSum error says which way
+    the exact sum lies, and ``s`` nudged one float64 ulp that way rounds correctly. Used to check fast-division
+    sequences of the GPU kernels in exact arithmetic (breccia-triton's tests, ``benchmarks/verify_*.py``)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    f = s.astype(np.float32)
+    fd = f.astype(np.float64)
+    toward = np.where(s > fd, np.float32(np.inf), np.float32(-np.inf)).astype(np.float32)
+    mid = (fd + np.nextafter(f, toward).astype(np.float64)) * 0.5
+    at_mid = (s == mid) & (e != 0) & (fd != s)
+    nudged = np.nextafter(s, np.where(e > 0, np.inf, -np.inf)).astype(np.float32)
+    return np.where(at_mid, nudged, f)
