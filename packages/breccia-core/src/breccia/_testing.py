@@ -155,4 +155,5 @@ def rn32_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     mid = (fd + np.nextafter(f, toward).astype(np.float64)) * 0.5
     at_mid = (s == mid) & (e != 0) & (fd != s)
     nudged = np.nextafter(s, np.where(e > 0, np.inf, -np.inf)).astype(np.float32)
-    return np.where(at_mid, nudged, f)
+    out: np.ndarray = np.where(at_mid, nudged, f)
+    return out
