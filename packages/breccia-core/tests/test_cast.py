@@ -137,6 +137,21 @@ def test_scale_overflow_in_fp16_is_an_error() -> None:
     assert np.allclose(breccia.dequantize(st_), 1e7, rtol=1e-6)
 
 
+def test_reciprocal_data_scaling_refuses_an_overflowing_multiplier() -> None:
+    """NVFP4 with torchao's reciprocal rule: where ``(1/g) / s_b`` overflows fp32 (tensor amax 2^-118 here), the
+    codes of zeros would be ``0 · inf = NaN`` and everything else would saturate, so the cast refuses, naming the
+    amax and the way out; an amax of 2^-98 quantizes (the multiplier is finite), and so does an all-zero tensor
+    (its global scale is 1)."""
+    recipe = breccia.NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal")
+    x = np.zeros((2, 64), np.float32)
+    x[0, 5] = 2.0**-118
+    with pytest.raises(breccia.RecipeError, match=r"amax 3\.0\d*e-36 .*data_scaling='divide'"):
+        breccia.cast(x, recipe)
+    st_ = breccia.cast(x * np.float32(2.0**20), recipe)
+    assert np.array_equal(breccia.dequantize(st_), x * np.float32(2.0**20))  # 2^-98 is 6 · s_b · g exactly
+    assert not np.asarray(breccia.cast(np.zeros((2, 64), np.float32), recipe).data).any()
+
+
 def test_large_tensor_uses_many_tiles_and_matches_small_path() -> None:
     # Bigger than one tile along both axes, so the tiling and two-pass machinery run.
     x = make_x((300, 1100), seed=11)

@@ -162,6 +162,12 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         "1e+09",
     ),
     (
+        "NVFP4 reciprocal multiplier overflow",
+        lambda: b.cast(np.full((1, 32), 2.0**-118, np.float32), b.NVFP4BlockScaling(data_scaling="reciprocal")),
+        b.RecipeError,
+        "data_scaling='divide'",
+    ),
+    (
         "non-finite input",
         lambda: b.cast(np.array([[1.0, np.nan]], np.float32), b.MXFP8BlockScaling()),
         b.NonFiniteError,

@@ -86,6 +86,11 @@ def test_bad_input_raises_core_errors(device: torch.device) -> None:
         breccia.from_buffer(st.data.float(), st.scale, st.recipe)
     with pytest.raises(breccia.RecipeError, match="overflows the fp16 scale"):
         breccia.cast(torch.full((2, 128), 1e9, device=device), breccia.INT4Scaling())
+    tiny = torch.zeros(4, 4096, device=device)  # CPU: the C kernel, contiguous and a strided view; CUDA: its path
+    tiny[1, 7] = 2.0**-118
+    for x in (tiny, tiny[:, :64]):
+        with pytest.raises(breccia.RecipeError, match="reciprocal data scaling overflows fp32"):
+            breccia.cast(x, breccia.NVFP4BlockScaling(data_scaling="reciprocal"))
 
 
 def test_empty_and_scalar(device: torch.device) -> None:

@@ -377,6 +377,22 @@ def test_fp16_scale_overflow_raises_like_torch() -> None:
     assert str(got.value) == str(want.value)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=str)
+def test_reciprocal_multiplier_overflow_raises_like_torch(dtype: torch.dtype) -> None:
+    """NVFP4 with torchao's reciprocal rule on a tensor whose amax (2^-118) makes ``(1/g) / s_b`` overflow: the
+    kernel flags it and the cast raises the reference's RecipeError (torchao's formula would encode 0 · inf)."""
+    recipe = breccia.NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal")
+    x = torch.zeros(8, 64, dtype=dtype)
+    x[0, 0], x[3, 17] = 2.0**-118, -(2.0**-121)
+    x = x.to(DEVICE)
+    with pytest.raises(breccia.RecipeError) as got:
+        cast(x, recipe)
+    with pytest.raises(breccia.RecipeError) as want:
+        breccia.cast(x, recipe)
+    assert str(got.value) == str(want.value) and "data_scaling='divide'" in str(got.value)
+    assert_exact(x * 2.0**20, recipe)  # amax 2^-98: in range, the kernel's bytes
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
 def test_full_tiles_take_the_unmasked_kernel(recipe: breccia.Recipe) -> None:
     # the exact-tiling shapes of CASES must reach the FULL specialisation (else test_cast_matches_torch... would not

@@ -39,6 +39,8 @@ __all__ = [
     "encode",
     "encode_float",
     "is_float_zp",
+    "multiplier_overflow",
+    "multiplier_overflow_message",
     "pow2_ceil_exponent",
     "round_to_grid",
     "scale_overflow",
@@ -271,6 +273,24 @@ def affine_stats(ops: ArrayOps, x: Array, axes: tuple[int, ...]) -> tuple[Array,
     Only needed where a block holds NaN (``nonfinite="propagate"``); NaN elements then encode as code 0."""
     nan = ops.isnan(x)
     return ops.vmin(ops.where(nan, float("inf"), x), axes), ops.vmax(ops.where(nan, -float("inf"), x), axes)
+
+
+def multiplier_overflow(sc: Scales) -> Array | None:
+    """NVFP4 with ``data_scaling="reciprocal"``: blocks whose multiplier ``(1/g) / s_b`` overflows fp32 (a global
+    scale ``g`` below about ``2^-128 · 448 / s_b``, from a tensor amax under ~10^-32; or ``g`` underflowed to 0).
+    Their ±0 elements would encode ``0 · inf = NaN``, whose sign bit differs between platforms, and every other
+    element would saturate at ±6: the casts refuse such tensors instead (torchao, whose formula this is, encodes the
+    NaN). ``None`` where the recipe divides."""
+    return None if sc.multiplier is None else sc.multiplier == float("inf")
+
+
+def multiplier_overflow_message(recipe: Recipe, global_amax: float) -> str:
+    """The :class:`~breccia.RecipeError` text for :func:`multiplier_overflow`, one wording for every backend."""
+    return (
+        f"{recipe!r}: the tensor amax {global_amax:.6g} makes the global scale so small that its reciprocal "
+        "data scaling overflows fp32 (torchao's formula would encode NaN); use data_scaling='divide' or scale the "
+        "tensor up"
+    )
 
 
 def scale_overflow(ops: ArrayOps, recipe: Recipe, sc: Scales) -> Array:

@@ -224,6 +224,8 @@ def quant_rows_kernel(
             else:
                 mult = tl.math.div_rn(one, sb)
             mult = tl.where(sb == 0, 0.0, mult)
+            if NV_GLOBAL:  # (1/g)/s_b overflowed: the host falls back, and the reference refuses the tensor
+                bad = bad | tl.where(smask & (mult == float("inf")), 2, 0)  # (_math.multiplier_overflow)
         div = tl.where(div == 0, float("inf"), div)  # _math.safe_divisor: zero-scale blocks encode as ±0
         if NV_GLOBAL and not USE_MULT:  # inline stores (see _store_blocks): two-level 57.1 → 56.2 µs, 16×16 67.4 →
             _store_blocks(scale_ptr + soff, code.to(tl.uint8), smask, NATIVE)  # 65.6 (H200); one-level 54.5 → 55.1
