@@ -218,14 +218,16 @@ def quant_rows_kernel(
         if NV_GLOBAL:
             div = sb * g
         if NV_RECIP:
-            one = tl.full(amax.shape, 1.0, tl.float32)
-            if NV_GLOBAL:  # noqa: SIM108
-                mult = tl.math.div_rn(tl.math.div_rn(one, g), sb)
+            if NV_GLOBAL:  # 1/g once per program (g is one scalar), then (1/g)/s_b per block
+                gs = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full((), 2688.0, tl.float32)))
+                inv_g = tl.math.div_rn(tl.full((), 1.0, tl.float32), gs)
+                mult = tl.math.div_rn(tl.full(amax.shape, 0.0, tl.float32) + inv_g, sb)
+                # (1/g)/s_b can overflow fp32 only where 1/g > 2^118 (s_b ≥ 2^-9): then the host's fallback decides,
+                # and the reference refuses the tensor where it does (_math.multiplier_overflow)
+                bad = bad | tl.where(inv_g > 3.3230699894622895e35, 2, 0)  # 2^118
             else:
-                mult = tl.math.div_rn(one, sb)
+                mult = tl.math.div_rn(tl.full(amax.shape, 1.0, tl.float32), sb)
             mult = tl.where(sb == 0, 0.0, mult)
-            if NV_GLOBAL:  # (1/g)/s_b overflowed: the host falls back, and the reference refuses the tensor
-                bad = bad | tl.where(smask & (mult == float("inf")), 2, 0)  # (_math.multiplier_overflow)
         div = tl.where(div == 0, float("inf"), div)  # _math.safe_divisor: zero-scale blocks encode as ±0
         if NV_GLOBAL and not USE_MULT:  # inline stores (see _store_blocks): two-level 57.1 → 56.2 µs, 16×16 67.4 →
             _store_blocks(scale_ptr + soff, code.to(tl.uint8), smask, NATIVE)  # 65.6 (H200); one-level 54.5 → 55.1
