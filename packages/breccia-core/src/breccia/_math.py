@@ -277,7 +277,7 @@ def affine_stats(ops: ArrayOps, x: Array, axes: tuple[int, ...]) -> tuple[Array,
 
 def multiplier_overflow(sc: Scales) -> Array | None:
     """NVFP4 with ``data_scaling="reciprocal"``: blocks whose multiplier ``(1/g) / s_b`` overflows fp32 (a global
-    scale ``g`` below about ``2^-128 · 448 / s_b``, from a tensor amax under ~10^-32; or ``g`` underflowed to 0).
+    scale ``g`` below about ``2^-128 / s_b``, from a tensor amax under ~10^-32; or ``g`` underflowed to 0).
     Their ±0 elements would encode ``0 · inf = NaN``, whose sign bit differs between platforms, and every other
     element would saturate at ±6: the casts refuse such tensors instead (torchao, whose formula this is, encodes the
     NaN). ``None`` where the recipe divides."""
