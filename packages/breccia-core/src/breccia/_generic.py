@@ -119,10 +119,8 @@ def cast_generic(
     )
     kind = scale_kind(recipe)
     check = nonfinite == "raise" or not ops.prefer_no_sync  # a sync-free propagate cast lets inf scales through
-    over = M.multiplier_overflow(sc)
-    if check and over is not None and ops.any(over):
-        assert gamax is not None  # only two-level NVFP4 has a multiplier that can overflow
-        raise RecipeError(M.multiplier_overflow_message(recipe, float(ops.to_numpy(gamax).max())))
+    if check:
+        M.refuse_multiplier_overflow(ops, recipe, sc, gamax)
     if check and kind in ("fp16", "bf16") and ops.any(M.scale_overflow(ops, recipe, sc) & ops.isfinite(amax)):
         raise RecipeError(f"{recipe!r}: a block amax overflows the {kind} scale; use scale_dtype='fp32'")
     codes = M.encode(ops, recipe, xs, sc, has_nan=has_nan)

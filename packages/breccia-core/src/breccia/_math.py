@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import RecipeError
 from ._formats import ElementFormat, get_format
 from ._ops import ArrayOps
 from ._recipes import (
@@ -39,9 +40,8 @@ __all__ = [
     "encode",
     "encode_float",
     "is_float_zp",
-    "multiplier_overflow",
-    "multiplier_overflow_message",
     "pow2_ceil_exponent",
+    "refuse_multiplier_overflow",
     "round_to_grid",
     "scale_overflow",
     "store_zero_point",
@@ -275,21 +275,19 @@ def affine_stats(ops: ArrayOps, x: Array, axes: tuple[int, ...]) -> tuple[Array,
     return ops.vmin(ops.where(nan, float("inf"), x), axes), ops.vmax(ops.where(nan, -float("inf"), x), axes)
 
 
-def multiplier_overflow(sc: Scales) -> Array | None:
-    """NVFP4 with ``data_scaling="reciprocal"``: blocks whose multiplier ``(1/g) / s_b`` overflows fp32 (a global
-    scale ``g`` below about ``2^-128 / s_b``, from a tensor amax under ~10^-32; or ``g`` underflowed to 0).
-    Their ±0 elements would encode ``0 · inf = NaN``, whose sign bit differs between platforms, and every other
-    element would saturate at ±6: the casts refuse such tensors instead (torchao, whose formula this is, encodes the
-    NaN). ``None`` where the recipe divides."""
-    return None if sc.multiplier is None else sc.multiplier == float("inf")
-
-
-def multiplier_overflow_message(recipe: Recipe, global_amax: float) -> str:
-    """The :class:`~breccia.RecipeError` text for :func:`multiplier_overflow`, one wording for every backend."""
-    return (
-        f"{recipe!r}: the tensor amax {global_amax:.6g} makes the global scale so small that its reciprocal "
-        "data scaling overflows fp32 (torchao's formula would encode NaN); use data_scaling='divide' or scale the "
-        "tensor up"
+def refuse_multiplier_overflow(ops: ArrayOps, recipe: Recipe, sc: Scales, global_amax: Array | None) -> None:
+    """Raise :class:`~breccia.RecipeError` where NVFP4's ``data_scaling="reciprocal"`` multiplier ``(1/g) / s_b``
+    overflows fp32 in some block (a global scale ``g`` below about ``2^-128 / s_b``, from a tensor amax under
+    ~10^-32; or ``g`` underflowed to 0). Those blocks' ±0 elements would encode ``0 · inf = NaN``, whose sign bit
+    differs between platforms, and every other element would saturate at ±6; torchao, whose formula this is, encodes
+    the NaN. One check and one wording for every backend's driver; a no-op where the recipe divides."""
+    if sc.multiplier is None or not ops.any(sc.multiplier == float("inf")):
+        return
+    assert global_amax is not None  # only the two-level form has a multiplier that can overflow
+    amax = float(ops.to_numpy(global_amax).max())  # an error path: the host copy is fine
+    raise RecipeError(
+        f"{recipe!r}: the tensor amax {amax:.6g} makes the global scale so small that its reciprocal data scaling "
+        "overflows fp32 (torchao's formula would encode NaN); use data_scaling='divide' or scale the tensor up"
     )
 
 

@@ -88,9 +88,7 @@ def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
         sc = M.compute_scales(OPS, recipe, OPS.maximum(stats[1], -stats[0]), vmin=stats[0], vmax=stats[1], **kw)
     else:
         sc = M.compute_scales(OPS, recipe, stats[0], **kw)
-    over = M.multiplier_overflow(sc)
-    if over is not None and np.any(over):
-        raise RecipeError(M.multiplier_overflow_message(recipe, _scales_amax(kw, stats)))
+    M.refuse_multiplier_overflow(OPS, recipe, sc, kw.get("global_amax"))
     kind = scale_kind(recipe)
     if kind in ("fp16", "bf16"):
         bad = M.scale_overflow(OPS, recipe, sc) & np.isfinite(stats[0])
@@ -102,15 +100,6 @@ def _scales(recipe: Recipe, stats: list[np.ndarray], **kw: Any) -> M.Scales:
                 "use scale_dtype='fp32'" + (" or 'bf16'" if kind == "fp16" else "")
             )
     return sc
-
-
-def _scales_amax(kw: dict[str, Any], stats: list[np.ndarray]) -> float:
-    """The global amax that set the scales (given, or the largest finite block amax)."""
-    given = kw.get("global_amax")
-    if given is not None:
-        return float(np.max(given))
-    finite = stats[0][np.isfinite(stats[0])]
-    return float(finite.max()) if finite.size else 0.0
 
 
 def _scratch_size(plan: Plan) -> int:

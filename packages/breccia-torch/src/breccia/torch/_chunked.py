@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from breccia import _math as M
-from breccia._errors import NonFiniteError, RecipeError
+from breccia._errors import NonFiniteError
 from breccia._generic import cast_generic
 from breccia._layouts import Layout, PerBlock2D, PerBlockK, PerChannel, PerTensor
 from breccia._recipes import (
@@ -203,10 +203,7 @@ def _grid_scales(
     multiply = False
     for t in range(0, g_rows, step):
         sc = M.compute_scales(ops, recipe, amax[t : t + step], global_amax=gamax, assume_finite=True)
-        over = M.multiplier_overflow(sc)
-        if over is not None and bool(over.any()):
-            assert gamax is not None  # only two-level NVFP4 has a multiplier that can overflow
-            raise RecipeError(M.multiplier_overflow_message(recipe, float(gamax.max())))
+        M.refuse_multiplier_overflow(ops, recipe, sc, gamax)
         part = M.store_scale(ops, recipe, sc.stored)
         multiply = sc.multiplier is not None
         d = (sc.multiplier if sc.multiplier is not None else M.safe_divisor(ops, recipe, sc.divisor)).float()

@@ -203,8 +203,8 @@ def quant_rows_kernel(
         sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
         if NV_GLOBAL:
             ga = tl.load(gamax_ptr)
-            g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full(amax.shape, 2688.0, tl.float32)))
-            sbf = tl.math.div_rn(sbf, g)
+            g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full((), 2688.0, tl.float32)))  # one scalar
+            sbf = tl.math.div_rn(sbf, tl.full(amax.shape, 0.0, tl.float32) + g)
         if NV_MIN_BITS != 0:
             sbf = tl.maximum(sbf, _from_bits(tl.full(amax.shape, NV_MIN_BITS, tl.int32)))
         if NATIVE:  # sbf ≥ 0: the hardware's saturating RNE is clamp-then-round, and E4M3 → fp32 is exact
@@ -218,12 +218,11 @@ def quant_rows_kernel(
         if NV_GLOBAL:
             div = sb * g
         if NV_RECIP:
-            if NV_GLOBAL:  # 1/g once per program (g is one scalar), then (1/g)/s_b per block
-                gs = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full((), 2688.0, tl.float32)))
-                inv_g = tl.math.div_rn(tl.full((), 1.0, tl.float32), gs)
+            if NV_GLOBAL:  # 1/g once per program, then (1/g)/s_b per block
+                inv_g = tl.math.div_rn(tl.full((), 1.0, tl.float32), g)
                 mult = tl.math.div_rn(tl.full(amax.shape, 0.0, tl.float32) + inv_g, sb)
                 # (1/g)/s_b can overflow fp32 only where 1/g > 2^118 (s_b ≥ 2^-9): then the host's fallback decides,
-                # and the reference refuses the tensor where it does (_math.multiplier_overflow)
+                # and the reference refuses the tensor where it does (_math.refuse_multiplier_overflow)
                 bad = bad | tl.where(inv_g > 3.3230699894622895e35, 2, 0)  # 2^118
             else:
                 mult = tl.math.div_rn(tl.full(amax.shape, 1.0, tl.float32), sb)
