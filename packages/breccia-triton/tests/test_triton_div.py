@@ -157,3 +157,32 @@ def test_reciprocal_division_sequence_on_a_sample() -> None:
         r = _fma32(dd, q, -x)
         fast = _fma32(-r, y, q)
         np.testing.assert_array_equal(fast.view(np.int32), (x / dd).view(np.int32))
+
+
+@triton.jit
+def _by_six_kernel(a_ptr, out_ptr, ref_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    a = tl.load(a_ptr + offs, mask=offs < n, other=0.0)
+    tl.store(out_ptr + offs, _div.by_six(a), mask=offs < n)
+    tl.store(ref_ptr + offs, tl.math.div_rn(a, tl.full(a.shape, 6.0, tl.float32)), mask=offs < n)
+
+
+@gpu
+@pytest.mark.parametrize("exp", [-100, -1, 0, 1, 99, 127])
+def test_by_six_is_div_rn_on_every_significand(exp: int) -> None:
+    """NVFP4's block scale ``amax / 6`` (``_div.by_six``) equals ``div.rn`` on every fp32 significand, in binades
+    from 2^-100 (the lower end of its proof) to fp32's largest."""
+    a = _significands(exp)
+    out, ref = torch.empty_like(a), torch.empty_like(a)
+    _by_six_kernel[(a.numel() // 1024,)](a, out, ref, a.numel(), BLOCK=1024, enable_fp_fusion=False)
+    assert torch.equal(out.view(torch.int32), ref.view(torch.int32))
+
+
+@gpu
+def test_by_six_below_its_range_stays_tiny() -> None:
+    """Below 2^-100 the result need not be exact, only below 2^-100 too (an E4M3 scale of zero either way)."""
+    bits = torch.arange(0, 0x0D800000, 97, dtype=torch.int32, device="cuda")  # every 97th value below 2^-100
+    a = bits.view(torch.float32)
+    out, ref = torch.empty_like(a), torch.empty_like(a)
+    _by_six_kernel[(-(-a.numel() // 1024),)](a, out, ref, a.numel(), BLOCK=1024, enable_fp_fusion=False)
+    assert bool((out >= 0).all()) and bool((out < 2.0**-100).all())

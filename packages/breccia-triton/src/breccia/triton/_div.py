@@ -53,6 +53,18 @@ def block_recip(d, amax):
 
 
 @triton.jit
+def by_six(a):
+    """``RN(a / 6)`` for finite ``a ≥ 0``: Markstein's division by a constant, ``q = RN(a·y)``, ``y = RN(1/6)``, then
+    one FMA residual and one FMA correction, where ``div.rn`` spends ~10 instructions and a branch. Correctly rounded
+    for every ``a`` in ``[2^-100, 2^100]`` (``benchmarks/verify_div_by_constant.py`` checks every fp32 significand
+    in exact integer arithmetic; powers of two scale every step exactly) and for ``a = 0``; above, up to fp32's
+    largest value, nothing overflows either. Below ``2^-100`` the result is only close (a subnormal ``q`` loses
+    bits): NVFP4 uses it where such a block scale encodes to the E4M3 zero either way (:mod:`._kernel`)."""
+    q = a * 0.1666666716337204  # RN(1/6)
+    return tl.fma(tl.fma(q, -6.0, a), 0.1666666716337204, q)
+
+
+@triton.jit
 def per_block(div, amax):
     """:func:`block_recip` of a ``(rows, blocks)`` divisor tile, with the residual divisor and the reciprocal
     widened to broadcast over the elements of each block, and the per-block guard."""

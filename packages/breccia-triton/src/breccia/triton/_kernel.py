@@ -200,7 +200,10 @@ def quant_rows_kernel(
         mult = _pow2(127 - byte)
         tl.store(scale_ptr + soff, byte.to(tl.uint8), mask=smask)
     elif KIND == 2:
-        sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
+        if NATIVE and not SAFE and (FASTDIV or not NV_GLOBAL):  # see _div.by_six: a block amax below 2^-100
+            sbf = _div.by_six(amax)  # has an E4M3 scale of 0 here (a global scale is at least 2^-38, else SAFE)
+        else:
+            sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
         if NV_GLOBAL:
             ga = tl.load(gamax_ptr)
             g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full((), 2688.0, tl.float32)))  # one scalar
