@@ -186,3 +186,17 @@ def test_by_six_below_its_range_stays_tiny() -> None:
     out, ref = torch.empty_like(a), torch.empty_like(a)
     _by_six_kernel[(-(-a.numel() // 1024),)](a, out, ref, a.numel(), BLOCK=1024, enable_fp_fusion=False)
     assert bool((out >= 0).all()) and bool((out < 2.0**-100).all())
+
+
+def test_by_six_sequence_on_a_sample() -> None:
+    """``_div.by_six``'s three steps, emulated exactly (each rounded once), against IEEE ``a / 6`` on a sample of
+    significands in binades from 2^-100 to fp32's top (the GPU tests above take every significand)."""
+    rng = np.random.default_rng(2)
+    sig = rng.integers(0, 2**23, 2**16).astype(np.uint32)
+    y = np.float32(1) / np.float32(6)
+    for exp in (-100, -1, 0, 37, 127):
+        a = (sig | np.uint32((exp + 127) << 23)).view(np.float32)
+        q = a * y
+        r = _fma32(q, np.full_like(a, -6.0), a)
+        got = _fma32(r, np.full_like(a, y), q)
+        np.testing.assert_array_equal(got.view(np.int32), (a / np.float32(6)).view(np.int32))
