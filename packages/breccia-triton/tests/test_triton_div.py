@@ -200,3 +200,26 @@ def test_by_six_sequence_on_a_sample() -> None:
         r = _fma32(q, np.full_like(a, -6.0), a)
         got = _fma32(r, np.full_like(a, y), q)
         np.testing.assert_array_equal(got.view(np.int32), (a / np.float32(6)).view(np.int32))
+
+
+@triton.jit
+def _recip_kernel(d_ptr, out_ptr, ref_ptr, n, STEPS: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    d = tl.load(d_ptr + offs, mask=offs < n, other=1.0)
+    tl.store(out_ptr + offs, _div.recip(d, STEPS), mask=offs < n)
+    tl.store(ref_ptr + offs, tl.math.div_rn(tl.full(d.shape, 1.0, tl.float32), d), mask=offs < n)
+
+
+def recip_mismatches(exp: int, steps: int = 2) -> int:
+    """How many of the 2^23 divisors with exponent ``exp`` get a ``_div.recip`` other than ``div.rn``'s 1/d."""
+    d = _significands(exp)
+    out, ref = torch.empty_like(d), torch.empty_like(d)
+    _recip_kernel[(d.numel() // 1024,)](d, out, ref, d.numel(), STEPS=steps, BLOCK=1024, enable_fp_fusion=False)
+    return int((out.view(torch.int32) != ref.view(torch.int32)).sum())
+
+
+@gpu
+@pytest.mark.parametrize("exp", [-60, -21, -1, 0, 1, 30, 59])
+def test_recip_is_div_rn_on_every_significand(exp: int) -> None:
+    """The per-block reciprocal (``rcp.approx`` and two Newton steps) over the guarded range's binades."""
+    assert recip_mismatches(exp) == 0

@@ -43,10 +43,32 @@ HI: tl.constexpr = tl.constexpr(1.152921504606847e18)  # 2^60
 
 
 @triton.jit
+def recip(d, STEPS: tl.constexpr = 2):
+    """``RN(1 / d)`` for ``d`` in the guarded range ``[2^-60, 2^60]``: the hardware's approximate reciprocal ``y0``
+    and ``STEPS`` Newton steps in FMAs, ``y ← y + y·(1 − d·y)``. With two steps this is, instruction for
+    instruction, the fast path of ``div.rn.f32`` for a numerator of 1 (``MUFU.RCP`` and four FFMAs), which is
+    correctly rounded wherever its ``FCHK`` range check passes, as it does for every such ``d``; ``div.rn`` adds that
+    check, a slow-path branch and a multiply by the numerator. Outside the range the result is not used: the guard
+    sends those programs to ``div.rn`` (see :func:`block_recip`). ``tests/test_triton_div.py`` compares it with
+    ``div.rn`` on every fp32 significand on the GPU (``rcp.approx`` is a hardware table: no CPU emulation)."""
+    if STEPS == 1:
+        asm: tl.constexpr = (
+            "{\n.reg .f32 y, e, n;\nrcp.approx.ftz.f32 y, $1;\nneg.f32 n, $1;\nfma.rn.f32 e, n, y, 0f3F800000;\n"
+            "fma.rn.f32 $0, y, e, y;\n}"
+        )
+    else:
+        asm: tl.constexpr = (
+            "{\n.reg .f32 y, e, n;\nrcp.approx.ftz.f32 y, $1;\nneg.f32 n, $1;\nfma.rn.f32 e, n, y, 0f3F800000;\n"
+            "fma.rn.f32 y, y, e, y;\nfma.rn.f32 e, n, y, 0f3F800000;\nfma.rn.f32 $0, y, e, y;\n}"
+        )
+    return tl.inline_asm_elementwise(asm, "=r,r", [d], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
 def block_recip(d, amax):
     """Per block: the divisor to use in the residual, its reciprocal, and whether the fast division is valid."""
     inf = d == float("inf")
-    y = tl.where(inf, 0.0, tl.math.div_rn(tl.full(d.shape, 1.0, tl.float32), d))
+    y = tl.where(inf, 0.0, recip(d))
     dd = tl.where(inf, 0.0, d)
     ok = inf | ((d >= LO) & (d <= HI) & (amax * y <= HI))
     return dd, y, ok
