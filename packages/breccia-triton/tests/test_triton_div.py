@@ -223,3 +223,35 @@ def recip_mismatches(exp: int, steps: int = 2) -> int:
 def test_recip_is_div_rn_on_every_significand(exp: int) -> None:
     """The per-block reciprocal (``rcp.approx`` and two Newton steps) over the guarded range's binades."""
     assert recip_mismatches(exp) == 0
+
+
+@triton.jit
+def _by_uniform_kernel(a_ptr, b_ptr, nb, bad_ptr, BLOCK: tl.constexpr):
+    """Counts [pairs whose quotient is at least 2^-20 and differs from div.rn, tiny quotients that are not tiny]."""
+    a = tl.load(a_ptr + tl.program_id(0) * BLOCK + tl.arange(0, BLOCK))
+    n_bad = 0
+    n_small = 0
+    for i in range(nb):
+        b = tl.load(b_ptr + i)
+        got = _div.by_uniform(a, b, _div.recip(b, 1))
+        ref = tl.math.div_rn(a, tl.full(a.shape, 1.0, tl.float32) * b)
+        big = ref >= 2.0**-20
+        n_bad += tl.sum((big & (got.to(tl.int32, bitcast=True) != ref.to(tl.int32, bitcast=True))).to(tl.int32))
+        n_small += tl.sum((~big & (got >= 2.0**-19)).to(tl.int32))
+    tl.atomic_add(bad_ptr + 0, n_bad)
+    tl.atomic_add(bad_ptr + 1, n_small)
+
+
+@gpu
+@pytest.mark.parametrize("exp", [-126, -60, -20, 0, 20, 45])
+def test_by_uniform_is_div_rn_for_nvfp4_global_scales(exp: int) -> None:
+    """NVFP4's ``sbf / g`` in the fast kernel: every significand of ``sbf`` against 64 global scales ``g`` spread
+    over the range the kernel admits (``g = RN(ga / 2688)``, ``ga`` in [2^-38, 2^50]); quotients from 2^-20 up must
+    equal ``div.rn``'s, smaller ones stay small (they encode as the E4M3 zero either way)."""
+    gen = torch.Generator(device="cuda").manual_seed(exp + 200)
+    e = torch.randint(-49, 39, (64,), device="cuda", generator=gen)
+    b = _significands(0)[torch.randint(0, 2**23, (64,), device="cuda", generator=gen)] * torch.exp2(e.float())
+    a = _significands(exp)
+    bad = torch.zeros(2, dtype=torch.int32, device="cuda")
+    _by_uniform_kernel[(a.numel() // 1024,)](a, b.contiguous(), 64, bad, BLOCK=1024, enable_fp_fusion=False)
+    assert bad.tolist() == [0, 0]

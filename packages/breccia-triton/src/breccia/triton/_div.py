@@ -65,6 +65,18 @@ def recip(d, STEPS: tl.constexpr = 2):
 
 
 @triton.jit
+def by_uniform(a, b, y1):
+    """``RN(a / b)`` for one divisor ``b`` shared by the whole program, given ``y1 = recip(b, 1)`` computed once:
+    ``q = RN(a·y1)``, ``r = RN(a − b·q)``, ``RN(q + y1·r)``, the rest of ``div.rn.f32``'s fast path, instruction for
+    instruction (three per block instead of ~10 with the reciprocal, the range check and the slow-path branch).
+    That path is correctly rounded wherever ``div.rn``'s ``FCHK`` passes. NVFP4 uses it for ``sbf / g`` with
+    ``g = RN(ga / 2688)`` and ``ga`` in the fast kernel's range ``[2^-38, 2^50]``, so ``b`` is normal and quotients
+    stay below 2^100; where ``a`` is tiny the quotient encodes as the E4M3 zero either way. ``a ≥ 0``."""
+    q = a * y1
+    return tl.fma(y1, tl.fma(-b, q, a), q)
+
+
+@triton.jit
 def block_recip(d, amax):
     """Per block: the divisor to use in the residual, its reciprocal, and whether the fast division is valid."""
     inf = d == float("inf")

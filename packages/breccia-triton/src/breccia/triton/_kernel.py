@@ -207,7 +207,10 @@ def quant_rows_kernel(
         if NV_GLOBAL:
             ga = tl.load(gamax_ptr)
             g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full((), 2688.0, tl.float32)))  # one scalar
-            sbf = tl.math.div_rn(sbf, tl.full(amax.shape, 0.0, tl.float32) + g)
+            if NATIVE and not SAFE and FASTDIV:  # per block div.rn's own fast path, g's reciprocal once (_div)
+                sbf = _div.by_uniform(sbf, g, _div.recip(g, 1))
+            else:
+                sbf = tl.math.div_rn(sbf, tl.full(amax.shape, 0.0, tl.float32) + g)
         if NV_MIN_BITS != 0:
             sbf = tl.maximum(sbf, _from_bits(tl.full(amax.shape, NV_MIN_BITS, tl.int32)))
         if NATIVE:  # sbf ≥ 0: the hardware's saturating RNE is clamp-then-round, and E4M3 → fp32 is exact
