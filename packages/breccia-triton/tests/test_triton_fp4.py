@@ -2,9 +2,11 @@
 ``float4_e2m1fn`` on dense sets of fp32 values: every fp32 value from 2^-3 to 8 (every rounding boundary of the
 E2M1 grid lies there), and every 251st bit pattern over the whole finite range, with both signs and in both nibbles.
 ``_fp4.pair_signs`` (the signs taken from 16-bit input words) with ``_fp4.e2m1_pair_codes``: every finite fp16 and
-bf16 value in either half of a word. The kernels run under ``TRITON_INTERPRET=1`` in CI (the same functions the GPU
-kernels call; ``pair_signs`` through its shift form) and natively on a GPU (its PTX); the PTX itself is also run
-here through a model of its four opcodes, so a wrong permute selector fails without a GPU.
+bf16 value in either half of a word. These kernels run under ``TRITON_INTERPRET=1`` in CI (the same functions the
+kernels call) and natively on a GPU. ``_fp4.group_ptx``, the hand-written GPU element path of the 16-bit NVFP4 and
+MXFP4 kernels (quotient, code and sign gather), runs here through a model of its instructions (``_ptx_model``) on
+every finite fp16 and bf16 value against ml_dtypes, so that its logic is checked without a GPU; on a GPU the cast
+suite runs it for real.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 
 triton = pytest.importorskip("triton")
 tl = pytest.importorskip("triton.language")
+
+from _ptx_model import run_ptx  # noqa: E402
 
 from breccia.triton import _fp4  # noqa: E402
 from breccia.triton._codes import _split_pairs  # noqa: E402
@@ -74,11 +78,11 @@ def test_every_251st_finite_fp32_value_clamped() -> None:
 
 
 @triton.jit
-def _signed_kernel(w_ptr, out_ptr, n, scale, IN_KIND: tl.constexpr, NATIVE: tl.constexpr, BLOCK: tl.constexpr):
+def _signed_kernel(w_ptr, out_ptr, n, scale, IN_KIND: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
     w = tl.load(w_ptr + offs, mask=m, other=0)
-    signs = _fp4.pair_signs(w, NATIVE)
+    signs = _fp4.pair_signs(w)
     x0, x1 = _split_pairs(w, IN_KIND)
     packed = _fp4.e2m1_pair_codes(x0 * scale, x1 * scale, True).to(tl.uint8) | signs
     tl.store(out_ptr + offs, packed, mask=m)
@@ -89,7 +93,7 @@ def _signed_kernel(w_ptr, out_ptr, n, scale, IN_KIND: tl.constexpr, NATIVE: tl.c
 def test_signs_from_the_input_words(dtype: type, scale: float) -> None:
     """Every finite 16-bit value (±0, subnormals, values that round to ±0 or saturate at ±6) as the low and as the
     high element of a word, beside a shuffled, sign-flipped partner: the byte equals ml_dtypes' codes of ``x · scale``
-    (a power of two, so exact) with the sign taken from the words, four bytes per register on the GPU."""
+    (a power of two, so exact) with the sign taken from the words."""
     bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     x = bits.view(dtype)
     bits = bits[np.isfinite(x.astype(np.float32))]
@@ -99,7 +103,7 @@ def test_signs_from_the_input_words(dtype: type, scale: float) -> None:
         out = torch.empty(words.size, dtype=torch.uint8, device=DEVICE)
         _signed_kernel[(-(-words.size // 1024),)](
             torch.from_numpy(words).to(DEVICE), out, words.size, scale, IN_KIND=1 if dtype == np.float16 else 2,
-            NATIVE=DEVICE.type == "cuda", BLOCK=1024,
+            BLOCK=1024,
         )  # fmt: skip
         v0 = lo.view(dtype).astype(np.float32) * np.float32(scale)
         v1 = hi.view(dtype).astype(np.float32) * np.float32(scale)
@@ -114,53 +118,85 @@ def _signed(v: np.ndarray) -> np.ndarray:
     return np.clip(v, -6.0, 6.0).astype(ml_dtypes.float4_e2m1fn).view(np.uint8) & 0xF
 
 
-def _run_ptx(ptx: str, args: list[np.ndarray]) -> np.ndarray:
-    """A model of the PTX block ``ptx`` over uint32 arrays ($1… = ``args``; returns $0), for the four opcodes the
-    sign gather uses, as the PTX ISA defines them: ``prmt.b32`` (default mode: selector nibble ``i`` picks byte
-    ``n & 7`` of ``{b, a}``, and with ``n & 8`` that byte's sign bit replicated), ``and.b32`` and ``lop3.b32``."""
-    regs: dict[str, np.ndarray] = {f"${i + 1}": a.astype(np.uint32) for i, a in enumerate(args)}
-
-    def val(tok: str) -> np.ndarray:
-        return np.full(args[0].shape, int(tok, 16), np.uint32) if tok.startswith("0x") else regs[tok]
-
-    for line in ptx.strip().strip("{}").splitlines():
-        line = line.strip().rstrip(";")
-        if not line or line.startswith(".reg"):
-            continue
-        op, rest = line.split(None, 1)
-        d, *src = [t.strip() for t in rest.split(",")]
-        if op == "prmt.b32":
-            a, b, sel = val(src[0]), val(src[1]), int(src[2], 16)
-            both = [(a >> (8 * k)) & 0xFF for k in range(4)] + [(b >> (8 * k)) & 0xFF for k in range(4)]
-            out = np.zeros_like(a)
-            for i in range(4):
-                n = (sel >> (4 * i)) & 0xF
-                byte = both[n & 7]
-                if n & 8:
-                    byte = np.where(byte & 0x80, 0xFF, 0).astype(np.uint32)
-                out |= byte << (8 * i)
-            regs[d] = out
-        elif op == "and.b32":
-            regs[d] = val(src[0]) & val(src[1])
-        elif op == "lop3.b32":
-            a, b, c, lut = val(src[0]), val(src[1]), val(src[2]), int(src[3], 16)
-            out = np.zeros_like(a)
-            for k in range(8):  # LUT bit k is f(a, b, c) where a, b, c are bits of 0xF0, 0xCC, 0xAA's index k
-                sel = (a if k & 4 else ~a) & (b if k & 2 else ~b) & (c if k & 1 else ~c)
-                out |= np.where((lut >> k) & 1, sel, 0).astype(np.uint32)
-            regs[d] = out
-        else:
-            raise AssertionError(f"the model has no {op}")
-    return regs["$0"]
+def _words(dtype: type, seed: int) -> np.ndarray:
+    """Every finite 16-bit value of ``dtype`` as the low half of a word (the high half a shuffled, sign-flipped
+    partner), and again as the high half: uint32 words."""
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    bits = bits[np.isfinite(bits.view(dtype).astype(np.float32))]
+    other = np.random.default_rng(seed).permutation(bits) ^ np.uint16(0x8000)
+    lo = np.concatenate([bits, other]).astype(np.uint32)
+    hi = np.concatenate([other, bits]).astype(np.uint32)
+    return lo | (hi << 16)
 
 
-def test_sign_ptx_places_every_sign() -> None:
-    """The PTX of ``pair_signs``, through the model above, on random words: byte k of the result holds word k's low
-    element's sign at bit 3 and its high element's at bit 7, and nothing else."""
-    rng = np.random.default_rng(11)
-    words = [rng.integers(0, 2**32, 4096, dtype=np.uint64).astype(np.uint32) for _ in range(4)]
-    got = _run_ptx(_fp4._SIGNS.value, words)
-    want = np.zeros(4096, np.uint32)
-    for k, w in enumerate(words):
-        want |= (((w >> 15) & 1) << (8 * k + 3)) | (((w >> 31) & 1) << (8 * k + 7))
-    assert np.array_equal(got, want)
+def _group_run(ptx: str, words: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The bytes of ``ptx`` (four words per block) over ``words`` (padded to a multiple of four)."""
+    n = words.size
+    pad = -n % 4
+    words = np.concatenate([words, np.zeros(pad, np.uint32)]).reshape(-1, 4)
+    a = np.broadcast_to(a, (words.shape[0],)).astype(np.float32).view(np.uint32)
+    b = np.broadcast_to(b, (words.shape[0],)).astype(np.float32).view(np.uint32)
+    out = run_ptx(ptx, [words[:, k] for k in range(4)] + [a] * 4 + [b] * 4)
+    return out.view(np.uint8).reshape(-1)[:n]  # little-endian: byte k of a block is word k's
+
+
+def _expect(words: np.ndarray, dtype: type, v_of) -> np.ndarray:
+    x0 = (words & 0xFFFF).astype(np.uint16).view(dtype).astype(np.float32)
+    x1 = (words >> 16).astype(np.uint16).view(dtype).astype(np.float32)
+    return _signed_of(v_of(x0), x0) | (_signed_of(v_of(x1), x1) << 4)
+
+
+def _signed_of(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """E2M1 code of ``v`` clamped to ±6, with the sign of ``x`` (that of the quotient, also where it is ±0)."""
+    mag = np.clip(np.abs(v), 0.0, 6.0).astype(ml_dtypes.float4_e2m1fn).view(np.uint8) & 0x7
+    return mag | (np.signbit(x).astype(np.uint8) << 3)
+
+
+# NVFP4 divisors sb · g (and one-level E4M3 values), ones that put many quotients on E2M1 rounding midpoints (powers
+# of two, 3 · 2^k), the smallest and largest the fast path admits, +inf (a zero-scale block), and three found by a
+# search over 20 000 random divisors where RN(x · RN(1/d)) alone, without the FMA correction, would change a code
+# (bf16 x = 0.11328125 for the first; fp16 for the other two): a check that leaves the correction out must fail
+_DIVISORS = [1.0, 0.5, 3.0, 448.0, 2.0**-9, 0.013671875 * 1.7301921, 1.1 * 2.0**-60, 0.9 * 2.0**60, 2.0**-40 * 3.25,
+             float(np.float32(5.0) * np.float32(0.00037202382)), float("inf"), float.fromhex("0x1.733332p-4"),
+             float.fromhex("0x1.055556p-12"), float.fromhex("0x1.fa7ffep-2")]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("clamp", [True, False], ids=["clamp", "no-clamp"])
+def test_group_ptx_quotient_path(dtype: type, clamp: bool) -> None:
+    """``group_ptx`` for ``RN(x / d)`` (NVFP4): every finite fp16 / bf16 value in both halves of a word, against
+    ml_dtypes' code of the correctly rounded fp32 quotient (numpy's fp32 division), for the divisors above, given
+    ``dd`` and ``y = RN(1 / d)`` as ``_div.block_recip`` makes them (``0, 0`` for ``d = inf``). Unclamped, only
+    words whose quotients stay below 6.5 (what the kernel's unclamped recipes feed it)."""
+    ptx = _fp4.group_ptx(dtype == ml_dtypes.bfloat16, False, clamp)
+    words = _words(dtype, 3)
+    for d in _DIVISORS:
+        d32 = np.float32(d)
+        inf = np.isinf(d32)
+        dd, y = (np.float32(0), np.float32(0)) if inf else (d32, np.float32(1) / d32)
+        with np.errstate(all="ignore"):
+            q_of = lambda x: (x / d32).astype(np.float32)  # noqa: E731, B023
+            w = words
+            if not clamp:
+                x0 = (w & 0xFFFF).astype(np.uint16).view(dtype).astype(np.float32)
+                x1 = (w >> 16).astype(np.uint16).view(dtype).astype(np.float32)
+                w = w[(np.abs(q_of(x0)) < 6.5) & (np.abs(q_of(x1)) < 6.5)]
+            got = _group_run(ptx, w, np.full(1, dd), np.full(1, y))
+            want = _expect(w, dtype, q_of)
+        bad = np.nonzero(got != want)[0]
+        assert bad.size == 0, f"d = {d!r}: {bad.size} of {w.size} bytes differ, first word {w[bad[0]]:#010x}"
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["fp16", "bf16"])
+def test_group_ptx_multiply_path(dtype: type) -> None:
+    """``group_ptx`` for ``RN(x · mult)`` (MXFP4 of fp16: a power of two; NVFP4 with torchao's reciprocal rule: any
+    fp32, 0 for a zero scale), clamped, every finite value in both halves of a word, against ml_dtypes."""
+    ptx = _fp4.group_ptx(dtype == ml_dtypes.bfloat16, True, True)
+    words = _words(dtype, 5)
+    for mult in [1.0, 2.0**-14, 2.0**24, 2.0**-127, 2.0**127, 0.0, 0.3333333432674408, 1.7e-3, 611.25]:
+        m32 = np.float32(mult)
+        with np.errstate(all="ignore"):
+            got = _group_run(ptx, words, np.full(1, m32), np.full(1, m32))
+            want = _expect(words, dtype, lambda x: (x * m32).astype(np.float32))  # noqa: B023
+        bad = np.nonzero(got != want)[0]
+        assert bad.size == 0, f"mult = {mult!r}: {bad.size} bytes differ, first word {words[bad[0]]:#010x}"

@@ -115,9 +115,12 @@ def quant_rows_kernel(
     HOST_RANGE: tl.constexpr = KIND == 3 and PACK == 2
     F16X2: tl.constexpr = NATIVE and KIND == 1 and EBITS == 2 and MBITS == 1 and IN_KIND == 2 and PACK == 2 and PAIRS
     E2M1: tl.constexpr = PACK == 2 and KIND != 3 and EBITS == 2 and MBITS == 1 and not F16X2  # _fp4.e2m1_pair_bytes
-    # E2M1 signs straight from the 16-bit input words (_fp4.pair_signs), four pairs per register on the GPU, which
-    # needs four elements per thread: at most 8 warps (_cast._warps), so at least 1024 words per program
-    SIGNS: tl.constexpr = E2M1 and PAIRS and IN_KIND != 0 and (ROWS * NBT * BKP >= 1024 or not NATIVE)
+    # 16-bit E2M1 on the GPU: the whole element path in one PTX block per four pairs (_fp4.group_bytes), which
+    # needs four pairs per thread (at most 8 warps, _cast._warps: at least 1024 words per program); the
+    # interpreter's stand-in takes the signs from the words the same way (_fp4.pair_signs)
+    GROUP: tl.constexpr = (E2M1 and PAIRS and IN_KIND != 0 and NATIVE and ROWS * NBT * BKP >= 1024
+                           and (USE_MULT or (FASTDIV and KIND == 2)))  # fmt: skip
+    SIGNS: tl.constexpr = E2M1 and PAIRS and IN_KIND != 0 and not NATIVE
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
     i = tl.arange(0, ROWS)
@@ -146,8 +149,8 @@ def quant_rows_kernel(
         w = _ld(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, FULL)
         x0, x1 = _split_pairs(w, IN_KIND)
         m1 = m0
-        if SIGNS:  # here, not at the encode: the words would stay live until then (_fp4.pair_signs)
-            signs = _fp4.pair_signs(w, NATIVE)
+        if SIGNS:
+            signs = _fp4.pair_signs(w)
         if NATIVE and IN_KIND != 0 and KIND == 3 and not SYM:  # inline PTX on the raw words: GPU only
             vmin, vmax = _pair_minmax(w, IN_KIND)  # NaN-propagating: the amax follows from them
             amax = tl.maximum(_bits(vmin) & 0x7FFFFFFF, _bits(vmax) & 0x7FFFFFFF)
@@ -357,7 +360,12 @@ def quant_rows_kernel(
         if E2M1:  # both E2M1 codes of a byte at once, no conversion instruction (see _fp4)
             if not FULL:
                 v1 = tl.where(m1, v1, 0.0)
-            if SIGNS:  # noqa: SIM108
+            if GROUP:
+                if USE_MULT:
+                    packed = _fp4.group_bytes(w, mult[:, :, None], mult[:, :, None], IN_KIND == 2, True, CLAMP)
+                else:
+                    packed = _fp4.group_bytes(w, dd3, y3, IN_KIND == 2, False, CLAMP)
+            elif SIGNS:
                 packed = _fp4.e2m1_pair_codes(v0, v1, CLAMP).to(tl.uint8) | signs
             else:
                 packed = _fp4.e2m1_pair_bytes(v0, v1, CLAMP).to(tl.uint8)
