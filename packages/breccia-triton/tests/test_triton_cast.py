@@ -173,7 +173,7 @@ def test_division_edge_cases(recipe: breccia.Recipe, dtype: torch.dtype) -> None
 
 
 @pytest.mark.usefixtures("no_fallback")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize(
     "recipe",
     [breccia.NVFP4BlockScaling(per_tensor_scale=False), breccia.NVFP4BlockScaling(),
@@ -230,6 +230,21 @@ def test_e2m1_at_full_size_with_rows_of_different_magnitude(recipe: breccia.Reci
     st = cast(x, recipe, layout=lay)
     assert st is not None
     assert_same(st, BACKEND.cast_native(x, recipe, lay, nonfinite="raise", history=None), dtypes=True)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("recipe", E2M1_RECIPES, ids=recipe_id)
+def test_e2m1_of_16_bit_pair_words_in_whole_programs(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
+    """NVFP4 and MXFP4 of fp16 / bf16 with programs of 1 024 pair words or more, the size at which the GPU kernel
+    takes its element path from ``_fp4.group_bytes`` (one PTX block per four pairs; the interpreter takes the same
+    signs from the words with shifts): a tensor the programs tile exactly, and one with a ragged last program."""
+    for i, shape in enumerate([(64, 2048), (67, 1024)]):
+        x = make_input(shape, 60 + i, dtype)
+        plan = triton_cast._plan(x, recipe, recipe.default_layout())
+        rows, nbt, _, _ = triton_cast._tiling(shape[0], shape[0], plan)
+        assert rows * nbt * (plan.bk // 2) >= 1024, (shape, rows, nbt)
+        assert_exact(x, recipe)
 
 
 @pytest.mark.usefixtures("no_fallback")

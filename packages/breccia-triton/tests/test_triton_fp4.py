@@ -188,15 +188,23 @@ def test_group_ptx_quotient_path(dtype: type, clamp: bool) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["fp16", "bf16"])
-def test_group_ptx_multiply_path(dtype: type) -> None:
+@pytest.mark.parametrize("clamp", [True, False], ids=["clamp", "no-clamp"])
+def test_group_ptx_multiply_path(dtype: type, clamp: bool) -> None:
     """``group_ptx`` for ``RN(x · mult)`` (MXFP4 of fp16: a power of two; NVFP4 with torchao's reciprocal rule: any
-    fp32, 0 for a zero scale), clamped, every finite value in both halves of a word, against ml_dtypes."""
-    ptx = _fp4.group_ptx(dtype == ml_dtypes.bfloat16, True, True)
+    fp32, 0 for a zero scale), every finite value in both halves of a word (unclamped: the words whose products stay
+    below 6.5), against ml_dtypes."""
+    ptx = _fp4.group_ptx(dtype == ml_dtypes.bfloat16, True, clamp)
     words = _words(dtype, 5)
     for mult in [1.0, 2.0**-14, 2.0**24, 2.0**-127, 2.0**127, 0.0, 0.3333333432674408, 1.7e-3, 611.25]:
         m32 = np.float32(mult)
         with np.errstate(all="ignore"):
-            got = _group_run(ptx, words, np.full(1, m32), np.full(1, m32))
-            want = _expect(words, dtype, lambda x: (x * m32).astype(np.float32))  # noqa: B023
+            p_of = lambda x: (x * m32).astype(np.float32)  # noqa: E731, B023
+            w = words
+            if not clamp:
+                x0 = (w & 0xFFFF).astype(np.uint16).view(dtype).astype(np.float32)
+                x1 = (w >> 16).astype(np.uint16).view(dtype).astype(np.float32)
+                w = w[(np.abs(p_of(x0)) < 6.5) & (np.abs(p_of(x1)) < 6.5)]
+            got = _group_run(ptx, w, np.full(1, m32), np.full(1, m32))
+            want = _expect(w, dtype, p_of)
         bad = np.nonzero(got != want)[0]
-        assert bad.size == 0, f"mult = {mult!r}: {bad.size} bytes differ, first word {words[bad[0]]:#010x}"
+        assert bad.size == 0, f"mult = {mult!r}: {bad.size} of {w.size} bytes differ, first word {w[bad[0]]:#010x}"
