@@ -11,6 +11,8 @@ suite runs it for real.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -129,21 +131,38 @@ def _words(dtype: type, seed: int) -> np.ndarray:
     return lo | (hi << 16)
 
 
-def _group_run(ptx: str, words: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The bytes of ``ptx`` (four words per block) over ``words`` (padded to a multiple of four)."""
-    n = words.size
-    pad = -n % 4
-    words = np.concatenate([words, np.zeros(pad, np.uint32)]).reshape(-1, 4)
-    a = np.broadcast_to(a, (words.shape[0],)).astype(np.float32).view(np.uint32)
-    b = np.broadcast_to(b, (words.shape[0],)).astype(np.float32).view(np.uint32)
-    out = run_ptx(ptx, [words[:, k] for k in range(4)] + [a] * 4 + [b] * 4)
-    return out.view(np.uint8).reshape(-1)[:n]  # little-endian: byte k of a block is word k's
-
-
-def _expect(words: np.ndarray, dtype: type, v_of) -> np.ndarray:
+def _halves(words: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """The two fp32 elements of each word."""
     x0 = (words & 0xFFFF).astype(np.uint16).view(dtype).astype(np.float32)
     x1 = (words >> 16).astype(np.uint16).view(dtype).astype(np.float32)
-    return _signed_of(v_of(x0), x0) | (_signed_of(v_of(x1), x1) << 4)
+    return x0, x1
+
+
+def _check_group(
+    ptx: str,
+    words: np.ndarray,
+    dtype: type,
+    a: np.float32,
+    b: np.float32,
+    v_of: Callable[[np.ndarray], np.ndarray],
+    clamp: bool,
+) -> None:
+    """``ptx`` (four words per block, ``a`` and ``b`` in every element's operands) against ml_dtypes' signed code
+    of ``v_of(x)`` for each element ``x`` (clamped to ±6). Unclamped, only the words whose values stay below 6.5,
+    what the kernel's unclamped recipes feed it."""
+    with np.errstate(all="ignore"):
+        if not clamp:
+            x0, x1 = _halves(words, dtype)
+            words = words[(np.abs(v_of(x0)) < 6.5) & (np.abs(v_of(x1)) < 6.5)]
+        n = words.size
+        blocks = np.concatenate([words, np.zeros(-n % 4, np.uint32)]).reshape(-1, 4)
+        ops = [np.full(blocks.shape[0], v, np.float32).view(np.uint32) for v in (a, b)]
+        got = run_ptx(ptx, [blocks[:, k] for k in range(4)] + [ops[0]] * 4 + [ops[1]] * 4)
+        got = got.view(np.uint8).reshape(-1)[:n]  # little-endian: byte k of a block is word k's
+        x0, x1 = _halves(words, dtype)
+        want = _signed_of(v_of(x0), x0) | (_signed_of(v_of(x1), x1) << 4)
+    bad = np.nonzero(got != want)[0]
+    assert bad.size == 0, f"{bad.size} of {n} bytes differ, first word {words[bad[0]]:#010x}"
 
 
 def _signed_of(v: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -172,19 +191,8 @@ def test_group_ptx_quotient_path(dtype: type, clamp: bool) -> None:
     words = _words(dtype, 3)
     for d in _DIVISORS:
         d32 = np.float32(d)
-        inf = np.isinf(d32)
-        dd, y = (np.float32(0), np.float32(0)) if inf else (d32, np.float32(1) / d32)
-        with np.errstate(all="ignore"):
-            q_of = lambda x: (x / d32).astype(np.float32)  # noqa: E731, B023
-            w = words
-            if not clamp:
-                x0 = (w & 0xFFFF).astype(np.uint16).view(dtype).astype(np.float32)
-                x1 = (w >> 16).astype(np.uint16).view(dtype).astype(np.float32)
-                w = w[(np.abs(q_of(x0)) < 6.5) & (np.abs(q_of(x1)) < 6.5)]
-            got = _group_run(ptx, w, np.full(1, dd), np.full(1, y))
-            want = _expect(w, dtype, q_of)
-        bad = np.nonzero(got != want)[0]
-        assert bad.size == 0, f"d = {d!r}: {bad.size} of {w.size} bytes differ, first word {w[bad[0]]:#010x}"
+        dd, y = (np.float32(0), np.float32(0)) if np.isinf(d32) else (d32, np.float32(1) / d32)
+        _check_group(ptx, words, dtype, dd, y, lambda x: (x / d32).astype(np.float32), clamp)  # noqa: B023
 
 
 @pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["fp16", "bf16"])
@@ -197,14 +205,4 @@ def test_group_ptx_multiply_path(dtype: type, clamp: bool) -> None:
     words = _words(dtype, 5)
     for mult in [1.0, 2.0**-14, 2.0**24, 2.0**-127, 2.0**127, 0.0, 0.3333333432674408, 1.7e-3, 611.25]:
         m32 = np.float32(mult)
-        with np.errstate(all="ignore"):
-            p_of = lambda x: (x * m32).astype(np.float32)  # noqa: E731, B023
-            w = words
-            if not clamp:
-                x0 = (w & 0xFFFF).astype(np.uint16).view(dtype).astype(np.float32)
-                x1 = (w >> 16).astype(np.uint16).view(dtype).astype(np.float32)
-                w = w[(np.abs(p_of(x0)) < 6.5) & (np.abs(p_of(x1)) < 6.5)]
-            got = _group_run(ptx, w, np.full(1, m32), np.full(1, m32))
-            want = _expect(w, dtype, p_of)
-        bad = np.nonzero(got != want)[0]
-        assert bad.size == 0, f"mult = {mult!r}: {bad.size} of {w.size} bytes differ, first word {w[bad[0]]:#010x}"
+        _check_group(ptx, words, dtype, m32, m32, lambda x: (x * m32).astype(np.float32), clamp)  # noqa: B023
