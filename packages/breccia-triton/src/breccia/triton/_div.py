@@ -42,6 +42,17 @@ LO: tl.constexpr = tl.constexpr(8.673617379884035e-19)  # 2^-60
 HI: tl.constexpr = tl.constexpr(1.152921504606847e18)  # 2^60
 
 
+# rcp.approx and one or two Newton steps y ← y + y·(1 − d·y) (see recip)
+_RCP1: tl.constexpr = tl.constexpr(
+    "{\n.reg .f32 y, e, n;\nrcp.approx.ftz.f32 y, $1;\nneg.f32 n, $1;\nfma.rn.f32 e, n, y, 0f3F800000;\n"
+    "fma.rn.f32 $0, y, e, y;\n}"
+)
+_RCP2: tl.constexpr = tl.constexpr(
+    "{\n.reg .f32 y, e, n;\nrcp.approx.ftz.f32 y, $1;\nneg.f32 n, $1;\nfma.rn.f32 e, n, y, 0f3F800000;\n"
+    "fma.rn.f32 y, y, e, y;\nfma.rn.f32 e, n, y, 0f3F800000;\nfma.rn.f32 $0, y, e, y;\n}"
+)
+
+
 @triton.jit
 def recip(d, STEPS: tl.constexpr = 2):
     """``RN(1 / d)`` for ``d`` in the guarded range ``[2^-60, 2^60]``: the hardware's approximate reciprocal ``y0``
@@ -52,16 +63,8 @@ def recip(d, STEPS: tl.constexpr = 2):
     sends those programs to ``div.rn`` (see :func:`block_recip`). ``tests/test_triton_div.py`` compares it with
     ``div.rn`` on every fp32 significand on the GPU (``rcp.approx`` is a hardware table: no CPU emulation)."""
     if STEPS == 1:
-        asm: tl.constexpr = (
-            "{\n.reg .f32 y, e, n;\nrcp.approx.ftz.f32 y, $1;\nneg.f32 n, $1;\nfma.rn.f32 e, n, y, 0f3F800000;\n"
-            "fma.rn.f32 $0, y, e, y;\n}"
-        )
-    else:
-        asm: tl.constexpr = (
-            "{\n.reg .f32 y, e, n;\nrcp.approx.ftz.f32 y, $1;\nneg.f32 n, $1;\nfma.rn.f32 e, n, y, 0f3F800000;\n"
-            "fma.rn.f32 y, y, e, y;\nfma.rn.f32 e, n, y, 0f3F800000;\nfma.rn.f32 $0, y, e, y;\n}"
-        )
-    return tl.inline_asm_elementwise(asm, "=r,r", [d], dtype=tl.float32, is_pure=True, pack=1)
+        return tl.inline_asm_elementwise(_RCP1, "=r,r", [d], dtype=tl.float32, is_pure=True, pack=1)
+    return tl.inline_asm_elementwise(_RCP2, "=r,r", [d], dtype=tl.float32, is_pure=True, pack=1)
 
 
 @triton.jit
