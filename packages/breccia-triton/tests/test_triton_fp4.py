@@ -96,28 +96,18 @@ def test_signs_from_the_input_words(dtype: type, scale: float) -> None:
     """Every finite 16-bit value (±0, subnormals, values that round to ±0 or saturate at ±6) as the low and as the
     high element of a word, beside a shuffled, sign-flipped partner: the byte equals ml_dtypes' codes of ``x · scale``
     (a power of two, so exact) with the sign taken from the words."""
-    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
-    x = bits.view(dtype)
-    bits = bits[np.isfinite(x.astype(np.float32))]
-    other = np.random.default_rng(7).permutation(bits) ^ np.uint16(0x8000)
-    for lo, hi in ((bits, other), (other, bits)):
-        words = (lo.astype(np.uint32) | (hi.astype(np.uint32) << 16)).view(np.int32)
-        out = torch.empty(words.size, dtype=torch.uint8, device=DEVICE)
-        _signed_kernel[(-(-words.size // 1024),)](
-            torch.from_numpy(words).to(DEVICE), out, words.size, scale, IN_KIND=1 if dtype == np.float16 else 2,
-            BLOCK=1024,
-        )  # fmt: skip
-        v0 = lo.view(dtype).astype(np.float32) * np.float32(scale)
-        v1 = hi.view(dtype).astype(np.float32) * np.float32(scale)
-        want = _signed(v0) | (_signed(v1) << 4)
-        got = out.cpu().numpy()
-        bad = np.nonzero(got != want)[0]
-        assert bad.size == 0, f"{bad.size} bytes differ, first words {words[bad[0]]:#010x}: {got[bad[0]]:#04x}"
-
-
-def _signed(v: np.ndarray) -> np.ndarray:
-    """ml_dtypes' E2M1 code (sign included) of ``v`` clamped to ±6."""
-    return np.clip(v, -6.0, 6.0).astype(ml_dtypes.float4_e2m1fn).view(np.uint8) & 0xF
+    words = _words(dtype, 7)
+    out = torch.empty(words.size, dtype=torch.uint8, device=DEVICE)
+    _signed_kernel[(-(-words.size // 1024),)](
+        torch.from_numpy(words.view(np.int32)).to(DEVICE), out, words.size, scale,
+        IN_KIND=1 if dtype == np.float16 else 2, BLOCK=1024,
+    )  # fmt: skip
+    x0, x1 = _halves(words, dtype)
+    s32 = np.float32(scale)
+    want = _signed_of(x0 * s32, x0) | (_signed_of(x1 * s32, x1) << 4)
+    got = out.cpu().numpy()
+    bad = np.nonzero(got != want)[0]
+    assert bad.size == 0, f"{bad.size} bytes differ, first word {words[bad[0]]:#010x}: {got[bad[0]]:#04x}"
 
 
 def _words(dtype: type, seed: int) -> np.ndarray:
