@@ -196,3 +196,26 @@ def test_group_ptx_multiply_path(dtype: type, clamp: bool) -> None:
     for mult in [1.0, 2.0**-14, 2.0**24, 2.0**-127, 2.0**127, 0.0, 0.3333333432674408, 1.7e-3, 611.25]:
         m32 = np.float32(mult)
         _check_group(ptx, words, dtype, m32, m32, lambda x: (x * m32).astype(np.float32), clamp)  # noqa: B023
+
+
+def test_ptx_model_against_documented_examples() -> None:
+    """The model's instructions on cases whose results the documentation states, so that the model checks the
+    blocks against the ISA rather than against my reading of it: CUB's ``PRMT`` example (``0x7531`` picks bytes 1,
+    3, 5, 7), the sign-replicating selector nibble, ``lop3``'s LUT operands (0xF0, 0xCC, 0xAA), one rounding in
+    ``fma.rn`` (``(1 + 2^-23)(1 − 2^-23) − 1 = −2^-46``, 0 if the product were rounded first), ties to even in
+    ``add.rn``, and ``mov.b32 {lo, hi}`` taking the low half first."""
+    one = np.ones(1, np.uint32)
+
+    def run(body: str, *args: int | float) -> int:
+        vals = [np.float32(a).view(np.uint32) * one if isinstance(a, float) else np.uint32(a) * one for a in args]
+        return int(run_ptx("{\n.reg .b32 r;\n.reg .b16 h0, h1;\n" + body + "\n}", vals)[0])
+
+    assert run("prmt.b32 $0, $1, $2, 0x7531;", 0x03020100, 0x07060504) == 0x07050301
+    assert run("prmt.b32 $0, $1, $2, 0x000A;", 0x00800000, 0) == 0x000000FF
+    for lut, want in ((0xF0, 0x0F), (0xCC, 0x33), (0xAA, 0x55), (0xEA, 0x0F & 0x33 | 0x55)):
+        assert run(f"lop3.b32 $0, $1, $2, $3, {lut:#x};", 0x0F, 0x33, 0x55) == want
+    assert np.uint32(run("fma.rn.f32 $0, $1, $2, $3;", 1 + 2.0**-23, 1 - 2.0**-23, -1.0)).view(np.float32) == -(
+        2.0**-46
+    )
+    assert np.uint32(run("add.rn.f32 $0, $1, $2;", 2.0**24, 1.0)).view(np.float32) == 2.0**24
+    assert run("mov.b32 {h0, h1}, $1;\ncvt.f32.f16 $0, h0;", 0xC0003C00) == np.float32(1.0).view(np.uint32)
