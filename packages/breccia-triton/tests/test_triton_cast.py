@@ -185,14 +185,14 @@ def test_nvfp4_quotients_at_and_around_every_midpoint(recipe: breccia.Recipe, dt
     would round twice: it moves quotients within half an f16 step of an E2M1 midpoint onto it). Blocks whose
     divisor ``d = s`` takes each E4M3 significand (amax 6·s; the global amax 84 makes the global scale 2^-5
     exactly) hold elements ``m·s·(1 + k·2^-23)`` for every midpoint and code value ``m`` and ``k`` in [-40, 40]
-    (fp32), or near bf16 neighbours of ``m·s``, so the fp32 quotients fall on, just above and just below every
+    (fp32), or near fp16 / bf16 neighbours of ``m·s``, so the fp32 quotients fall on, just above and just below every
     rounding boundary, with both signs."""
     sig = torch.tensor([1.0, 1.125, 1.25, 1.375, 1.5, 1.625, 1.75, 1.875], dtype=torch.float64)
     grid = torch.tensor([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0], dtype=torch.float64)
     if dtype == torch.float32:
         rel = 1.0 + torch.arange(-40, 41, dtype=torch.float64) * 2.0**-23
-    else:
-        rel = 1.0 + torch.arange(-3, 4, dtype=torch.float64) * 2.0**-7
+    else:  # the neighbours of each grid value in the input's own spacing
+        rel = 1.0 + torch.arange(-3, 4, dtype=torch.float64) * (2.0**-10 if dtype == torch.float16 else 2.0**-7)
     vals = (grid[:, None] * rel[None, :]).flatten()
     vals = torch.cat([vals, -vals])
     blocks = []
@@ -236,9 +236,10 @@ def test_e2m1_at_full_size_with_rows_of_different_magnitude(recipe: breccia.Reci
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("recipe", E2M1_RECIPES, ids=recipe_id)
 def test_e2m1_of_16_bit_pair_words_in_whole_programs(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
-    """NVFP4 and MXFP4 of fp16 / bf16 with programs of 1 024 pair words or more, the size at which the GPU kernel
-    takes its element path from ``_fp4.group_bytes`` (one PTX block per four pairs; the interpreter takes the same
-    signs from the words with shifts): a tensor the programs tile exactly, and one with a ragged last program."""
+    """NVFP4 of fp16 / bf16 and MXFP4 of fp16 with programs of 1 024 pair words or more, the size at which the GPU
+    kernel takes its element path from ``_fp4.group_bytes`` (one PTX block per four pairs; the interpreter takes the
+    same signs from the words with shifts; MXFP4 of bf16 takes ``_fp4.mx4_pairs`` instead): a tensor the programs
+    tile exactly, and one with a ragged last program."""
     for i, shape in enumerate([(64, 2048), (67, 1024)]):
         x = make_input(shape, 60 + i, dtype)
         plan = triton_cast._plan(x, recipe, recipe.default_layout())

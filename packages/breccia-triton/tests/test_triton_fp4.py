@@ -11,7 +11,11 @@ suite runs it for real.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -128,31 +132,30 @@ def _halves(words: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
     return x0, x1
 
 
-def _check_group(
-    ptx: str,
-    words: np.ndarray,
-    dtype: type,
-    a: np.float32,
-    b: np.float32,
-    v_of: Callable[[np.ndarray], np.ndarray],
-    clamp: bool,
-) -> None:
-    """``ptx`` (four words per block, ``a`` and ``b`` in every element's operands) against ml_dtypes' signed code
-    of ``v_of(x)`` for each element ``x`` (clamped to ±6). Unclamped, only the words whose values stay below 6.5,
-    what the kernel's unclamped recipes feed it."""
+Slot = tuple[np.float32, np.float32, Callable[[np.ndarray], np.ndarray]]
+
+
+def _check_group(ptx: str, words: np.ndarray, dtype: type, slots: list[Slot], clamp: bool) -> None:
+    """``ptx`` against ml_dtypes' signed code of ``v_of(x)`` for each element ``x`` (clamped to ±6), where word ``j``
+    of a block takes its operands ``a``, ``b`` and its reference ``v_of`` from ``slots[j]``: four different ones, so
+    that an operand wired to the wrong word fails. Unclamped, words whose values reach 6.5 in their slot are zeroed
+    first (the kernel's unclamped recipes never feed those)."""
+    blocks = np.concatenate([words, np.zeros(-words.size % 4, np.uint32)]).reshape(-1, 4)
+    nb = blocks.shape[0]
     with np.errstate(all="ignore"):
         if not clamp:
-            x0, x1 = _halves(words, dtype)
-            words = words[(np.abs(v_of(x0)) < 6.5) & (np.abs(v_of(x1)) < 6.5)]
-        n = words.size
-        blocks = np.concatenate([words, np.zeros(-n % 4, np.uint32)]).reshape(-1, 4)
-        ops = [np.full(blocks.shape[0], v, np.float32).view(np.uint32) for v in (a, b)]
-        got = run_ptx(ptx, [blocks[:, k] for k in range(4)] + [ops[0]] * 4 + [ops[1]] * 4)
-        got = got.view(np.uint8).reshape(-1)[:n]  # little-endian: byte k of a block is word k's
-        x0, x1 = _halves(words, dtype)
-        want = _signed_of(v_of(x0), x0) | (_signed_of(v_of(x1), x1) << 4)
-    bad = np.nonzero(got != want)[0]
-    assert bad.size == 0, f"{bad.size} of {n} bytes differ, first word {words[bad[0]]:#010x}"
+            for k, (_, _, v_of) in enumerate(slots):
+                x0, x1 = _halves(blocks[:, k], dtype)
+                blocks[(np.abs(v_of(x0)) >= 6.5) | (np.abs(v_of(x1)) >= 6.5), k] = 0
+        ops = [[np.full(nb, v, np.float32).view(np.uint32) for v in (a, b)] for a, b, _ in slots]
+        got = run_ptx(ptx, [blocks[:, k] for k in range(4)] + [o[0] for o in ops] + [o[1] for o in ops])
+        got = got.view(np.uint8).reshape(nb, 4)  # little-endian: byte k of a block is word k's
+        want = np.empty((nb, 4), np.uint8)
+        for k, (_, _, v_of) in enumerate(slots):
+            x0, x1 = _halves(blocks[:, k], dtype)
+            want[:, k] = _signed_of(v_of(x0), x0) | (_signed_of(v_of(x1), x1) << 4)
+    bad = np.argwhere(got != want)
+    assert bad.size == 0, f"{len(bad)} bytes differ, first word {blocks[tuple(bad[0])]:#010x} in slot {bad[0][1]}"
 
 
 def _signed_of(v: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -175,27 +178,37 @@ _DIVISORS = [1.0, 0.5, 3.0, 448.0, 2.0**-9, 0.013671875 * 1.7301921, 1.1 * 2.0**
 def test_group_ptx_quotient_path(dtype: type, clamp: bool) -> None:
     """``group_ptx`` for ``RN(x / d)`` (NVFP4): every finite fp16 / bf16 value in both halves of a word, against
     ml_dtypes' code of the correctly rounded fp32 quotient (numpy's fp32 division), for the divisors above, given
-    ``dd`` and ``y = RN(1 / d)`` as ``_div.block_recip`` makes them (``0, 0`` for ``d = inf``). Unclamped, only
-    words whose quotients stay below 6.5 (what the kernel's unclamped recipes feed it)."""
+    ``dd`` and ``y = RN(1 / d)`` as ``_div.block_recip`` makes them (``0, 0`` for ``d = inf``), each divisor in each
+    word position of a block beside three others (see ``_check_group`` for the unclamped case)."""
     ptx = _fp4.group_ptx(dtype == ml_dtypes.bfloat16, False, clamp)
     words = _words(dtype, 3)
-    for d in _DIVISORS:
-        d32 = np.float32(d)
-        dd, y = (np.float32(0), np.float32(0)) if np.isinf(d32) else (d32, np.float32(1) / d32)
-        _check_group(ptx, words, dtype, dd, y, lambda x: (x / d32).astype(np.float32), clamp)  # noqa: B023
+    slots = [_quotient_slot(np.float32(d)) for d in _DIVISORS]
+    for i in range(len(slots)):  # every divisor in every word position of a block
+        _check_group(ptx, words, dtype, [slots[(i + k) % len(slots)] for k in range(4)], clamp)
+
+
+def _quotient_slot(d32: np.float32) -> Slot:
+    """``dd`` and ``y = RN(1/d)`` as ``_div.block_recip`` makes them (``0, 0`` for ``d = inf``), and the quotient."""
+    dd, y = (np.float32(0), np.float32(0)) if np.isinf(d32) else (d32, np.float32(1) / d32)
+    return dd, y, lambda x: (x / d32).astype(np.float32)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("clamp", [True, False], ids=["clamp", "no-clamp"])
 def test_group_ptx_multiply_path(dtype: type, clamp: bool) -> None:
     """``group_ptx`` for ``RN(x · mult)`` (MXFP4 of fp16: a power of two; NVFP4 with torchao's reciprocal rule: any
-    fp32, 0 for a zero scale), every finite value in both halves of a word (unclamped: the words whose products stay
-    below 6.5), against ml_dtypes."""
+    fp32, 0 for a zero scale), every finite value in both halves of a word, each multiplier in each word position,
+    against ml_dtypes."""
     ptx = _fp4.group_ptx(dtype == ml_dtypes.bfloat16, True, clamp)
     words = _words(dtype, 5)
-    for mult in [1.0, 2.0**-14, 2.0**24, 2.0**-127, 2.0**127, 0.0, 0.3333333432674408, 1.7e-3, 611.25]:
-        m32 = np.float32(mult)
-        _check_group(ptx, words, dtype, m32, m32, lambda x: (x * m32).astype(np.float32), clamp)  # noqa: B023
+    mults = [1.0, 2.0**-14, 2.0**24, 2.0**-127, 2.0**127, 0.0, 0.3333333432674408, 1.7e-3, 611.25]
+    slots = [_product_slot(np.float32(m)) for m in mults]
+    for i in range(len(slots)):
+        _check_group(ptx, words, dtype, [slots[(i + k) % len(slots)] for k in range(4)], clamp)
+
+
+def _product_slot(m32: np.float32) -> Slot:
+    return m32, m32, lambda x: (x * m32).astype(np.float32)
 
 
 def test_ptx_model_against_documented_examples() -> None:
@@ -219,3 +232,39 @@ def test_ptx_model_against_documented_examples() -> None:
     )
     assert np.uint32(run("add.rn.f32 $0, $1, $2;", 2.0**24, 1.0)).view(np.float32) == 2.0**24
     assert run("mov.b32 {h0, h1}, $1;\ncvt.f32.f16 $0, h0;", 0xC0003C00) == np.float32(1.0).view(np.uint32)
+
+
+_COMPILE_EVERY_VARIANT = """
+import itertools
+import triton, triton.language as tl
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from breccia.triton import _fp4
+
+@triton.jit
+def _k(w_ptr, a_ptr, b_ptr, out_ptr, BF16: tl.constexpr, MULT: tl.constexpr, CLAMP: tl.constexpr):
+    offs = tl.arange(0, 1024)
+    a = tl.load(a_ptr + offs // 8)
+    b = tl.load(b_ptr + offs // 8)
+    tl.store(out_ptr + offs, _fp4.group_bytes(tl.load(w_ptr + offs), a, b, BF16, MULT, CLAMP))
+
+sig = {"w_ptr": "*i32", "a_ptr": "*fp32", "b_ptr": "*fp32", "out_ptr": "*u8"}
+sig |= {"BF16": "constexpr", "MULT": "constexpr", "CLAMP": "constexpr"}
+for bf16, mult, clamp in itertools.product((True, False), repeat=3):
+    src = ASTSource(_k, sig, {"BF16": bf16, "MULT": mult, "CLAMP": clamp})
+    ck = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "enable_fp_fusion": False})
+    assert ck.asm["cubin"], (bf16, mult, clamp)
+print("assembled")
+"""
+
+
+def test_group_ptx_assembles_for_sm90(tmp_path: Path) -> None:
+    """Every variant of ``group_ptx`` (bf16 / fp16, quotient / multiplier, clamped or not) through Triton's sm_90
+    compiler and ``ptxas``, which need no GPU: what the numpy model cannot see (register declarations and types,
+    operand syntax) fails here. A subprocess, because the interpreter (``TRITON_INTERPRET``) replaces the compiler."""
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    script = tmp_path / "compile_group_ptx.py"  # @triton.jit reads its source from a file
+    script.write_text(_COMPILE_EVERY_VARIANT)
+    run = subprocess.run([sys.executable, str(script)], check=False, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "assembled" in run.stdout, run.stderr[-3000:]
