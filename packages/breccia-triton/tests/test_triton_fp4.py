@@ -160,8 +160,7 @@ def _check_group(ptx: str, words: np.ndarray, dtype: type, slots: list[Slot], cl
 
 def _signed_of(v: np.ndarray, x: np.ndarray) -> np.ndarray:
     """E2M1 code of ``v`` clamped to ±6, with the sign of ``x`` (that of the quotient, also where it is ±0)."""
-    mag = np.clip(np.abs(v), 0.0, 6.0).astype(ml_dtypes.float4_e2m1fn).view(np.uint8) & 0x7
-    return mag | (np.signbit(x).astype(np.uint8) << 3)
+    return _codes(np.abs(v), True) | (np.signbit(x).astype(np.uint8) << 3)
 
 
 # NVFP4 divisors sb · g (and one-level E4M3 values), ones that put many quotients on E2M1 rounding midpoints (powers
