@@ -119,7 +119,7 @@ def quant_rows_kernel(
     # needs four pairs per thread (at most 8 warps, _cast._warps: at least 1024 words per program); the
     # interpreter's stand-in takes the signs from the words the same way (_fp4.pair_signs)
     GROUP: tl.constexpr = (E2M1 and PAIRS and IN_KIND != 0 and NATIVE and ROWS * NBT * BKP >= 1024
-                           and (USE_MULT or (FASTDIV and KIND == 2)))  # fmt: skip
+                           and (USE_MULT or (FASTDIV and KIND == 2 and NV_GLOBAL)))  # fmt: skip
     SIGNS: tl.constexpr = E2M1 and PAIRS and IN_KIND != 0 and not NATIVE
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -208,7 +208,7 @@ def quant_rows_kernel(
         mult = _pow2(127 - byte)
         tl.store(scale_ptr + soff, byte.to(tl.uint8), mask=smask)
     elif KIND == 2:
-        if NATIVE and not SAFE and (FASTDIV or not NV_GLOBAL):  # see _div.by_six: a block amax below 2^-100
+        if NATIVE and not SAFE and FASTDIV and NV_GLOBAL:  # see _div.by_six: a block amax below 2^-100
             sbf = _div.by_six(amax)  # has an E4M3 scale of 0 here (a global scale is at least 2^-38, else SAFE)
         else:
             sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
@@ -224,10 +224,7 @@ def quant_rows_kernel(
         if NATIVE:  # sbf ≥ 0: the hardware's saturating RNE is clamp-then-round, and E4M3 → fp32 is exact
             sb8 = sbf.to(tl.float8e4nv)
             code = sb8.to(tl.uint8, bitcast=True).to(tl.int32)
-            if NV_GLOBAL:
-                sb = sb8.to(tl.float32)
-            else:  # ptxas 12.8 hoisted this kernel's E4M3 unpack above its pack (bf16, K ≥ 8192): integer decode
-                sb = _decode_e4m3(code)
+            sb = sb8.to(tl.float32)
         else:
             code = _encode_float(sbf, 4, 3, 7, 7.52316384526264e-37, 448.0, True)  # ENC_MUL 2^-120
             sb = _decode_e4m3(code)
