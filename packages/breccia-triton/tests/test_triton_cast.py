@@ -213,17 +213,22 @@ E2M1_RECIPES = [r for r in RECIPES if getattr(r.element, "name", "") == "E2M1"]
 
 @pytest.mark.skipif(DEVICE.type != "cuda", reason="full size: minutes in the interpreter")
 @pytest.mark.usefixtures("no_fallback")
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("shape", [(4096, 8192), (1024, 16384), (4096, 4096), (1001, 5128)], ids=str)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
 @pytest.mark.parametrize("recipe", E2M1_RECIPES, ids=recipe_id)
-def test_e2m1_at_full_size_with_rows_of_different_magnitude(recipe: breccia.Recipe, dtype: torch.dtype) -> None:
-    """4096 × 8192 with rows scaled from 0.01 to 4 and outliers × 50 (``benchmarks/bench_gpu.fresh_input``'s
-    data), against breccia-torch's own kernels. Added after an H200 run of 2026-12-05 found a
-    branch's NVFP4 one-level kernel wrong at bf16 K ≥ 8192 while every small-size test passed."""
+def test_e2m1_at_full_size_with_rows_of_different_magnitude(
+    recipe: breccia.Recipe, dtype: torch.dtype, shape: tuple[int, int]
+) -> None:
+    """Rows scaled from 0.01 to 4 and outliers × 50 (``benchmarks/bench_gpu.fresh_input``'s data) at one row per
+    program (K ≥ 8192), two (K = 4096) and with ragged rows and blocks, against breccia-torch's own kernels. Added
+    after an H200 run of 2026-12-05 found a branch's NVFP4 one-level kernel wrong at bf16 K ≥ 8192 while every
+    small-size test passed (ptxas 12.8 had moved an E4M3 unpack above its pack: ``test_triton_sass.py``)."""
     from breccia.torch._backend import BACKEND  # its native driver: breccia.cast would route to this kernel
 
+    m, k = shape
     g = torch.Generator(device=DEVICE).manual_seed(7)
-    x = torch.randn(4096, 8192, device=DEVICE, generator=g)
-    x *= torch.rand(4096, 1, device=DEVICE, generator=g) * 4 + 0.01
+    x = torch.randn(m, k, device=DEVICE, generator=g)
+    x *= torch.rand(m, 1, device=DEVICE, generator=g) * 4 + 0.01
     x[::97, ::89] *= 50.0
     x = x.to(dtype)
     lay = recipe.default_layout(-1)

@@ -119,7 +119,7 @@ def quant_rows_kernel(
     # needs four pairs per thread (at most 8 warps, _cast._warps: at least 1024 words per program); the
     # interpreter's stand-in takes the signs from the words the same way (_fp4.pair_signs)
     GROUP: tl.constexpr = (E2M1 and PAIRS and IN_KIND != 0 and NATIVE and ROWS * NBT * BKP >= 1024
-                           and (USE_MULT or (FASTDIV and KIND == 2 and NV_GLOBAL)))  # fmt: skip
+                           and (USE_MULT or (FASTDIV and KIND == 2)))  # fmt: skip
     SIGNS: tl.constexpr = E2M1 and PAIRS and IN_KIND != 0 and not NATIVE
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
@@ -208,8 +208,10 @@ def quant_rows_kernel(
         mult = _pow2(127 - byte)
         tl.store(scale_ptr + soff, byte.to(tl.uint8), mask=smask)
     elif KIND == 2:
-        if NATIVE and not SAFE and FASTDIV and NV_GLOBAL:  # see _div.by_six: a block amax below 2^-100
-            sbf = _div.by_six(amax)  # has an E4M3 scale of 0 here (a global scale is at least 2^-38, else SAFE)
+        # _div.by_six: a block amax below 2^-100 has an E4M3 scale of 0 either way (one-level: amax / 6 < 2^-9 /
+        # 2; two-level: a global scale is at least 2^-38, else SAFE); two-level with a multiplier keeps div.rn
+        if NATIVE and not SAFE and (FASTDIV or not NV_GLOBAL):
+            sbf = _div.by_six(amax)
         else:
             sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
         if NV_GLOBAL:
@@ -242,8 +244,12 @@ def quant_rows_kernel(
                 mult = tl.math.div_rn(tl.full(amax.shape, 1.0, tl.float32), sb)
             mult = tl.where(sb == 0, 0.0, mult)
         div = tl.where(div == 0, float("inf"), div)  # _math.safe_divisor: zero-scale blocks encode as ±0
-        if NV_GLOBAL and not USE_MULT:  # inline stores (see _store_blocks): two-level 57.1 → 56.2 µs, 16×16 67.4 →
-            _store_blocks(scale_ptr + soff, code.to(tl.uint8), smask, NATIVE)  # 65.6 (H200); one-level 54.5 → 55.1
+        # inline stores (see _store_blocks): two-level 57.1 → 56.2 µs, 16×16 67.4 → 65.6 on an H200. One-level
+        # too: through tl.store, ptxas 12.8 (Triton 3.6) merged the E4M3 pack bytes of two blocks for the shared-
+        # memory store and moved the unpack of one pair above the pack (bf16, K ≥ 8192: half the divisors
+        # undefined; tests/_sm90_cast.py checks every specialisation's SASS for such reads)
+        if not USE_MULT:
+            _store_blocks(scale_ptr + soff, code.to(tl.uint8), smask, NATIVE)
         else:
             tl.store(scale_ptr + soff, code.to(tl.uint8), mask=smask)
     else:

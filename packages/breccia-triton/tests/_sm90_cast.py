@@ -1,0 +1,131 @@
+"""Compile the cast kernel for sm_90 as a GPU launch would specialise it, with no GPU, and check its SASS.
+
+Run as a script (``python _sm90_cast.py``) in a process without ``TRITON_INTERPRET``, so that ``@triton.jit`` makes
+compilable kernels: the plan and launch arguments come from ``breccia.triton``'s own host code on a CPU tensor (the
+interpreter's switch turned on only after the import, so that ``_plan`` accepts it), the launch itself is caught
+before it runs, and the kernel goes through Triton's sm_90 compiler and ``ptxas``. Prints one JSON line per case:
+its registers, SASS instructions and :func:`_sass.undefined_reads`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+# (name, recipe constructor source, input dtype, rows, K): the E2M1 kernels at one row per program (K ≥ 8192, where
+# ptxas 12.8 miscompiled the one-level NVFP4 scale), at two (K = 4096) and with ragged edges (masks), from each
+# input dtype; every other row-kernel recipe once
+CASES = [
+    (f"{name} {dt} {m}x{k}", src, dt, m, k)
+    for name, src in (
+        ("nvfp4", "NVFP4BlockScaling()"),
+        ("nvfp4 one-level", "NVFP4BlockScaling(per_tensor_scale=False)"),
+        ("nvfp4 one-level reciprocal", "NVFP4BlockScaling(per_tensor_scale=False, data_scaling='reciprocal')"),
+        ("nvfp4 torchao", "NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling='reciprocal')"),
+        ("mxfp4", "MXFP4BlockScaling()"),
+    )
+    for dt in ("bfloat16", "float16", "float32")
+    for m, k in ((256, 8192), (256, 4096), (100, 5120))
+] + [
+    (f"{name} bfloat16 256x8192", src, "bfloat16", 256, 8192)
+    for name, src in (
+        ("nvfp4 16x16", "NVFP4BlockScaling(block_m=16)"),
+        ("mxfp8", "MXFP8BlockScaling()"),
+        ("fp8 1x128", "Float8BlockScaling()"),
+        ("mxfp6", "MXFP6BlockScaling()"),
+        ("int4 g128", "INT4Scaling(group_size=128)"),
+        ("int4 g128 asym", "INT4Scaling(group_size=128, symmetric=False, signed=False)"),
+        ("int8", "INT8Scaling()"),
+    )
+]
+
+_SIG = {torch_name: sig for torch_name, sig in (
+    ("int16", "*i16"), ("int32", "*i32"), ("uint8", "*u8"), ("int8", "*i8"), ("float32", "*fp32"),
+    ("bfloat16", "*bf16"), ("float16", "*fp16"), ("int64", "*i64"),
+)}  # fmt: skip
+
+
+def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    import torch
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    kw = dict(kw)
+    kw["NATIVE"] = True  # what the GPU launch passes (the CPU tensor here says False)
+    opts = {"num_warps": kw.pop("num_warps"), "enable_fp_fusion": kw.pop("enable_fp_fusion", True)}
+    names = list(kernel.arg_names)
+    sig: dict[str, str] = {}
+    for n, a in zip(names, args):
+        sig[n] = _SIG[str(a.dtype).removeprefix("torch.")] if isinstance(a, torch.Tensor) else "i32"
+    consts = {n: kw[n] for n in names[len(args) :]}
+    sig |= {n: "constexpr" for n in consts}
+    # the launch's own specialisation: 16-byte aligned pointers and the row lengths it divides by 16
+    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names[: len(args)])
+             if sig[n].startswith("*") or (isinstance(args[i], int) and args[i] % 16 == 0)}  # fmt: skip
+    return triton.compile(ASTSource(kernel, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options=opts)
+
+
+class _OnGpu:
+    """What :func:`breccia.triton._cast._warps` asks of the input: whether it is on the GPU."""
+
+    is_cuda = True
+
+
+def main() -> None:
+    import torch
+    import triton
+    from _sass import undefined_reads
+
+    import breccia
+    from breccia.triton import _amax, _cast
+    from breccia.triton import _kernel as K
+
+    real = K.quant_rows_kernel
+    os.environ["TRITON_INTERPRET"] = "1"  # after the import: _plan takes the CPU tensor, the kernel stays compilable
+    _amax.tensor_amax = lambda x2: x2.abs().amax().float().reshape(1)  # the two-level amax, not a GPU kernel
+    caught: dict[str, Any] = {}
+
+    class _Catch:
+        def __getitem__(self, grid: Any) -> Any:
+            def launch(*args: Any, **kw: Any) -> None:
+                caught.update(grid=grid, args=args, kw=kw)
+                raise StopIteration
+
+            return launch
+
+    K.quant_rows_kernel = _Catch()
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    for name, src, dt, m, k in CASES:
+        recipe = eval(src, {n: getattr(breccia, n) for n in breccia.__all__})  # CASES' own sources
+        x = torch.randn(m, k, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dt))
+        caught.clear()
+        with contextlib.suppress(StopIteration):  # the launch, caught
+            _cast.cast(x, recipe)
+        if not caught:
+            print(json.dumps({"case": name, "error": "no row-kernel launch"}), flush=True)
+            continue
+        plan = _cast._plan(x, recipe, recipe.default_layout(-1))
+        kw = caught["kw"] | {"num_warps": _cast._warps(_OnGpu(), caught["kw"]["BKP"] * caught["kw"]["PACK"], plan)}
+        ck = _compile(real, caught["args"], kw)
+        cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
+        cubin.write_bytes(ck.asm["cubin"])
+        sass = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
+        res = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True, check=True)
+        cubin.unlink()
+        regs = re.search(r"REG:(\d+)", res.stdout)
+        n_ins = len(re.findall(r"/\*[0-9a-f]{4,}\*/\s+\S", sass))
+        print(json.dumps({"case": name, "regs": int(regs.group(1)) if regs else None, "instructions": n_ins,
+                          "undefined": undefined_reads(sass)}), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
