@@ -23,29 +23,40 @@ sys.path.insert(0, str(Path(__file__).parent))
 # (name, recipe constructor source, input dtype, rows, K): the E2M1 kernels at one row per program (K ≥ 8192, where
 # ptxas 12.8 miscompiled the one-level NVFP4 scale), at two (K = 4096) and with ragged edges (masks), from each
 # input dtype; every other row-kernel recipe once
-CASES = [
-    (f"{name} {dt} {m}x{k}", src, dt, m, k)
-    for name, src in (
-        ("nvfp4", "NVFP4BlockScaling()"),
-        ("nvfp4 one-level", "NVFP4BlockScaling(per_tensor_scale=False)"),
-        ("nvfp4 one-level reciprocal", "NVFP4BlockScaling(per_tensor_scale=False, data_scaling='reciprocal')"),
-        ("nvfp4 torchao", "NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling='reciprocal')"),
-        ("mxfp4", "MXFP4BlockScaling()"),
-    )
-    for dt in ("bfloat16", "float16", "float32")
-    for m, k in ((256, 8192), (256, 4096), (100, 5120))
-] + [
-    (f"{name} bfloat16 256x8192", src, "bfloat16", 256, 8192)
-    for name, src in (
-        ("nvfp4 16x16", "NVFP4BlockScaling(block_m=16)"),
-        ("mxfp8", "MXFP8BlockScaling()"),
-        ("fp8 1x128", "Float8BlockScaling()"),
-        ("mxfp6", "MXFP6BlockScaling()"),
-        ("int4 g128", "INT4Scaling(group_size=128)"),
-        ("int4 g128 asym", "INT4Scaling(group_size=128, symmetric=False, signed=False)"),
-        ("int8", "INT8Scaling()"),
-    )
-]
+CASES = (
+    [
+        (f"{name} {dt} {m}x{k}", src, dt, m, k)
+        for name, src in (
+            ("nvfp4", "NVFP4BlockScaling()"),
+            ("nvfp4 one-level", "NVFP4BlockScaling(per_tensor_scale=False)"),
+            ("nvfp4 one-level reciprocal", "NVFP4BlockScaling(per_tensor_scale=False, data_scaling='reciprocal')"),
+            ("nvfp4 torchao", "NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling='reciprocal')"),
+            ("mxfp4", "MXFP4BlockScaling()"),
+        )
+        for dt in ("bfloat16", "float16", "float32")
+        for m, k in ((256, 8192), (256, 4096), (100, 5120))
+    ]
+    + [
+        (f"{name} bfloat16 256x8192", src, "bfloat16", 256, 8192)
+        for name, src in (
+            ("nvfp4 16x16", "NVFP4BlockScaling(block_m=16)"),
+            ("mxfp8", "MXFP8BlockScaling()"),
+            ("fp8 1x128", "Float8BlockScaling()"),
+            ("mxfp6", "MXFP6BlockScaling()"),
+            ("int4 g128", "INT4Scaling(group_size=128)"),
+            ("int4 g128 asym", "INT4Scaling(group_size=128, symmetric=False, signed=False)"),
+            ("int8", "INT8Scaling()"),
+        )
+    ]
+    + [  # the host's relaunch with div.rn for every element (SAFE: a divisor outside the fast division's range)
+        (f"{name} bfloat16 256x8192 SAFE", src, "bfloat16", 256, 8192)
+        for name, src in (
+            ("nvfp4", "NVFP4BlockScaling()"),
+            ("nvfp4 torchao", "NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling='reciprocal')"),
+            ("int4 g128 asym", "INT4Scaling(group_size=128, symmetric=False, signed=False)"),
+        )
+    ]
+)
 
 _SIG = {torch_name: sig for torch_name, sig in (
     ("int16", "*i16"), ("int32", "*i32"), ("uint8", "*u8"), ("int8", "*i8"), ("float32", "*fp32"),
@@ -53,7 +64,7 @@ _SIG = {torch_name: sig for torch_name, sig in (
 )}  # fmt: skip
 
 
-def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any], safe: bool) -> Any:
     import torch
     import triton
     from triton.backends.compiler import GPUTarget
@@ -61,6 +72,7 @@ def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
 
     kw = dict(kw)
     kw["NATIVE"] = True  # what the GPU launch passes (the CPU tensor here says False)
+    kw["SAFE"] = safe
     opts = {"num_warps": kw.pop("num_warps"), "enable_fp_fusion": kw.pop("enable_fp_fusion", True)}
     names = list(kernel.arg_names)
     sig: dict[str, str] = {}
@@ -115,7 +127,7 @@ def main() -> None:
             continue
         plan = _cast._plan(x, recipe, recipe.default_layout(-1))
         kw = caught["kw"] | {"num_warps": _cast._warps(_OnGpu(), caught["kw"]["BKP"] * caught["kw"]["PACK"], plan)}
-        ck = _compile(real, caught["args"], kw)
+        ck = _compile(real, caught["args"], kw, name.endswith("SAFE"))
         cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
         cubin.write_bytes(ck.asm["cubin"])
         sass = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
