@@ -1,10 +1,11 @@
-"""Compile the cast kernel for sm_90 as a GPU launch would specialise it, with no GPU, and check its SASS.
+"""Compile the cast kernels for sm_90 as a GPU launch would specialise them, with no GPU, and check their SASS.
 
 Run as a script (``python _sm90_cast.py``) in a process without ``TRITON_INTERPRET``, so that ``@triton.jit`` makes
 compilable kernels: the plan and launch arguments come from ``breccia.triton``'s own host code on a CPU tensor (the
 interpreter's switch turned on only after the import, so that ``_plan`` accepts it), the launch itself is caught
-before it runs, and the kernel goes through Triton's sm_90 compiler and ``ptxas``. Prints one JSON line per case:
-its registers, SASS instructions and :func:`_sass.undefined_reads`.
+before it runs (the row kernel, or one of the FP8 2-D tile kernels), and the kernel goes through Triton's sm_90
+compiler and ``ptxas``. Prints one JSON line per case: its registers, SASS instructions and
+:func:`_sass.undefined_reads`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ CASES = (
             ("int4 g128 asym", "INT4Scaling(group_size=128, symmetric=False, signed=False)"),
             ("int8", "INT8Scaling()"),
         )
+    ]
+    + [  # FP8 2-D tiles: the one-pass pair-word kernel (16-bit input) and the two-pass one (fp32)
+        (f"fp8 128x128 {dt} 256x8192", "Float8BlockScaling(block_m=128)", dt, 256, 8192)
+        for dt in ("bfloat16", "float32")
     ]
     + [  # the host's relaunch with div.rn for every element (SAFE: a divisor outside the fast division's range)
         (f"{name} bfloat16 256x8192 SAFE", src, "bfloat16", 256, 8192)
@@ -100,21 +105,25 @@ def main() -> None:
     import breccia
     from breccia.triton import _amax, _cast
     from breccia.triton import _kernel as K
+    from breccia.triton import _kernel2d as K2
 
-    real = K.quant_rows_kernel
     os.environ["TRITON_INTERPRET"] = "1"  # after the import: _plan takes the CPU tensor, the kernel stays compilable
     _amax.tensor_amax = lambda x2: x2.abs().amax().float().reshape(1)  # the two-level amax, not a GPU kernel
     caught: dict[str, Any] = {}
 
     class _Catch:
+        def __init__(self, kernel: Any) -> None:
+            self.kernel = kernel
+
         def __getitem__(self, grid: Any) -> Any:
             def launch(*args: Any, **kw: Any) -> None:
-                caught.update(grid=grid, args=args, kw=kw)
+                caught.update(kernel=self.kernel, args=args, kw=kw)
                 raise StopIteration
 
             return launch
 
-    K.quant_rows_kernel = _Catch()
+    for mod, attr in ((K, "quant_rows_kernel"), (K2, "quant_tiles_kernel"), (K2, "quant_tiles_pairs_kernel")):
+        setattr(mod, attr, _Catch(getattr(mod, attr)))
     cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     for name, src, dt, m, k in CASES:
         recipe = eval(src, {n: getattr(breccia, n) for n in breccia.__all__})  # CASES' own sources
@@ -123,11 +132,15 @@ def main() -> None:
         with contextlib.suppress(StopIteration):  # the launch, caught
             _cast.cast(x, recipe)
         if not caught:
-            print(json.dumps({"case": name, "error": "no row-kernel launch"}), flush=True)
+            print(json.dumps({"case": name, "error": "no kernel launch"}), flush=True)
             continue
+        kernel, kw = caught["kernel"], caught["kw"]
         plan = _cast._plan(x, recipe, recipe.default_layout(-1))
-        kw = caught["kw"] | {"num_warps": _cast._warps(_OnGpu(), caught["kw"]["BKP"] * caught["kw"]["PACK"], plan)}
-        ck = _compile(real, caught["args"], kw, name.endswith("SAFE"))
+        if kernel.fn.__name__ == "quant_tiles_pairs_kernel":  # the launch's GPU warps (the CPU tensor got 1)
+            warps = _cast.PAIR_WARPS
+        else:
+            warps = _cast._warps(_OnGpu(), kw["BKP"] * kw.get("PACK", 1), plan)
+        ck = _compile(kernel, caught["args"], kw | {"num_warps": warps}, name.endswith("SAFE"))
         cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
         cubin.write_bytes(ck.asm["cubin"])
         sass = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
