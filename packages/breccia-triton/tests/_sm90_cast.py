@@ -4,13 +4,14 @@ Run as a script (``python _sm90_cast.py``) in a process without ``TRITON_INTERPR
 compilable kernels: the plan and launch arguments come from ``breccia.triton``'s own host code on a CPU tensor (the
 interpreter's switch turned on only after the import, so that ``_plan`` accepts it), the launch itself is caught
 before it runs (the row kernel, or one of the FP8 2-D tile kernels), and the kernel goes through Triton's sm_90
-compiler and ``ptxas``. Prints one JSON line per case: its registers, SASS instructions and
-:func:`_sass.undefined_reads`.
+compiler and ``ptxas``. Prints one JSON line per case: its registers, SASS instructions,
+:func:`_sass.undefined_reads` and a hash of the SASS (a refactor that should not change the code can be checked).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -149,7 +150,8 @@ def main() -> None:
         regs = re.search(r"REG:(\d+)", res.stdout)
         n_ins = len(re.findall(r"/\*[0-9a-f]{4,}\*/\s+\S", sass))
         print(json.dumps({"case": name, "regs": int(regs.group(1)) if regs else None, "instructions": n_ins,
-                          "undefined": undefined_reads(sass)}), flush=True)  # fmt: skip
+                          "undefined": undefined_reads(sass), "sha": hashlib.sha256(sass.encode()).hexdigest()[:16]}),
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

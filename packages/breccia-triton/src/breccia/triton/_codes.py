@@ -299,3 +299,17 @@ def fp8_scale(a, FMAX: tl.constexpr, EPS_BITS: tl.constexpr, POW2: tl.constexpr)
         s = _pow2(e)
         mult = tl.where(a == 0, 1.0, _pow2(-e))
     return tl.where(a == 0, 1.0, s), mult
+
+
+@triton.jit
+def mx_scale(amax, FMAX: tl.constexpr, RCEIL: tl.constexpr, EMAX: tl.constexpr):
+    """MX block scale from the block amax (fp32, finite): ``(E8M0 byte, divisor 2^e, multiplier 2^-e)``, as
+    ``_math``'s ``rceil`` (smallest power of two at least ``amax / fmax``) or ``floor`` (OCP: ``floor(log2 amax) −
+    emax``) rule, clamped to the byte range [0, 254]. ``x / 2^e`` and ``x · 2^-e`` are the same real number, both
+    correctly rounded, so the kernels encode by multiplying."""
+    if RCEIL:  # constexpr branches: only one side is compiled
+        e = _pow2_ceil_exp(tl.math.div_rn(amax, tl.full(amax.shape, FMAX, tl.float32)))
+    else:
+        e = ((_bits(amax) & 0x7FFFFFFF) >> 23) - 127 - EMAX
+    byte = tl.minimum(tl.maximum(e + 127, 0), 254)
+    return byte, _pow2(byte - 127), _pow2(127 - byte)

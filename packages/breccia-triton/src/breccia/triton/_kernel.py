@@ -38,12 +38,11 @@ from breccia.triton._codes import (
     _load,
     _pair_amax_bits,
     _pair_minmax,
-    _pow2,
-    _pow2_ceil_exp,
     _rint,
     _split_pairs,
     _store_blocks,
     fp8_scale,
+    mx_scale,
 )
 
 KIND_FP8 = 0  # Float8BlockScaling / Float8CurrentScaling per row: fp32 scale amax / fmax
@@ -189,7 +188,6 @@ def quant_rows_kernel(
     if RB != 1:
         smask = smask & (i == 0)[:, None]
     soff = srow[:, None] * NB + blks2
-    fmax = tl.full(amax.shape, FMAX, tl.float32)
     if KIND == 0:
         a = amax
         if PER_TENSOR:  # Float8CurrentScaling per tensor: the host's torch amax of the whole tensor
@@ -198,14 +196,7 @@ def quant_rows_kernel(
         div, mult = fp8_scale(a, FMAX, EPS_BITS, POW2)
         tl.store(scale_ptr + soff, div, mask=smask)
     elif KIND == 1:
-        if RCEIL:  # noqa: SIM108 -- constexpr branches: only one side is compiled
-            e = _pow2_ceil_exp(tl.math.div_rn(amax, fmax))
-        else:
-            e = ((_bits(amax) & 0x7FFFFFFF) >> 23) - 127 - EMAX
-        byte = tl.minimum(tl.maximum(e + 127, 0), 254)
-        div = _pow2(byte - 127)
-        # x / 2^k and x · 2^-k are the same real number, both correctly rounded: the multiply is exact-equivalent
-        mult = _pow2(127 - byte)
+        byte, div, mult = mx_scale(amax, FMAX, RCEIL, EMAX)
         tl.store(scale_ptr + soff, byte.to(tl.uint8), mask=smask)
     elif KIND == 2:
         # _div.by_six: a block amax below 2^-100 has an E4M3 scale of 0 either way (one-level: amax / 6 < 2^-9 /
