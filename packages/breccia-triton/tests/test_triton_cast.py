@@ -264,6 +264,17 @@ def test_full_tiles_take_the_unmasked_kernel(recipe: breccia.Recipe) -> None:
         assert full[(2, 128, 256)], recipe
 
 
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("recipe", SAMPLE, ids=recipe_id)
+def test_int64_offsets(recipe: breccia.Recipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int64 address path that inputs of 2^31 elements or more take (rows, 2-D tiles, pair words), run on small
+    ones: the bytes are the same."""
+    monkeypatch.setattr(triton_cast, "I64_FROM", 0)
+    for i, (shape, dtype) in enumerate([((5, 129), torch.bfloat16), ((2, 128, 256), torch.bfloat16),
+                                        ((33, 256), torch.float32)]):  # fmt: skip
+        assert_exact(make_input(shape, 40 + i, dtype), recipe, layout_for(recipe))
+
+
 def test_supports_is_narrow() -> None:
     x = torch.zeros((8, 64), device=DEVICE)
     assert supports(x, breccia.MXFP8BlockScaling())

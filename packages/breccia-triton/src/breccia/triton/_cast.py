@@ -47,6 +47,9 @@ NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reduction
 LONG_BLOCK_WARPS = 8  # warps where one block fills a program (per-channel rows of TILE or more elements)
 PAIR_CHUNKS = 4  # row chunks (2 or 4) of the one-pass FP8 2-D tile kernel (see _kernel2d.quant_tiles_pairs_kernel)
 NV2D_WARPS = 2  # NVFP4 16×16 programs (TILE / 2): 64 elements per thread (H200 sweep: 67.4 µs, 73.9 at 4 warps)
+# int64 offsets from this many elements: a padded last program reaches up to 2·TILE past the end (a test lowers it to
+# run that path in the interpreter)
+I64_FROM = 2**31 - 2 * TILE
 PAIR_WARPS = 8  # its warps: a 128×128 tile is then 32 words per thread, 64 registers (H200 sweep: 0.93 vs 0.91 at 4)
 
 
@@ -230,7 +233,7 @@ def _launch(
     # the specialisation and launch options both kernels share
     common: dict[str, Any] = dict(
         BK=plan.bk, BKP=bkp, NBT=nbt, IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe),
-        FULL=full, I64=x2.numel() >= 2**31 - 2 * TILE, num_warps=_warps(x2, bkp * plan.pack, plan),
+        FULL=full, I64=x2.numel() >= I64_FROM, num_warps=_warps(x2, bkp * plan.pack, plan),
         enable_fp_fusion=False,
     )  # fmt: skip
     a = _kind_args(recipe)
