@@ -64,26 +64,19 @@ CASES = (
     ]
 )
 
-_SIG = {torch_name: sig for torch_name, sig in (
-    ("int16", "*i16"), ("int32", "*i32"), ("uint8", "*u8"), ("int8", "*i8"), ("float32", "*fp32"),
-    ("bfloat16", "*bf16"), ("float16", "*fp16"), ("int64", "*i64"),
-)}  # fmt: skip
-
 
 def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any], safe: bool) -> Any:
-    import torch
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
+    from triton.runtime.jit import mangle_type  # the launcher's own argument types ("*bf16", "i32", …)
 
     kw = dict(kw)
     kw["NATIVE"] = True  # what the GPU launch passes (the CPU tensor here says False)
     kw["SAFE"] = safe
     opts = {"num_warps": kw.pop("num_warps"), "enable_fp_fusion": kw.pop("enable_fp_fusion", True)}
     names = list(kernel.arg_names)
-    sig: dict[str, str] = {}
-    for n, a in zip(names, args):
-        sig[n] = _SIG[str(a.dtype).removeprefix("torch.")] if isinstance(a, torch.Tensor) else "i32"
+    sig = {n: mangle_type(a) for n, a in zip(names, args)}
     consts = {n: kw[n] for n in names[len(args) :]}
     sig |= {n: "constexpr" for n in consts}
     # the launch's own specialisation: 16-byte aligned pointers and the row lengths it divides by 16
