@@ -54,6 +54,16 @@ CASES = (
         (f"fp8 128x128 {dt} 256x8192", "Float8BlockScaling(block_m=128)", dt, 256, 8192)
         for dt in ("bfloat16", "float32")
     ]
+    + [  # row lengths with a power-of-two factor below 16 (32 for 4-bit codes), passed divided by it (_hidden_factor)
+        (f"{name} {dt} 256x{k}", src, dt, 256, k)
+        for name, src, dt, k in (
+            ("mxfp8", "MXFP8BlockScaling()", "bfloat16", 5000),
+            ("fp8 1x128", "Float8BlockScaling()", "bfloat16", 5000),
+            ("nvfp4", "NVFP4BlockScaling()", "bfloat16", 5008),
+            ("fp8 128x128", "Float8BlockScaling(block_m=128)", "bfloat16", 5000),
+            ("fp8 128x128", "Float8BlockScaling(block_m=128)", "float32", 5000),
+        )
+    ]
     + [  # the host's relaunch with div.rn for every element (SAFE: a divisor outside the fast division's range)
         (f"{name} bfloat16 256x8192 SAFE", src, "bfloat16", 256, 8192)
         for name, src in (

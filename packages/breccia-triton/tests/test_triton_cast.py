@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -273,6 +274,46 @@ def test_int64_offsets(recipe: breccia.Recipe, monkeypatch: pytest.MonkeyPatch) 
     for i, (shape, dtype) in enumerate([((5, 129), torch.bfloat16), ((2, 128, 256), torch.bfloat16),
                                         ((33, 256), torch.float32)]):  # fmt: skip
         assert_exact(make_input(shape, 40 + i, dtype), recipe, layout_for(recipe))
+
+
+class _Spy:
+    """A kernel whose launches record their ``KV`` (the row length's power-of-two factor) and then run."""
+
+    def __init__(self, kernel: Any, seen: list[int]) -> None:
+        self.kernel, self.seen = kernel, seen
+
+    def __getitem__(self, grid: Any) -> Any:
+        def launch(*args: Any, **kw: Any) -> Any:
+            self.seen.append(kw.get("KV", 1))
+            return self.kernel[grid](*args, **kw)
+
+        return launch
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("k", [34, 100, 200, 48], ids=lambda k: f"K{k}")
+def test_row_lengths_with_a_small_power_of_two(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row lengths that are multiples of 2, 4, 8 or 16 but not of 16 (or, for 4-bit codes, 32) reach the kernels
+    divided by that factor, which they multiply back (the launch's own specialisation sees only multiples of 16):
+    the bytes are the same, and every kernel family takes the path."""
+    from breccia.triton import _kernel as K
+    from breccia.triton import _kernel2d as K2
+
+    seen: list[int] = []
+    for mod, name in ((K, "quant_rows_kernel"), (K2, "quant_tiles_kernel"), (K2, "quant_tiles_pairs_kernel")):
+        monkeypatch.setattr(mod, name, _Spy(getattr(mod, name), seen))
+    for i, recipe in enumerate(SAMPLE):
+        for dtype in (torch.bfloat16, torch.float32):
+            assert_exact(make_input((9, k), 60 + i, dtype), recipe, layout_for(recipe))
+    # the row kernels take K's factor (for 4-bit codes up to 32: KD = K / 2 bytes), the pair-word kernel K / 2's
+    kinds = {34: {1, 2}, 100: {2, 4}, 200: {4, 8}, 48: {1, 8, 16}}[k]
+    assert set(seen) == kinds, seen
+
+
+def test_hidden_factor() -> None:
+    f = triton_cast._hidden_factor
+    assert [f(n, 16) for n in (16, 4096, 5000, 300, 34, 129, 8)] == [1, 1, 8, 4, 2, 1, 8]
+    assert [f(n, 32) for n in (48, 64, 5008, 96)] == [16, 1, 16, 1]
 
 
 def test_supports_is_narrow() -> None:

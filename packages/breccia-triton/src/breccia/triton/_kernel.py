@@ -101,6 +101,7 @@ def quant_rows_kernel(
     USE_MULT: tl.constexpr,
     I64: tl.constexpr,
     SAFE: tl.constexpr = False,
+    KV: tl.constexpr = 1,
 ):
     """Quantize ``ROWS × NBT`` blocks of ``BK`` elements; ``PACK=2`` loads even/odd elements and packs nibbles.
 
@@ -120,6 +121,12 @@ def quant_rows_kernel(
     GROUP: tl.constexpr = (E2M1 and PAIRS and IN_KIND != 0 and NATIVE and ROWS * NBT * BKP >= 1024
                            and (USE_MULT or (FASTDIV and KIND == 2)))  # fmt: skip
     SIGNS: tl.constexpr = E2M1 and PAIRS and IN_KIND != 0 and not NATIVE
+    if KV > 1:  # K passed divided by its power-of-two factor KV (< 16, which the launch's specialisation misses)
+        KQ = K
+        K = KQ * KV
+        KW = KQ * (KV // 2)
+        if KV >= PACK:
+            KD = KQ * (KV // PACK)
     pid_r = tl.program_id(0)
     pid_b = tl.program_id(1)
     i = tl.arange(0, ROWS)

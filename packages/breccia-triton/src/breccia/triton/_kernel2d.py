@@ -116,9 +116,12 @@ def quant_tiles_kernel(
     CLAMP: tl.constexpr,
     FULL: tl.constexpr,
     I64: tl.constexpr,
+    KV: tl.constexpr = 1,
 ):
     """Quantize ``NBT`` tiles of ``RB × BK`` elements: program row ``pid_r`` is block-row ``pid_r % NBR`` of matrix
     ``pid_r // NBR`` (each of ``M`` rows). Flags as :func:`._kernel.quant_rows_kernel` (1 = NaN/Inf seen)."""
+    if KV > 1:  # K passed divided by KV, its power-of-two factor (see _kernel.quant_rows_kernel)
+        K = K * KV
     pid_r, blks, col, cval, mrow0, row0 = _tile_origin(K, NB, M, NBR, BK, BKP, RB, NBT)
     i = tl.arange(0, RCH)
 
@@ -228,6 +231,7 @@ def quant_tiles_pairs_kernel(
     CLAMP: tl.constexpr,
     FULL: tl.constexpr,
     I64: tl.constexpr,
+    KV: tl.constexpr = 1,
 ):
     """One pass over ``NBT`` whole ``RB × 2·BW`` tiles of 16-bit floats (``IN_KIND`` 1 fp16, 2 bf16), held in
     registers as one int32 word per element pair: a 128×128 tile is 32 words per thread at 8 warps, where
@@ -238,6 +242,8 @@ def quant_tiles_pairs_kernel(
     of each word's two 15-bit magnitudes, an integer max exactly as :func:`._codes._amax_bits` (NaN above Inf);
     the two FP8 codes of a pair are stored as one 16-bit word (``data`` viewed as int16, little-endian). Same
     grid and flags as :func:`quant_tiles_kernel`; ``KW`` and ``BW`` count words, not elements."""
+    if KV > 1:  # KW passed divided by KV, its power-of-two factor
+        KW = KW * KV
     pid_r, blks, col, cval, mrow0, row0 = _tile_origin(KW, NB, M, NBR, BW, BWP, RB, NBT)
     i = tl.arange(0, RBP // NCH)
     oa, ka = _chunk(0, i, mrow0, row0, col, cval, KW, RB, M, I64)
