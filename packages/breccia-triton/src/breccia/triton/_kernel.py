@@ -121,7 +121,7 @@ def quant_rows_kernel(
     GROUP: tl.constexpr = (E2M1 and PAIRS and IN_KIND != 0 and NATIVE and ROWS * NBT * BKP >= 1024
                            and (USE_MULT or (FASTDIV and KIND == 2)))  # fmt: skip
     SIGNS: tl.constexpr = E2M1 and PAIRS and IN_KIND != 0 and not NATIVE
-    if KV > 1:  # K passed divided by its power-of-two factor KV (< 16, which the launch's specialisation misses)
+    if KV > 1:  # K passed divided by its power-of-two factor KV, which the launch misses (_cast._hidden_factor)
         KQ = K
         K = KQ * KV
         KW = KQ * (KV // 2)
