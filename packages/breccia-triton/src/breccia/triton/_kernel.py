@@ -152,7 +152,11 @@ def quant_rows_kernel(
     col = b3 * BK + PACK * j3
     m0 = valid & (PACK * j3 < BK) & (col < K)  # unused (and folded away) when FULL
     if PACK == 2 and PAIRS:  # one word per element pair (see _load_pairs); KW = words per row
-        w = _ld(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, FULL)
+        if RB != 1 and FULL:  # 2-D tiles: loaded along the row, then viewed as blocks (see below)
+            c2 = pid_b * (NBT * BKP) + tl.arange(0, NBT * BKP)[None, :]
+            w = tl.reshape(tl.load(xw_ptr + rows.to(r3.dtype)[:, None] * KW + c2), (ROWS, NBT, BKP))
+        else:
+            w = _ld(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, FULL)
         x0, x1 = _split_pairs(w, IN_KIND)
         m1 = m0
         if SIGNS:
@@ -186,8 +190,11 @@ def quant_rows_kernel(
         if KIND == 3 and not SYM:
             vmin = tl.min(x0, axis=2)
             vmax = tl.max(x0, axis=2)
-    if RB != 1:
-        amax = tl.max(amax, axis=0)[None, :]  # (1, NBT): the tile's scale math runs once, not once per row
+    if RB != 1:  # (1, NBT): the tile's scale math runs once, not once per row. The 2-D load above keeps a warp's
+        # lanes along one row (512 contiguous bytes per LDG.128); as [ROWS, NBT, BKP] the coalescing pass put the
+        # 16 rows across the lanes instead (16 rows x 64 B per load), since adjacent blocks do not count as
+        # contiguous: a lead for the 16x16 kernel's load stalls, to be measured (benchmarks/NOTES.md, thirteenth)
+        amax = tl.max(amax, axis=0)[None, :]
     bad = (amax >= 0x7F800000).to(tl.int32)  # per block; reduced once with the division guard below
     amax = _from_bits(amax)
     blks2 = blks[None, :]
