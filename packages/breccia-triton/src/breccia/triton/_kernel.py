@@ -387,7 +387,10 @@ def quant_rows_kernel(
         # byte index b·BK/2 + j, written so Triton sees it contiguous in j (``col // 2`` hides that, and the store
         # then forced a byte-per-thread layout on the whole tile: 4× slower). Odd BK occurs only with one block.
         pcol = b3 * (BK // 2) + j3
-        if FULL:
+        if RB != 1 and FULL and PAIRS:  # the 2-D tile's bytes stored along the row, as it was loaded
+            c2 = pid_b * (NBT * BKP) + tl.arange(0, NBT * BKP)[None, :]
+            tl.store(data_ptr + rows.to(r3.dtype)[:, None] * KD + c2, tl.reshape(packed, (ROWS, NBT * BKP)))
+        elif FULL:
             tl.store(data_ptr + dbase + pcol, packed)
         else:
             tl.store(data_ptr + dbase + pcol, packed, mask=m0)
