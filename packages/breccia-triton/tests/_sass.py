@@ -23,6 +23,9 @@ _NO_REG_DEST = (
     "BSSY", "RET", "CALL", "DEPBAR", "MEMBAR", "FCHK", "PLOP3", "R2UR", "R2P", "YIELD", "ERRBAR", "CCTL", "FENCE",
 )  # fmt: skip
 _REG = re.compile(r"\bR(\d+)\b")
+# R1 read as a value, not inside a memory operand's brackets: the prologue loads the stack pointer into it (``LDC R1,
+# c[0x0][0x28]``), so the def-use scan counts it as written, but a kernel body reads it only to address local memory
+_STACK_VALUE = re.compile(r"[-!|~]*R1(\.[A-Z0-9_]+)*\|?")
 
 
 def _width(op: str) -> int:
@@ -94,7 +97,12 @@ def undefined_reads(listing: str) -> list[str]:
     Bits are tracked where ptxas keeps predicates in a register: ``LOP3.LUT Rx, Rx, mask, RZ, 0xc0`` clears the
     bits outside ``mask``, ``… 0xfc`` sets the bits of ``mask`` (both define those bits, unless predicated), and
     ``LOP3.LUT Pn, RZ, Rx, bit, RZ, 0xc0`` reads only ``bit``; any other read needs the whole register. A
-    predicated write of a whole register counts as a write (the check reports reads of what nothing wrote)."""
+    predicated write of a whole register counts as a write (the check reports reads of what nothing wrote).
+
+    ``R1`` is the stack pointer: any read of it as a value (outside a memory operand's brackets, by an instruction
+    that does not write ``R1``) is reported too. ptxas 12.8 hoisted an E4M3 unpack of the column-wise NVFP4 kernel
+    above its pack, where its operand register was R1: the prologue had written it, so the def-use scan saw
+    nothing, and the block divisors it fed were wrong on the H200."""
     ins = _parse(listing)
     calls = sorted({int(a[0], 16) for _, _, op, a in ins if op.startswith("CALL") and a and a[0].startswith("0x")})
     body_end = calls[0] if calls else (ins[-1][0] + 1 if ins else 0)
@@ -117,6 +125,8 @@ def undefined_reads(listing: str) -> list[str]:
             for r in _REG.findall(a):
                 if defined.get(f"R{r}", 0) != _FULL:
                     found.append(f"{addr:04x} {op} {', '.join(args)} [R{r}]")
+            if d != "R1" and _STACK_VALUE.fullmatch(a):  # R1 holds the stack pointer: never a value operand
+                found.append(f"{addr:04x} {op} {', '.join(args)} [R1, the stack pointer]")
         if op.startswith("CALL") and args and args[0].startswith("0x"):
             defined.update(dict.fromkeys(subs.get(int(args[0], 16), set()), _FULL))
         if d is not None:

@@ -45,6 +45,22 @@ def test_the_faulty_one_level_lines_are_flagged() -> None:
     assert len(found) == 2  # R46 is defined once the unpack has written it
 
 
+def test_the_stack_pointer_read_as_a_value_is_flagged() -> None:
+    """From the column-wise NVFP4 kernel ptxas 12.8 compiled wrong (4096×8192, one-level, both directions): the
+    hoisted unpack read R1, which the prologue had loaded with the stack pointer; local-memory addressing through
+    R1 and a write of R1 stay unreported."""
+    text = _listing(
+        "LDC R1, c[0x0][0x28]",
+        "S2R R36, SR_CTAID.Y",
+        "F2FP.F16.E4M3.UNPACK_B R70, R1",
+        "STL [R1+0x10], R36",
+        "LDL R37, [R1+0x10]",
+        "IADD3 R1, R1, -0x20, RZ",
+        "HADD2.F32 R67, -RZ, R70.H1_H1",
+    )
+    assert undefined_reads(text) == ["0020 F2FP.F16.E4M3.UNPACK_B R70, R1 [R1, the stack pointer]"]
+
+
 def test_what_counts_as_a_write() -> None:
     clean = _listing(
         "S2R R0, SR_TID.X",
