@@ -23,9 +23,8 @@ _NO_REG_DEST = (
     "BSSY", "RET", "CALL", "DEPBAR", "MEMBAR", "FCHK", "PLOP3", "R2UR", "R2P", "YIELD", "ERRBAR", "CCTL", "FENCE",
 )  # fmt: skip
 _REG = re.compile(r"\bR(\d+)\b")
-# R1 read as a value, not inside a memory operand's brackets: the prologue loads the stack pointer into it (``LDC R1,
-# c[0x0][0x28]``), so the def-use scan counts it as written, but a kernel body reads it only to address local memory
-_STACK_VALUE = re.compile(r"[-!|~]*R1(\.[A-Z0-9_]+)*\|?")
+# the writers of a register that an E4M3 unpack must not read in a cast kernel (see undefined_reads)
+_NOT_PACKED = ("LDG", "LDC", "S2R", "ULDC")
 
 
 def _width(op: str) -> int:
@@ -99,10 +98,12 @@ def undefined_reads(listing: str) -> list[str]:
     ``LOP3.LUT Pn, RZ, Rx, bit, RZ, 0xc0`` reads only ``bit``; any other read needs the whole register. A
     predicated write of a whole register counts as a write (the check reports reads of what nothing wrote).
 
-    ``R1`` is the stack pointer: any read of it as a value (outside a memory operand's brackets, by an instruction
-    that does not write ``R1``) is reported too. ptxas 12.8 hoisted an E4M3 unpack of the column-wise NVFP4 kernel
-    above its pack, where its operand register was R1: the prologue had written it, so the def-use scan saw
-    nothing, and the block divisors it fed were wrong on the H200."""
+    An E4M3 unpack (``F2FP…UNPACK``) whose operand a global, constant or special-register load wrote last is
+    reported too: a cast kernel unpacks only the block scales it has just packed. ptxas 12.8 hoisted such an unpack
+    above its pack in the column-wise NVFP4 kernels (branch ``fourteenth/columnwise-cast``), where it read R1 (the
+    stack pointer, which the prologue's ``LDC`` loads, so the def-use scan saw it as written) or the global amax an
+    ``LDG`` had loaded, and the block divisors it fed were wrong on the H200. (Other reads of R1 as a value occur in
+    correct code: ptxas assigns it to PTX registers Triton leaves undefined in don't-care bytes.)"""
     ins = _parse(listing)
     calls = sorted({int(a[0], 16) for _, _, op, a in ins if op.startswith("CALL") and a and a[0].startswith("0x")})
     body_end = calls[0] if calls else (ins[-1][0] + 1 if ins else 0)
@@ -112,6 +113,7 @@ def undefined_reads(listing: str) -> list[str]:
         subs[t] = {r for op, args in sub if (d := _dest(op, args)[0]) is not None for r in _regs(d, op)}
     defined: dict[str, int] = {"RZ": _FULL}
     found: list[str] = []
+    writer: dict[str, str] = {}  # the opcode that last wrote each register
     for addr, pred, op, args in ins:
         if addr >= body_end:
             break
@@ -125,10 +127,11 @@ def undefined_reads(listing: str) -> list[str]:
             for r in _REG.findall(a):
                 if defined.get(f"R{r}", 0) != _FULL:
                     found.append(f"{addr:04x} {op} {', '.join(args)} [R{r}]")
-            if d != "R1" and _STACK_VALUE.fullmatch(a):  # R1 holds the stack pointer: never a value operand
-                found.append(f"{addr:04x} {op} {', '.join(args)} [R1, the stack pointer]")
+        if "UNPACK" in op and srcs and writer.get(srcs[0], "").startswith(_NOT_PACKED):
+            found.append(f"{addr:04x} {op} {', '.join(args)} [{srcs[0]} from {writer[srcs[0]]}, not a pack]")
         if op.startswith("CALL") and args and args[0].startswith("0x"):
             defined.update(dict.fromkeys(subs.get(int(args[0], 16), set()), _FULL))
         if d is not None:
             defined.update(dict.fromkeys(_regs(d, op), _FULL))
+            writer.update(dict.fromkeys(_regs(d, op), op))
     return found
