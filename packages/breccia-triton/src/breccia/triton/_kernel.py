@@ -151,9 +151,14 @@ def quant_rows_kernel(
     base = r3 * K
     col = b3 * BK + PACK * j3
     m0 = valid & (PACK * j3 < BK) & (col < K)  # unused (and folded away) when FULL
+    # 2-D tiles of pair words (NVFP4 16×16), unmasked: loaded and stored along the row, viewed as blocks in
+    # registers. As [ROWS, NBT, BKP] the coalescing pass put the 16 rows across a warp's lanes (16 rows × 64 B per
+    # load: adjacent blocks do not count as contiguous); along the row a warp reads 512 contiguous bytes per LDG.128.
+    # H200, 8192×8192 bf16: 58.7 → 49.5 µs (benchmarks/NOTES.md, fifteenth session)
+    ROW_TILE: tl.constexpr = RB != 1 and FULL and PACK == 2 and PAIRS
+    c2 = pid_b * (NBT * BKP) + tl.arange(0, NBT * BKP)[None, :]  # the tile's words (and bytes) in its rows
     if PACK == 2 and PAIRS:  # one word per element pair (see _load_pairs); KW = words per row
-        if RB != 1 and FULL:  # 2-D tiles: loaded along the row, then viewed as blocks (see below)
-            c2 = pid_b * (NBT * BKP) + tl.arange(0, NBT * BKP)[None, :]
+        if ROW_TILE:
             w = tl.reshape(tl.load(xw_ptr + rows.to(r3.dtype)[:, None] * KW + c2), (ROWS, NBT, BKP))
         else:
             w = _ld(xw_ptr + r3 * KW + b3 * (BK // 2) + j3, m0, FULL)
@@ -190,10 +195,7 @@ def quant_rows_kernel(
         if KIND == 3 and not SYM:
             vmin = tl.min(x0, axis=2)
             vmax = tl.max(x0, axis=2)
-    if RB != 1:  # (1, NBT): the tile's scale math runs once, not once per row. The 2-D load above keeps a warp's
-        # lanes along one row (512 contiguous bytes per LDG.128); as [ROWS, NBT, BKP] the coalescing pass put the
-        # 16 rows across the lanes instead (16 rows x 64 B per load), since adjacent blocks do not count as
-        # contiguous: a lead for the 16x16 kernel's load stalls, to be measured (benchmarks/NOTES.md, thirteenth)
+    if RB != 1:  # (1, NBT): the tile's scale math runs once, not once per row
         amax = tl.max(amax, axis=0)[None, :]
     bad = (amax >= 0x7F800000).to(tl.int32)  # per block; reduced once with the division guard below
     amax = _from_bits(amax)
@@ -387,8 +389,7 @@ def quant_rows_kernel(
         # byte index b·BK/2 + j, written so Triton sees it contiguous in j (``col // 2`` hides that, and the store
         # then forced a byte-per-thread layout on the whole tile: 4× slower). Odd BK occurs only with one block.
         pcol = b3 * (BK // 2) + j3
-        if RB != 1 and FULL and PAIRS:  # the 2-D tile's bytes stored along the row, as it was loaded
-            c2 = pid_b * (NBT * BKP) + tl.arange(0, NBT * BKP)[None, :]
+        if ROW_TILE:  # the 2-D tile's bytes stored along the row, as it was loaded
             tl.store(data_ptr + rows.to(r3.dtype)[:, None] * KD + c2, tl.reshape(packed, (ROWS, NBT * BKP)))
         elif FULL:
             tl.store(data_ptr + dbase + pcol, packed)
