@@ -46,6 +46,7 @@ TILE = 8192  # elements per program: enough bytes in flight per SM without spill
 NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reductions, guards) amortised over more
 LONG_BLOCK_WARPS = 8  # warps where one block fills a program (per-channel rows of TILE or more elements)
 PAIR_CHUNKS = 4  # row chunks (2 or 4) of the one-pass FP8 2-D tile kernel (see _kernel2d.quant_tiles_pairs_kernel)
+NV2D_SWAP = True  # NVFP4 16×16: grid x along the row's tiles (see _launch)
 NV2D_WARPS = 2  # NVFP4 16×16 programs (TILE / 2): 64 elements per thread (H200 sweep: 67.4 µs, 73.9 at 4 warps)
 # int64 offsets from this many elements: a padded last program reaches up to 2·TILE past the end (a test lowers it to
 # run that path in the interpreter)
@@ -264,10 +265,14 @@ def _launch(
     # for K or, with 4-bit codes, KD = K / 2 bytes; not for NVFP4 16×16, which it made 2.9× slower on an H200
     # (8192×5008: 66.8 → 193 µs) where every other row recipe gained 2.8–7.2×
     kv = _hidden_factor(k, 16 * plan.pack) if plan.rb == 1 else 1
+    swap = plan.rb != 1 and NV2D_SWAP and grid[0] <= 65535  # CUDA's grid y limit
+    if swap:
+        grid = (grid[1], grid[0])
+        flags = flags.view(grid)
     K.quant_rows_kernel[grid](
         xin, xin if xw is None else xw, data, scale, zp, g, flags, r, k // kv, nb, kd, m, nbr, k // 2,
         PACK=plan.pack, KV=kv, ROWS=rows, **a, PAIRS=xw is not None, PER_TENSOR=plan.per_tensor, RB=plan.rb,
-        USE_MULT=_use_mult(recipe), SAFE=safe, **common,
+        USE_MULT=_use_mult(recipe), SAFE=safe, SWAP=swap, **common,
     )  # fmt: skip
     return data, scale, zp, flags
 

@@ -102,6 +102,7 @@ def quant_rows_kernel(
     I64: tl.constexpr,
     SAFE: tl.constexpr = False,
     KV: tl.constexpr = 1,
+    SWAP: tl.constexpr = False,
 ):
     """Quantize ``ROWS × NBT`` blocks of ``BK`` elements; ``PACK=2`` loads even/odd elements and packs nibbles.
 
@@ -127,8 +128,9 @@ def quant_rows_kernel(
         KW = KQ * (KV // 2)
         if KV >= PACK:
             KD = KQ * (KV // PACK)
-    pid_r = tl.program_id(0)
-    pid_b = tl.program_id(1)
+    # SWAP (2-D tiles): the row's tiles are the grid's fast axis, so programs launched together read the same rows
+    pid_r = tl.program_id(1 if SWAP else 0)
+    pid_b = tl.program_id(0 if SWAP else 1)
     i = tl.arange(0, ROWS)
     if RB == 1:
         rows = pid_r * ROWS + i
@@ -321,7 +323,7 @@ def quant_rows_kernel(
     elif FASTDIV and KIND != 2 and not PER_TENSOR:
         ok = 1 - (bad >> 2)
         bad = bad & 3
-    tl.store(flag_ptr + pid_r * tl.num_programs(1) + pid_b, bad)
+    tl.store(flag_ptr + tl.program_id(0) * tl.num_programs(1) + tl.program_id(1), bad)
     if KIND == 3:
         if SYM:
             zp3 = 0
