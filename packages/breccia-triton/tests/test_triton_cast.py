@@ -277,17 +277,36 @@ def test_int64_offsets(recipe: breccia.Recipe, monkeypatch: pytest.MonkeyPatch) 
 
 
 class _Spy:
-    """A kernel whose launches record their ``KV`` (the row length's power-of-two factor) and then run."""
+    """A kernel whose launches record one keyword (``KV``, the row length's power-of-two factor, by default) and
+    then run."""
 
-    def __init__(self, kernel: Any, seen: list[int]) -> None:
-        self.kernel, self.seen = kernel, seen
+    def __init__(self, kernel: Any, seen: list[Any], key: str = "KV", default: Any = 1) -> None:
+        self.kernel, self.seen, self.key, self.default = kernel, seen, key, default
 
     def __getitem__(self, grid: Any) -> Any:
         def launch(*args: Any, **kw: Any) -> Any:
-            self.seen.append(kw.get("KV", 1))
+            self.seen.append(kw.get(self.key, self.default))
             return self.kernel[grid](*args, **kw)
 
         return launch
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("swap", [False, True], ids=["rows-first", "tiles-first"])
+def test_nvfp4_2d_tiles_in_either_grid_order(swap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVFP4 16×16 programs launched with the row's tiles along the grid's fast axis (``SWAP``, the default) or
+    down the row blocks (where the row programs exceed CUDA's grid-y limit): the same bytes, both kernels taken."""
+    from breccia.triton import _kernel as K
+
+    seen: list[bool] = []
+    monkeypatch.setattr(triton_cast, "NV2D_SWAP", swap)
+    monkeypatch.setattr(K, "quant_rows_kernel", _Spy(K.quant_rows_kernel, seen, "SWAP", False))
+    recipes = [r for r in RECIPES if isinstance(r, breccia.NVFP4BlockScaling) and r.block_m == 16]
+    assert recipes
+    for i, recipe in enumerate(recipes):
+        for shape, dtype in (((2, 48, 256), torch.bfloat16), ((40, 1024), torch.float16), ((33, 100), torch.float32)):
+            assert_exact(make_input(shape, 70 + i, dtype), recipe, layout_for(recipe))
+    assert set(seen) == {swap}
 
 
 @pytest.mark.usefixtures("no_fallback")
