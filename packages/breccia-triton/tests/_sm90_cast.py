@@ -50,6 +50,16 @@ CASES = (
             ("int8", "INT8Scaling()"),
         )
     ]
+    + [  # NVFP4 16×16 (one warp per 16-row tile since the sixteenth session): the other inputs, the reciprocal rule,
+        # and a masked launch (rows and K off the tile)
+        (f"nvfp4 16x16{tag} {dt} {m}x{k}", f"NVFP4BlockScaling(block_m=16{arg})", dt, m, k)
+        for tag, arg, dt, m, k in (
+            ("", "", "float16", 256, 8192),
+            ("", "", "float32", 256, 8192),
+            (" one-level reciprocal", ", per_tensor_scale=False, data_scaling='reciprocal'", "bfloat16", 256, 8192),
+            ("", "", "bfloat16", 100, 5120),
+        )
+    ]
     + [  # FP8 2-D tiles: the one-pass pair-word kernel (16-bit input) and the two-pass one (fp32)
         (f"fp8 128x128 {dt} 256x8192", "Float8BlockScaling(block_m=128)", dt, 256, 8192)
         for dt in ("bfloat16", "float32")
@@ -143,7 +153,8 @@ def main() -> None:
         if kernel.fn.__name__ == "quant_tiles_pairs_kernel":  # the launch's GPU warps (the CPU tensor got 1)
             warps = _cast.PAIR_WARPS
         else:
-            warps = _cast._warps(_OnGpu(), kw["BKP"] * kw.get("PACK", 1), plan)
+            row_tile = kw["FULL"] and kw.get("PAIRS", False) and kw["IN_KIND"] != 0  # NVFP4 2-D, 16-bit
+            warps = _cast._warps(_OnGpu(), kw["BKP"] * kw.get("PACK", 1), plan, row_tile)
         ck = _compile(kernel, caught["args"], kw | {"num_warps": warps}, name.endswith("SAFE"))
         cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
         cubin.write_bytes(ck.asm["cubin"])

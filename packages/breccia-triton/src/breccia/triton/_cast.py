@@ -46,8 +46,11 @@ TILE = 8192  # elements per program: enough bytes in flight per SM without spill
 NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reductions, guards) amortised over more
 LONG_BLOCK_WARPS = 8  # warps where one block fills a program (per-channel rows of TILE or more elements)
 PAIR_CHUNKS = 4  # row chunks (2 or 4) of the one-pass FP8 2-D tile kernel (see _kernel2d.quant_tiles_pairs_kernel)
-NV2D_SWAP = True  # NVFP4 16×16: grid x along the row's tiles (see _launch)
-NV2D_WARPS = 2  # NVFP4 16×16 programs (TILE / 2): 64 elements per thread (H200 sweep: 67.4 µs, 73.9 at 4 warps)
+NV2D_SWAP = True  # NVFP4 16×16: grid x along the row's tiles (see _launch; H200, 8192² bf16: 44.9 → 44.0 µs)
+# NVFP4 16×16 programs (TILE / 2: 16 rows × 256): one warp holds the whole tile, so the amax down its 16 rows needs no
+# shared memory or barrier (H200 sweep, 8192² bf16: 44.0 µs at 1 warp, 50.2 at 2, 54.0 at 4; sixteenth session)
+NV2D_WARPS = 1  # where the kernel loads the tile along the row (16-bit input, exact tiling: ROW_TILE)
+NV2D_OTHER_WARPS = 2  # the other NVFP4 16×16 launches (fp32, masked): 1 warp there takes 168-186 registers, unmeasured
 # int64 offsets from this many elements: a padded last program reaches up to 2·TILE past the end (a test lowers it to
 # run that path in the interpreter)
 I64_FROM = 2**31 - 2 * TILE
@@ -185,7 +188,8 @@ def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], boo
     with a zero point, NVFP4 2-D tiles) take ``TILE / 2``: their fast paths hold more per element (72 and more
     registers at ``TILE``), and the H200 sweep measured INT4 g128 asymmetric at 52 µs against 57, NVFP4 16×16 at 79
     against 85 (since the ninth session, with the host relaunch: INT4 asymmetric 43.3 against 45.9, and NVFP4
-    16×16 67.4 at 2 warps against 69.3 at ``TILE`` and 4)."""
+    16×16 67.4 at 2 warps against 69.3 at ``TILE`` and 4; since the sixteenth, at 1 warp, 44.0 against 46.4 at
+    ``TILE`` and 2)."""
     tile = TILE // 2 if plan.half_tile else TILE
     nb = -(-plan.k // plan.bk)
     bkp = _pow2ceil(-(-plan.bk // plan.pack))
@@ -231,10 +235,11 @@ def _launch(
     g = gamax if gamax is not None else scale
     xin = x2.view(torch.int16) if x2.dtype == torch.bfloat16 else x2
     xw = _pair_words(x2, plan)
+    row_tile = full and xw is not None and x2.element_size() == 2  # NVFP4 16×16's 1-warp kernel (see NV2D_WARPS)
     # the specialisation and launch options both kernels share
     common: dict[str, Any] = dict(
         BK=plan.bk, BKP=bkp, NBT=nbt, IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe),
-        FULL=full, I64=x2.numel() >= I64_FROM, num_warps=_warps(x2, bkp * plan.pack, plan),
+        FULL=full, I64=x2.numel() >= I64_FROM, num_warps=_warps(x2, bkp * plan.pack, plan, row_tile),
         enable_fp_fusion=False,
     )  # fmt: skip
     a = _kind_args(recipe)
@@ -290,14 +295,15 @@ def _hidden_factor(n: int, multiple: int) -> int:
     return 1 if n % multiple == 0 else n & -n
 
 
-def _warps(x2: torch.Tensor, block: int, plan: _Plan) -> int:
+def _warps(x2: torch.Tensor, block: int, plan: _Plan, row_tile: bool = False) -> int:
     """Warps per program: :data:`NUM_WARPS`, or :data:`LONG_BLOCK_WARPS` where one block spans the whole program
     (per-channel rows of ``TILE`` elements or more: the H200 sweep measured INT8 per channel at 53 µs with 8 warps
-    and 54 µs with 4), or :data:`NV2D_WARPS` for NVFP4 2-D tiles; one in the CPU interpreter."""
+    and 54 µs with 4), or for NVFP4 2-D tiles :data:`NV2D_WARPS` (``row_tile``: 16-bit pairs, exact tiling) or
+    :data:`NV2D_OTHER_WARPS`; one in the CPU interpreter."""
     if not x2.is_cuda:
         return 1
     if plan.rb != 1 and plan.half_tile:
-        return NV2D_WARPS
+        return NV2D_WARPS if row_tile else NV2D_OTHER_WARPS
     return LONG_BLOCK_WARPS if block >= TILE else NUM_WARPS
 
 
