@@ -46,13 +46,12 @@ def sweep(m: int, k: int) -> None:
         times[c] = gpu_time({"k": launch}, 3)["k"]
     tc.TILE, tc.NV2D_WARPS, tc.NV2D_SWAP = saved
     copy.append(gpu_time({"copy": x.clone}, 3)["copy"])
-    moved = 2 * x.numel() + x.numel() // 2 + x.numel() // 256
-    cp = min(copy)
+    moved, cp = btc.moved(x, ref), min(copy)
     print(f"\n{m}x{k} bf16: copy {cp * 1e3:.1f} us (before / after: {copy[0] * 1e3:.1f} / {copy[1] * 1e3:.1f})")
     print("| tile/2 | warps | swap | same bytes | us | x copy |\n|---:|---:|---|---|---:|---:|")
     for c in configs:
         mark = " (default)" if (2 * c[0], c[1], c[2]) == saved else ""
-        ratio = moved / times[c] / (4 * x.numel() / cp)
+        ratio = moved / times[c] / (2 * btc.nbytes(x) / cp)
         print(f"| {c[0]} | {c[1]} | {c[2]} | {same[c]} | {times[c] * 1e3:.1f} | {ratio:.3f}{mark} |")
 
 

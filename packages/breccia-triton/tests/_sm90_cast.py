@@ -153,7 +153,7 @@ def main() -> None:
         if kernel.fn.__name__ == "quant_tiles_pairs_kernel":  # the launch's GPU warps (the CPU tensor got 1)
             warps = _cast.PAIR_WARPS
         else:
-            row_tile = kw["FULL"] and kw.get("PAIRS", False) and kw["IN_KIND"] != 0  # NVFP4 2-D, 16-bit
+            row_tile = _cast._row_tile(kw["FULL"], kw.get("PAIRS", False), kw["IN_KIND"])
             warps = _cast._warps(_OnGpu(), kw["BKP"] * kw.get("PACK", 1), plan, row_tile)
         ck = _compile(kernel, caught["args"], kw | {"num_warps": warps}, name.endswith("SAFE"))
         cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"

@@ -292,14 +292,19 @@ class _Spy:
 
 
 @pytest.mark.usefixtures("no_fallback")
-@pytest.mark.parametrize("swap", [False, True], ids=["rows-first", "tiles-first"])
-def test_nvfp4_2d_tiles_in_either_grid_order(swap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("knob", "grid_y", "swap"), [(False, 65535, False), (True, 65535, True), (True, 1, False)],
+                         ids=["rows-first", "tiles-first", "past-grid-y"])  # fmt: skip
+def test_nvfp4_2d_tiles_in_either_grid_order(
+    knob: bool, grid_y: int, swap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """NVFP4 16×16 programs launched with the row's tiles along the grid's fast axis (``SWAP``, the default) or
-    down the row blocks (where the row programs exceed CUDA's grid-y limit): the same bytes, both kernels taken."""
+    down the row blocks (where the row programs exceed CUDA's grid-y limit, lowered here so the host's own check
+    decides): the same bytes, and the order the host should pick."""
     from breccia.triton import _kernel as K
 
     seen: list[bool] = []
-    monkeypatch.setattr(triton_cast, "NV2D_SWAP", swap)
+    monkeypatch.setattr(triton_cast, "NV2D_SWAP", knob)
+    monkeypatch.setattr(triton_cast, "GRID_Y_MAX", grid_y)
     monkeypatch.setattr(K, "quant_rows_kernel", _Spy(K.quant_rows_kernel, seen, "SWAP", False))
     recipes = [r for r in RECIPES if isinstance(r, breccia.NVFP4BlockScaling) and r.block_m == 16]
     assert recipes

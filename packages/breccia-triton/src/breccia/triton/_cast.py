@@ -47,13 +47,12 @@ NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reduction
 LONG_BLOCK_WARPS = 8  # warps where one block fills a program (per-channel rows of TILE or more elements)
 PAIR_CHUNKS = 4  # row chunks (2 or 4) of the one-pass FP8 2-D tile kernel (see _kernel2d.quant_tiles_pairs_kernel)
 NV2D_SWAP = True  # NVFP4 16×16: grid x along the row's tiles (see _launch; H200, 8192² bf16: 44.9 → 44.0 µs)
-# NVFP4 16×16 programs (TILE / 2: 16 rows × 256): one warp holds the whole tile, so the amax down its 16 rows needs no
-# shared memory or barrier (H200 sweep, 8192² bf16: 44.0 µs at 1 warp, 50.2 at 2, 54.0 at 4; sixteenth session)
-NV2D_WARPS = 1  # where the kernel loads the tile along the row (16-bit input, exact tiling: ROW_TILE)
+NV2D_WARPS = 1  # NVFP4 16×16 programs of 16 rows × 256 that _row_tile picks: no cross-warp amax (44.0 µs, 50.2 at 2)
 NV2D_OTHER_WARPS = 2  # the other NVFP4 16×16 launches (fp32, masked): 1 warp there takes 168-186 registers, unmeasured
 # int64 offsets from this many elements: a padded last program reaches up to 2·TILE past the end (a test lowers it to
 # run that path in the interpreter)
 I64_FROM = 2**31 - 2 * TILE
+GRID_Y_MAX = 65535  # CUDA's limit on grid y: NVFP4 16×16 keeps its rows on grid x beyond it (a test lowers it)
 PAIR_WARPS = 8  # its warps: a 128×128 tile is then 32 words per thread, 64 registers (H200 sweep: 0.93 vs 0.91 at 4)
 
 
@@ -186,10 +185,8 @@ def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], boo
     ``blocks`` blocks of about :data:`TILE` elements; ``full`` when the programs tile the tensor exactly (no row,
     block or element past an edge), so the kernel can drop its masks. Plans marked ``half_tile`` (integer recipes
     with a zero point, NVFP4 2-D tiles) take ``TILE / 2``: their fast paths hold more per element (72 and more
-    registers at ``TILE``), and the H200 sweep measured INT4 g128 asymmetric at 52 µs against 57, NVFP4 16×16 at 79
-    against 85 (since the ninth session, with the host relaunch: INT4 asymmetric 43.3 against 45.9, and NVFP4
-    16×16 67.4 at 2 warps against 69.3 at ``TILE`` and 4; since the sixteenth, at 1 warp, 44.0 against 46.4 at
-    ``TILE`` and 2)."""
+    registers at ``TILE``); H200 sweeps: INT4 g128 asymmetric 43.3 µs against 45.9, NVFP4 16×16 (1 warp) 44.0
+    against 46.4 at ``TILE`` and 2 warps (``benchmarks/NOTES.md``, ninth and sixteenth sessions)."""
     tile = TILE // 2 if plan.half_tile else TILE
     nb = -(-plan.k // plan.bk)
     bkp = _pow2ceil(-(-plan.bk // plan.pack))
@@ -235,7 +232,7 @@ def _launch(
     g = gamax if gamax is not None else scale
     xin = x2.view(torch.int16) if x2.dtype == torch.bfloat16 else x2
     xw = _pair_words(x2, plan)
-    row_tile = full and xw is not None and x2.element_size() == 2  # NVFP4 16×16's 1-warp kernel (see NV2D_WARPS)
+    row_tile = _row_tile(full, xw is not None, _IN_KIND[x2.dtype])
     # the specialisation and launch options both kernels share
     common: dict[str, Any] = dict(
         BK=plan.bk, BKP=bkp, NBT=nbt, IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe),
@@ -267,10 +264,9 @@ def _launch(
             KV=kt, **fmt_args, **common,
         )  # fmt: skip
         return data, scale, zp, flags
-    # for K or, with 4-bit codes, KD = K / 2 bytes; not for NVFP4 16×16, which it made 2.9× slower on an H200
-    # (8192×5008: 66.8 → 193 µs) where every other row recipe gained 2.8–7.2×
+    # for K or, with 4-bit codes, KD = K / 2 bytes; not NVFP4 16×16 (2.9× slower on an H200: 8192×5008)
     kv = _hidden_factor(k, 16 * plan.pack) if plan.rb == 1 else 1
-    swap = plan.rb != 1 and NV2D_SWAP and grid[0] <= 65535  # CUDA's grid y limit
+    swap = plan.rb != 1 and NV2D_SWAP and grid[0] <= GRID_Y_MAX
     if swap:
         grid = (grid[1], grid[0])
         flags = flags.view(grid)
@@ -293,6 +289,12 @@ def _hidden_factor(n: int, multiple: int) -> int:
     such as 5000 (8 bf16 = 16 B) costs the loads and stores their vectors (sm_90, Triton 3.6: the MXFP8 row kernel
     255 registers and 3 224 instructions at K = 5000 against 114 and 872 with it)."""
     return 1 if n % multiple == 0 else n & -n
+
+
+def _row_tile(full: bool, pairs: bool, in_kind: int) -> bool:
+    """Whether an NVFP4 16×16 launch takes :data:`NV2D_WARPS`: the kernel's ``ROW_TILE`` (exact tiling, pair words)
+    from 16-bit input, where one warp holds the tile and the amax down its 16 rows needs no shared memory."""
+    return full and pairs and in_kind != 0
 
 
 def _warps(x2: torch.Tensor, block: int, plan: _Plan, row_tile: bool = False) -> int:
