@@ -184,19 +184,30 @@ _CODES = {
 }
 
 
+def _fragment_cases() -> list[tuple[str, torch.dtype, str]]:
+    """The (recipe, activation dtype, weight form) triples the fragment kernels take: NVFP4 with fp16 activations,
+    and ``(K, N)`` weights with zero points or 16×16 blocks, stay on the Triton kernels."""
+    return [
+        (name, x_dtype, form)
+        for name, recipe in _CODES.items()
+        for x_dtype in (torch.bfloat16, torch.float16)
+        for form in ("nk", "kn")
+        if not (isinstance(recipe, breccia.NVFP4BlockScaling) and x_dtype == torch.float16)
+        and not (form == "kn" and (name == "nvfp4-16x16" or "asym" in name))
+    ]
+
+
 @needs_gpu
-@pytest.mark.parametrize("form", ["nk", "kn"])
-@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("name", list(_CODES))
+@pytest.mark.parametrize(
+    ("name", "x_dtype", "form"),
+    _fragment_cases(),
+    ids=[f"{n}-{str(d).removeprefix('torch.')}-{f}" for n, d, f in _fragment_cases()],
+)
 def test_every_code_decodes_exactly(name: str, x_dtype: torch.dtype, form: str) -> None:
     """Every byte value, every E4M3 scale code (subnormals, zero, negative, NaN) and zero points across the 4-bit
     range, read with ``x`` = 16-row slices of the identity: each output is one product ``1 · w``, so the FP32 result
     equals ``breccia.dequantize`` bit for bit; a NaN weight makes its whole output column NaN (0 · NaN)."""
     recipe = _CODES[name]
-    if isinstance(recipe, breccia.NVFP4BlockScaling) and x_dtype == torch.float16:
-        pytest.skip("NVFP4 with fp16 activations stays on the Triton kernels")
-    if form == "kn" and (name == "nvfp4-16x16" or "asym" in name):
-        pytest.skip("(K, N) weights with zero points or 16×16 blocks stay on the Triton kernels")
     n = k = 128  # 8192 code bytes, 1024 NVFP4 scales: every value many times
     w = weight(recipe, form, n, k, 0)
     fill_every_code(w, recipe, period=251)  # a prime period: codes meet every position
