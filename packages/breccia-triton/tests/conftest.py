@@ -35,12 +35,17 @@ _REAL_EMPTY = torch.empty
 
 
 def _poisoned_empty(*args: Any, **kwargs: Any) -> torch.Tensor:
-    """``torch.empty`` with every byte set to 0xFF: NaN in every float format, -1 in the signed integers, 0xFF
-    codes. An output byte, flag or workspace slot that a kernel fails to write then holds that pattern instead of
-    whatever the allocator left there (on CPU, usually zeros that a zero code or a zero flag would match)."""
+    """``torch.empty`` filled with a marker: NaN in the float formats (FP8 and E8M0 too), the largest value in the
+    integer ones. An output element, scale or workspace slot that a kernel fails to write then holds it, not what
+    the allocator left there (often zeros, which a zero code matches, or an earlier test's bytes), and a per-program
+    flag left unwritten reads as a large nonzero flag, which sends the cast to its fallback (a failure under the
+    ``no_fallback`` fixture)."""
     t = _REAL_EMPTY(*args, **kwargs)
-    if t.numel() and t.dtype != torch.bool and t.is_contiguous():
-        t.reshape(-1).view(torch.uint8).fill_(0xFF)
+    if t.numel() and t.is_contiguous() and t.dtype != torch.bool:
+        try:
+            t.fill_(float("nan") if t.is_floating_point() else torch.iinfo(t.dtype).max)
+        except (RuntimeError, TypeError):  # a dtype without fill (packed FP4): all-ones bytes
+            t.reshape(-1).view(torch.uint8).fill_(0xFF)
     return t
 
 
