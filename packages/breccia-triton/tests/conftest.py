@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -35,22 +36,26 @@ _REAL_EMPTY = torch.empty
 
 
 def _poisoned_empty(*args: Any, **kwargs: Any) -> torch.Tensor:
-    """``torch.empty`` filled with a marker: NaN in the float formats (FP8 and E8M0 too), the largest value in the
-    integer ones. An output element, scale or workspace slot that a kernel fails to write then holds it, not what
-    the allocator left there (often zeros, which a zero code matches, or an earlier test's bytes), and a per-program
-    flag left unwritten reads as a large nonzero flag, which sends the cast to its fallback (a failure under the
-    ``no_fallback`` fixture)."""
+    """``torch.empty`` filled with a marker where breccia's own code allocates: NaN in the float formats (FP8 and
+    E8M0 too), the largest value in the integer ones. An output element, scale or workspace slot that a kernel fails
+    to write then holds it, not what the allocator left there (often zeros, which a zero code matches, or an earlier
+    test's bytes), and a per-program flag left unwritten reads as a large nonzero flag, which sends the cast to its
+    fallback (a failure under the ``no_fallback`` fixture). Triton's interpreter allocates with ``torch.empty`` too,
+    per launch: its buffers are left alone (filling them cost the suite ~20 %)."""
     t = _REAL_EMPTY(*args, **kwargs)
-    if t.numel() and t.is_contiguous() and t.dtype != torch.bool:
-        try:
-            t.fill_(float("nan") if t.is_floating_point() else torch.iinfo(t.dtype).max)
-        except (RuntimeError, TypeError):  # a dtype without fill (packed FP4): all-ones bytes
-            t.reshape(-1).view(torch.uint8).fill_(0xFF)
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if caller.startswith("breccia.") and t.numel() and t.is_contiguous() and t.dtype != torch.bool:
+        with torch.no_grad():  # also a leaf created with requires_grad
+            try:
+                t.fill_(float("nan") if t.is_floating_point() else torch.iinfo(t.dtype).max)
+            except (RuntimeError, TypeError):  # a dtype without fill (packed FP4): all-ones bytes
+                t.reshape(-1).view(torch.uint8).fill_(0xFF)
     return t
 
 
 @pytest.fixture(autouse=True)
 def poisoned_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test here runs with :func:`_poisoned_empty` as ``torch.empty``: the kernels' outputs, flags and split-K
-    workspaces are allocated with it, so each test checks that they are written, on the GPU and in the interpreter."""
+    workspaces, which breccia-triton and breccia-torch allocate, are filled with the marker, so each test checks that
+    they are written, on the GPU and in the interpreter."""
     monkeypatch.setattr(torch, "empty", _poisoned_empty)
