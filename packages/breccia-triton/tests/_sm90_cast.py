@@ -106,9 +106,12 @@ def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any], safe: bool)
 
 
 class _OnGpu:
-    """What :func:`breccia.triton._cast._warps` asks of the input: whether it is on the GPU."""
+    """What :func:`breccia.triton._cast._warps` asks of the input: whether it is on the GPU, and its dtype."""
 
     is_cuda = True
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
 
 
 def main() -> None:
@@ -153,8 +156,7 @@ def main() -> None:
         if kernel.fn.__name__ == "quant_tiles_pairs_kernel":  # the launch's GPU warps (the CPU tensor got 1)
             warps = _cast.PAIR_WARPS
         else:
-            row_tile = _cast._row_tile(kw["FULL"], kw.get("PAIRS", False), kw["IN_KIND"])
-            warps = _cast._warps(_OnGpu(), kw["BKP"] * kw.get("PACK", 1), plan, row_tile)
+            warps = _cast._warps(_OnGpu(x.dtype), kw["BKP"] * kw.get("PACK", 1), plan, kw.get("ROW_TILE", False))
         ck = _compile(kernel, caught["args"], kw | {"num_warps": warps}, name.endswith("SAFE"))
         cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
         cubin.write_bytes(ck.asm["cubin"])

@@ -232,7 +232,7 @@ def _launch(
     g = gamax if gamax is not None else scale
     xin = x2.view(torch.int16) if x2.dtype == torch.bfloat16 else x2
     xw = _pair_words(x2, plan)
-    row_tile = _row_tile(full, xw is not None, _IN_KIND[x2.dtype])
+    row_tile = _row_tile(plan, full, xw is not None)
     # the specialisation and launch options both kernels share
     common: dict[str, Any] = dict(
         BK=plan.bk, BKP=bkp, NBT=nbt, IN_KIND=_IN_KIND[x2.dtype], NATIVE=x2.is_cuda, CLAMP=_needs_clamp(recipe),
@@ -273,7 +273,7 @@ def _launch(
     K.quant_rows_kernel[grid](
         xin, xin if xw is None else xw, data, scale, zp, g, flags, r, k // kv, nb, kd, m, nbr, k // 2,
         PACK=plan.pack, KV=kv, ROWS=rows, **a, PAIRS=xw is not None, PER_TENSOR=plan.per_tensor, RB=plan.rb,
-        USE_MULT=_use_mult(recipe), SAFE=safe, SWAP=swap, **common,
+        USE_MULT=_use_mult(recipe), SAFE=safe, SWAP=swap, ROW_TILE=row_tile, **common,
     )  # fmt: skip
     return data, scale, zp, flags
 
@@ -291,21 +291,22 @@ def _hidden_factor(n: int, multiple: int) -> int:
     return 1 if n % multiple == 0 else n & -n
 
 
-def _row_tile(full: bool, pairs: bool, in_kind: int) -> bool:
-    """Whether an NVFP4 16×16 launch takes :data:`NV2D_WARPS`: the kernel's ``ROW_TILE`` (exact tiling, pair words)
-    from 16-bit input, where one warp holds the tile and the amax down its 16 rows needs no shared memory."""
-    return full and pairs and in_kind != 0
+def _row_tile(plan: _Plan, full: bool, pairs: bool) -> bool:
+    """The kernel's ``ROW_TILE``: a 2-D tile (NVFP4 16×16) of pair words, tiled exactly, is loaded and stored along
+    the row. From 16-bit input such a launch runs :data:`NV2D_WARPS` (one warp holds the tile, so the amax down its
+    16 rows needs no shared memory); decided here once, for the kernel and for :func:`_warps`."""
+    return plan.rb != 1 and full and plan.pack == 2 and pairs
 
 
 def _warps(x2: torch.Tensor, block: int, plan: _Plan, row_tile: bool = False) -> int:
     """Warps per program: :data:`NUM_WARPS`, or :data:`LONG_BLOCK_WARPS` where one block spans the whole program
     (per-channel rows of ``TILE`` elements or more: the H200 sweep measured INT8 per channel at 53 µs with 8 warps
-    and 54 µs with 4), or for NVFP4 2-D tiles :data:`NV2D_WARPS` (``row_tile``: 16-bit pairs, exact tiling) or
+    and 54 µs with 4), or for NVFP4 2-D tiles :data:`NV2D_WARPS` (``row_tile``: :func:`_row_tile` from 16-bit input) or
     :data:`NV2D_OTHER_WARPS`; one in the CPU interpreter."""
     if not x2.is_cuda:
         return 1
     if plan.rb != 1 and plan.half_tile:
-        return NV2D_WARPS if row_tile else NV2D_OTHER_WARPS
+        return NV2D_WARPS if row_tile and x2.dtype != torch.float32 else NV2D_OTHER_WARPS
     return LONG_BLOCK_WARPS if block >= TILE else NUM_WARPS
 
 

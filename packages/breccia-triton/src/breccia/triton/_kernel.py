@@ -103,6 +103,7 @@ def quant_rows_kernel(
     SAFE: tl.constexpr = False,
     KV: tl.constexpr = 1,
     SWAP: tl.constexpr = False,
+    ROW_TILE: tl.constexpr = False,
 ):
     """Quantize ``ROWS × NBT`` blocks of ``BK`` elements; ``PACK=2`` loads even/odd elements and packs nibbles.
 
@@ -157,7 +158,7 @@ def quant_rows_kernel(
     # registers. As [ROWS, NBT, BKP] the coalescing pass put the 16 rows across a warp's lanes (16 rows × 64 B per
     # load: adjacent blocks do not count as contiguous); along the row a warp reads 512 contiguous bytes per LDG.128.
     # H200, 8192×8192 bf16: 58.7 → 49.5 µs (benchmarks/NOTES.md, fifteenth session)
-    ROW_TILE: tl.constexpr = RB != 1 and FULL and PACK == 2 and PAIRS
+    # ROW_TILE: set by the host (_cast._row_tile), which also picks the launch's warps from it
     c2 = pid_b * (NBT * BKP) + tl.arange(0, NBT * BKP)[None, :]  # the tile's words (and bytes) in its rows
     if PACK == 2 and PAIRS:  # one word per element pair (see _load_pairs); KW = words per row
         if ROW_TILE:
