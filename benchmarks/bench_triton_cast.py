@@ -146,6 +146,9 @@ def main() -> None:
         comp = "skipped"
         ratio = ""
         if not args.no_compile:
+            # a fresh Dynamo cache per recipe: breccia's functions recompile for each recipe type, and past
+            # Dynamo's recompile limit (8) it silently runs them eagerly (rows that read "compile 0 s")
+            torch._dynamo.reset()
             t0 = time.perf_counter()
             fn = torch.compile(lambda t, r=recipe: breccia.cast(t, r))
             try:

@@ -25,6 +25,8 @@ VARIANTS: dict[str, Any] = {
     "WS 128 s5": gw.WsConfig(128, 5),
     "WS 64 s5": gw.WsConfig(64, 5),
     "WS 64 s6": gw.WsConfig(64, 6),
+    "WS 64 s7": gw.WsConfig(64, 7),
+    "WS 64 s8": gw.WsConfig(64, 8),
     "WS 64 s4 g16": gw.WsConfig(64, 4, 16),
 }
 

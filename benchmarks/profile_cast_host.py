@@ -1,0 +1,121 @@
+"""Where a whole ``breccia.cast`` call on a CUDA tensor spends its time, beside its kernel's GPU time (one CUDA GPU).
+
+The quantize kernels run at 0.93–1.01× of a device copy, but the public call measured 0.09–0.34× of it (issue 5's
+tables, "call" column): the call adds host work (planning, allocations, the launch, the result's assembly) and one
+sync (the non-finite flag's ``.item()``), so its wall time is host work + GPU time, never overlapped. This prints,
+per recipe and size, the kernel alone (CUDA-graph replay of ``_cast._launch``), the whole ``breccia.triton.cast``
+and ``breccia.cast`` calls (wall time per call over a loop of calls, as a user's conversion loop sees it), and the
+host share (wall − GPU). Then ``cProfile`` of the public call for two recipes, top functions by own time (written to
+``$OUT/cast_host_profile.txt`` when ``OUT`` is set, else printed). Without a GPU it says so and exits 0."""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+PICK = ["Float8Block 1x128", "Float8Current per-tensor", "MXFP8 E4M3 rceil", "NVFP4 two-level", "INT4 g128 asym"]
+SIZES = [(8192, 8192), (4096, 4096), (16, 4096)]
+
+
+def _wall_us(fn: Callable[[], Any], calls: int = 50) -> float:
+    """Wall time per call of ``calls`` back-to-back calls (each syncs once on its flag), after two warm-up calls."""
+    fn()
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    return 1e6 * (time.perf_counter() - t0) / calls
+
+
+def _graph_us(fn: Callable[[], Any], reps: int = 20) -> float:
+    """GPU time of ``fn``'s launches, as a CUDA-graph replay (no host work counted)."""
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    g.replay()
+    torch.cuda.synchronize()
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for _ in range(reps):
+        g.replay()
+    e1.record()
+    torch.cuda.synchronize()
+    return 1e3 * e0.elapsed_time(e1) / reps
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("profile_cast_host: no CUDA device here (nothing was profiled).")
+        return 0
+    from bench_triton_cast import RECIPES
+
+    import breccia
+    import breccia.triton as bt
+    from breccia.triton import _amax
+    from breccia.triton import _cast as tc
+
+    recipes = dict(RECIPES)
+    print(f"card: {torch.cuda.get_device_name()} · torch {torch.__version__}")
+    print("| recipe | shape | kernel GPU us | triton.cast us | breccia.cast us | host share of breccia.cast |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name in PICK:
+        recipe = recipes[name]
+        for m, k in SIZES:
+            x = torch.randn(m, k, device="cuda").bfloat16()
+            plan = tc._plan(x, recipe, recipe.default_layout(-1))
+            if plan is None:
+                continue
+            x2 = x.reshape(-1, plan.k)
+            per_tensor = recipe.has_global_scale or plan.per_tensor
+
+            def kernel(x2: torch.Tensor = x2, recipe: Any = recipe, plan: Any = plan, pt: bool = per_tensor) -> Any:
+                gamax = _amax.tensor_amax(x2) if pt else None
+                return tc._launch(x2, recipe, plan, gamax, x2.shape[0])
+
+            t_k = _graph_us(kernel)
+            t_t = _wall_us(lambda x=x, r=recipe: bt.cast(x, r))
+            t_b = _wall_us(lambda x=x, r=recipe: breccia.cast(x, r))
+            print(f"| {name} | {m}×{k} | {t_k:.1f} | {t_t:.1f} | {t_b:.1f} | {(t_b - t_k) / t_b:.2f} |", flush=True)
+    buf = io.StringIO()
+    for name in ("Float8Block 1x128", "NVFP4 two-level"):
+        x = torch.randn(4096, 4096, device="cuda").bfloat16()
+        recipe = recipes[name]
+        breccia.cast(x, recipe)
+        torch.cuda.synchronize()
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(200):
+            breccia.cast(x, recipe)
+        torch.cuda.synchronize()
+        prof.disable()
+        buf.write(f"\n## {name}, 4096×4096 bf16, 200 calls of breccia.cast\n")
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
+        pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(40)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "cast_host_profile.txt"), "w") as f:
+            f.write(buf.getvalue())
+        print(f"profile written to {out}/cast_host_profile.txt")
+    else:
+        print(buf.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
