@@ -45,8 +45,9 @@ def _fake_decode() -> None:
 
 
 def _config(text: str) -> W.MmaConfig:
+    """``WK,WN,RT[,AHEAD[,MAXNREG[,SPLIT]]]``: omitted fields take MmaConfig's defaults (AHEAD 1, no cap, 1 range)."""
     v = [int(t) for t in text.split(",")]
-    return W.MmaConfig(*v[:4], (v[4] or None) if len(v) > 4 else None, *v[5:6])
+    return W.MmaConfig(*v[:3], *(v[3:4] or [1]), (v[4] or None) if len(v) > 4 else None, *v[5:6])
 
 
 def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig], fake: bool, form: str) -> str:
