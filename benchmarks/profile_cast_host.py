@@ -5,7 +5,9 @@ tables, "call" column): the call adds host work (planning, allocations, the laun
 sync (the non-finite flag's ``.item()``), so its wall time is host work + GPU time, never overlapped. This prints,
 per recipe and size, the kernel alone (CUDA-graph replay of ``_cast._launch``), the whole ``breccia.triton.cast``
 and ``breccia.cast`` calls (wall time per call over a loop of calls, as a user's conversion loop sees it), and the
-host share (wall − GPU). Then ``cProfile`` of the public call for two recipes, top functions by own time (written to
+host share (wall − GPU). Then the host cost of each stage of ``breccia.triton.cast`` alone (each timed over calls
+queued behind ``torch.cuda._sleep``, so none waits for the GPU; the flag's ``.item()`` timed on a ready value). Then
+``cProfile`` of the public call for two recipes, top functions by own time (written to
 ``$OUT/cast_host_profile.txt`` when ``OUT`` is set, else printed). Without a GPU it says so and exits 0."""
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pstats
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -59,6 +62,62 @@ def _graph_us(fn: Callable[[], Any], reps: int = 20) -> float:
     return 1e3 * e0.elapsed_time(e1) / reps
 
 
+def _host_us(fn: Callable[[], Any], calls: int = 100) -> float:
+    """Host time per call of ``fn`` while the GPU is busy (its launches queue; nothing waits for them). Few calls:
+    past about 1 024 pending launches CUDA's queue is full and a launch waits for the GPU (300 calls of NVFP4's
+    ``_assemble``, four launches each, read as 358 µs per call that way)."""
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU spin ahead of the calls
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return 1e6 * (t1 - t0) / calls
+
+
+def _stages(recipes: dict[str, Any]) -> None:
+    print("\n| recipe (4096×4096 bf16) | stage | host us per call |\n|---|---|---:|")
+    for name in ("Float8Block 1x128", "NVFP4 two-level"):
+        for stage, us in _stage_rows(recipes[name]).items():
+            print(f"| {name} | {stage} | {us:.1f} |", flush=True)
+
+
+def _stage_rows(recipe: Any) -> dict[str, float]:
+    """Host microseconds per call of each stage of ``breccia.triton.cast`` on a 4096×4096 bf16 tensor."""
+    from breccia._api import _resolve
+    from breccia.triton import _amax
+    from breccia.triton import _cast as tc
+
+    x = torch.randn(4096, 4096, device="cuda").bfloat16()
+    shape = (4096, 4096)
+    lay = _resolve(recipe, None, -1, "profile", 2)
+    plan = tc._plan(x, recipe, lay)
+    assert plan is not None
+    x2 = x.reshape(-1, plan.k)
+    gamax = _amax.tensor_amax(x2) if recipe.has_global_scale else None
+    data, scale, zp, flags = tc._launch(x2, recipe, plan, gamax, 4096)
+    st = tc._assemble(data, scale, zp, gamax, recipe, lay, shape)
+    ready = flags.max()
+    torch.cuda.synchronize()
+    rows = {
+        "_resolve (layout check)": partial(_resolve, recipe, None, -1, "profile", 2),
+        "_plan": partial(tc._plan, x, recipe, lay),
+        "one torch.empty": partial(torch.empty, (4096, 32), dtype=torch.uint8, device="cuda"),
+        "_launch (allocations + Triton launch)": partial(tc._launch, x2, recipe, plan, gamax, 4096),
+        "flags.max() (a reduction launch)": flags.max,
+        "_assemble (views + ScaledTensor)": partial(tc._assemble, data, scale, zp, gamax, recipe, lay, shape),
+        "ScaledTensor.validate()": st.validate,
+    }
+    if gamax is not None:
+        rows["amax pass (launch)"] = partial(_amax.tensor_amax, x2)
+    out = {stage: _host_us(fn) for stage, fn in rows.items()}
+    out[".item() of a ready value (GPU idle)"] = _wall_us(ready.item, 300)
+    out["whole breccia.triton.cast (GPU idle, kernel included)"] = _wall_us(partial(tc.cast, x, recipe), 300)
+    return out
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("profile_cast_host: no CUDA device here (nothing was profiled).")
@@ -92,6 +151,7 @@ def main() -> int:
             t_t = _wall_us(lambda x=x, r=recipe: bt.cast(x, r))
             t_b = _wall_us(lambda x=x, r=recipe: breccia.cast(x, r))
             print(f"| {name} | {m}×{k} | {t_k:.1f} | {t_t:.1f} | {t_b:.1f} | {(t_b - t_k) / t_b:.2f} |", flush=True)
+    _stages(recipes)
     buf = io.StringIO()
     for name in ("Float8Block 1x128", "NVFP4 two-level"):
         x = torch.randn(4096, 4096, device="cuda").bfloat16()
