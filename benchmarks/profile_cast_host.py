@@ -25,6 +25,8 @@ from typing import Any
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from bench_triton_w4a16 import _graph_us
+from profile_w4a16_host import _host_us
 
 PICK = ["Float8Block 1x128", "Float8Current per-tensor", "MXFP8 E4M3 rceil", "NVFP4 two-level", "INT4 g128 asym"]
 SIZES = [(8192, 8192), (4096, 4096), (16, 4096)]
@@ -40,41 +42,6 @@ def _wall_us(fn: Callable[[], Any], calls: int = 50) -> float:
         fn()
     torch.cuda.synchronize()
     return 1e6 * (time.perf_counter() - t0) / calls
-
-
-def _graph_us(fn: Callable[[], Any], reps: int = 20) -> float:
-    """GPU time of ``fn``'s launches, as a CUDA-graph replay (no host work counted)."""
-    s = torch.cuda.Stream()
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    g.replay()
-    torch.cuda.synchronize()
-    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    e0.record()
-    for _ in range(reps):
-        g.replay()
-    e1.record()
-    torch.cuda.synchronize()
-    return 1e3 * e0.elapsed_time(e1) / reps
-
-
-def _host_us(fn: Callable[[], Any], calls: int = 100) -> float:
-    """Host time per call of ``fn`` while the GPU is busy (its launches queue; nothing waits for them). Few calls:
-    past about 1 024 pending launches CUDA's queue is full and a launch waits for the GPU (300 calls of NVFP4's
-    ``_assemble``, four launches each, read as 358 µs per call that way)."""
-    fn()
-    torch.cuda.synchronize()
-    torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU spin ahead of the calls
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    t1 = time.perf_counter()
-    torch.cuda.synchronize()
-    return 1e6 * (t1 - t0) / calls
 
 
 def _stages(recipes: dict[str, Any]) -> None:
@@ -112,7 +79,7 @@ def _stage_rows(recipe: Any) -> dict[str, float]:
     }
     if gamax is not None:
         rows["amax pass (launch)"] = partial(_amax.tensor_amax, x2)
-    out = {stage: _host_us(fn) for stage, fn in rows.items()}
+    out = {stage: _host_us(fn, 100) for stage, fn in rows.items()}  # NVFP4's _assemble: four launches a call
     out[".item() of a ready value (GPU idle)"] = _wall_us(ready.item, 300)
     out["whole breccia.triton.cast (GPU idle, kernel included)"] = _wall_us(partial(tc.cast, x, recipe), 300)
     return out
@@ -147,7 +114,7 @@ def main() -> int:
                 gamax = _amax.tensor_amax(x2) if pt else None
                 return tc._launch(x2, recipe, plan, gamax, x2.shape[0])
 
-            t_k = _graph_us(kernel)
+            t_k = _graph_us([kernel])
             t_t = _wall_us(lambda x=x, r=recipe: bt.cast(x, r))
             t_b = _wall_us(lambda x=x, r=recipe: breccia.cast(x, r))
             print(f"| {name} | {m}×{k} | {t_k:.1f} | {t_t:.1f} | {t_b:.1f} | {(t_b - t_k) / t_b:.2f} |", flush=True)

@@ -32,11 +32,12 @@ from breccia.triton._gluon import gluon_module
 
 
 def _host_us(fn: Callable[[], Any], calls: int = 200) -> float:
-    busy = torch.empty(1 << 28, device="cuda")
+    """Host µs per call of ``fn`` with the GPU busy (a ~0.1 s spin queued first), so no call waits for it. Keep
+    ``calls`` × launches per call under ~1 000: past about 1 024 pending launches CUDA's queue is full and a launch
+    waits for the GPU, which then reads as host time (``profile_cast_host.py`` met it)."""
     fn()
     torch.cuda.synchronize()
-    for _ in range(4):
-        busy.mul_(1.0)  # ~10 ms of GPU work queued ahead of the calls
+    torch.cuda._sleep(200_000_000)
     t0 = time.perf_counter()
     for _ in range(calls):
         fn()
