@@ -349,11 +349,14 @@ def cast(
     lay.validate_shape(shape)
     with torch.no_grad():
         x2 = x.detach().contiguous().reshape(-1, plan.k)
-        gamax = None
+        gamax = glob = None
         if recipe.has_global_scale or plan.per_tensor:
             from . import _amax
 
-            gamax = _amax.tensor_amax(x2)
+            if recipe.has_global_scale:
+                gamax, glob = _amax.amax_and_global_scale(x2)
+            else:
+                gamax = _amax.tensor_amax(x2)
         m = shape[-2] if len(shape) >= 2 else 1
         data, scale, zp, flags = _launch(x2, recipe, plan, gamax, m)
         flag = int(flags.max().item())
@@ -362,7 +365,7 @@ def cast(
             flag = int(flags.max().item())
         if flag:  # NaN/Inf or a scale overflow: the reference decides what happens
             return _fallback(x, recipe, lay, nonfinite)
-        return _assemble(data, scale, zp, gamax, recipe, lay, shape)
+        return _assemble(data, scale, zp, glob, recipe, lay, shape)
 
 
 def _fallback(x: torch.Tensor, recipe: Recipe, lay: Layout, nonfinite: str) -> ScaledTensor:
@@ -378,12 +381,13 @@ def _assemble(
     data: torch.Tensor,
     scale: torch.Tensor,
     zp: torch.Tensor,
-    gamax: torch.Tensor | None,
+    glob: torch.Tensor | None,
     recipe: Recipe,
     lay: Layout,
     shape: tuple[int, ...],
 ) -> ScaledTensor:
-    """The kernel's raw buffers as the ScaledTensor breccia-torch would build (same dtypes, shapes, bytes)."""
+    """The kernel's raw buffers as the ScaledTensor breccia-torch would build (same dtypes, shapes, bytes);
+    ``glob`` is NVFP4's global scale from the amax pass (:func:`._amax.amax_and_global_scale`), None otherwise."""
     fmt = recipe.element
     data = data.reshape(*shape[:-1], data.shape[-1])
     if fmt.storage == "fp8":
@@ -400,10 +404,4 @@ def _assemble(
     zero_point = None
     if recipe.has_zero_point:
         zero_point = zp.reshape(sshape).to(torch.int8 if fmt.signed else torch.uint8)
-    glob = None
-    if (
-        gamax is not None and recipe.has_global_scale
-    ):  # _math.compute_scales: where(ga == 0, 1, ops.div(ga, 2688)) with TorchOps.div
-        ga = gamax.reshape(())
-        glob = torch.where(ga == 0, 1.0, ga / torch.full((), 2688.0, dtype=torch.float32, device=ga.device))
     return ScaledTensor(data, scale, recipe, lay, shape, global_scale=glob, zero_point=zero_point)
