@@ -80,7 +80,7 @@ def _stage_rows(recipe: Any) -> dict[str, float]:
     }
     if gamax is not None:
         rows["amax pass with the global scale (launch)"] = partial(_amax.amax_and_global_scale, x2)
-    out = {stage: _host_us(fn, 100) for stage, fn in rows.items()}  # NVFP4's _assemble: four launches a call
+    out = {stage: _host_us(fn, 100) for stage, fn in rows.items()}  # 100 calls: the launch queue stays short
     out[".item() of a ready value (GPU idle)"] = _wall_us(ready.item, 300)
     out["whole breccia.triton.cast (GPU idle, kernel included)"] = _wall_us(partial(tc.cast, x, recipe), 300)
     return out
