@@ -4,11 +4,13 @@ The quantize kernels run at 0.93–1.01× of a device copy, but the public call 
 tables, "call" column): the call adds host work (planning, allocations, the launch, the result's assembly) and one
 sync (the non-finite flag's ``.item()``), so its wall time is host work + GPU time, never overlapped. This prints,
 per recipe and size, the kernel alone (CUDA-graph replay of ``_cast._launch``), the whole ``breccia.triton.cast``
-and ``breccia.cast`` calls (wall time per call over a loop of calls, as a user's conversion loop sees it), and the
-host share (wall − GPU). Then the host cost of each stage of ``breccia.triton.cast`` alone (each timed over calls
-queued behind ``torch.cuda._sleep``, so none waits for the GPU; the flag's ``.item()`` timed on a ready value). Then
-``cProfile`` of the public call for two recipes, top functions by own time (written to
-``$OUT/cast_host_profile.txt`` when ``OUT`` is set, else printed). Without a GPU it says so and exits 0."""
+and ``breccia.cast`` calls (wall time per call over a loop of calls, as a user's conversion loop sees it), the host
+share (wall − GPU), and the peer timed the same way in the same run: torch's eager ``x.to(float8_e4m3fn)``, one
+kernel and no scale, the floor of an eager conversion call. Then the host cost of each stage of
+``breccia.triton.cast`` alone (each timed over calls queued behind ``torch.cuda._sleep``, so none waits for the GPU;
+the flag's ``.item()`` timed on a ready value). Then ``cProfile`` of the public call for two recipes, top functions
+by own time (written to ``$OUT/cast_host_profile.txt`` when ``OUT`` is set, else printed). Without a GPU it says so
+and exits 0."""
 
 from __future__ import annotations
 
@@ -99,8 +101,11 @@ def main() -> int:
 
     recipes = dict(RECIPES)
     print(f"card: {torch.cuda.get_device_name()} · torch {torch.__version__}")
-    print("| recipe | shape | kernel GPU us | triton.cast us | breccia.cast us | host share of breccia.cast |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(
+        "| recipe | shape | kernel GPU us | triton.cast us | breccia.cast us | host share of breccia.cast "
+        "| torch x.to(e4m3) us | breccia.cast / torch |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in PICK:
         recipe = recipes[name]
         for m, k in SIZES:
@@ -120,7 +125,13 @@ def main() -> int:
             t_k = _graph_us([kernel])
             t_t = _wall_us(lambda x=x, r=recipe: bt.cast(x, r))
             t_b = _wall_us(lambda x=x, r=recipe: breccia.cast(x, r))
-            print(f"| {name} | {m}×{k} | {t_k:.1f} | {t_t:.1f} | {t_b:.1f} | {(t_b - t_k) / t_b:.2f} |", flush=True)
+            # the peer, timed the same way in the same run: torch's own one-kernel eager conversion (no scale)
+            t_p = _wall_us(lambda x=x: x.to(torch.float8_e4m3fn))
+            print(
+                f"| {name} | {m}×{k} | {t_k:.1f} | {t_t:.1f} | {t_b:.1f} | {(t_b - t_k) / t_b:.2f} | {t_p:.1f} "
+                f"| {t_b / t_p:.2f}× |",
+                flush=True,
+            )
     _stages(recipes)
     if os.environ.get("NO_CPROFILE") == "1":
         return 0

@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 from ._cast import _IN_KIND
-from ._codes import _mag16_bits
+from ._codes import _mag16_bits, _nv_global_scale
 
 BLOCK = 16384  # elements (or element pairs) per program: 32–64 KB read each, a few thousand atomics per tensor
 NUM_WARPS = 8
@@ -48,9 +48,7 @@ def amax_kernel(
     if GLOBAL:
         last = tl.atomic_add(out_ptr + 1, 1, sem="acq_rel", scope="gpu") == tl.num_programs(0) - 1
         ga = tl.atomic_max(out_ptr, 0, mask=last, sem="acq_rel", scope="gpu").to(tl.float32, bitcast=True)
-        ga = tl.zeros([1], tl.float32) + ga  # one-element blocks: div_rn and the interpreter's masks take tensors
-        # 2688 = 6 · 448, the E2M1 and E4M3 maxima (_math.compute_scales)
-        gs = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full([1], 2688.0, tl.float32)))
+        gs = _nv_global_scale(tl.zeros([1], tl.float32) + ga)  # a one-element block: the interpreter's masks
         tl.store(gs_ptr + tl.arange(0, 1), gs, mask=(tl.zeros([1], tl.int32) + last.to(tl.int32)) == 1)
 
 

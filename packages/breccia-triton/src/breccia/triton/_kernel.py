@@ -36,6 +36,7 @@ from breccia.triton._codes import (
     _int_code,
     _ld,
     _load,
+    _nv_global_scale,
     _pair_amax_bits,
     _pair_minmax,
     _rint,
@@ -226,7 +227,7 @@ def quant_rows_kernel(
             sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
         if NV_GLOBAL:
             ga = tl.load(gamax_ptr)
-            g = tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full((), 2688.0, tl.float32)))  # one scalar
+            g = _nv_global_scale(ga)  # one scalar
             if NATIVE and not SAFE and FASTDIV:  # per block div.rn's own fast path, g's reciprocal once (_div)
                 sbf = _div.by_uniform(sbf, g, _div.recip(g, 1))
             else:
