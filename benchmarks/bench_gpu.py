@@ -39,7 +39,7 @@ import breccia.triton as bt
 from breccia.triton import _cast as tc
 from breccia.triton import _gemm_tma as gt
 from breccia.triton import _gemm_ws as gw
-from breccia.triton._amax import amax_and_global_scale, tensor_amax
+from breccia.triton._amax import tensor_amax
 from breccia.triton._gemm import scaled_gemm
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -165,8 +165,7 @@ def cast_section(
             # GPU time (CUDA graph replays), the copy in the same interleaved rounds: a clock or power drift moves
             # both alike. do_bench's per-call events also counted the launch's host work whenever it outlasted the
             # L2 flush before it (~65 us): the same kernel read 72 us in one process and 99 us in another.
-            # the amax pass the cast runs: NVFP4's also writes the global scale (its last program)
-            amax_pass = partial(amax_and_global_scale if recipe.has_global_scale else tensor_amax, x2)
+            amax_pass = partial(tensor_amax, x2)  # the amax pass the cast runs
             extra = {"amax": amax_pass} if gamax is not None else {}
             times = gpu_time({"copy": x.clone, **extra, **{n: f for n, (f, _) in launches.items()}})
             each = [(times[n], n, ok) for n, (_, ok) in launches.items()]

@@ -66,9 +66,9 @@ def _stage_rows(recipe: Any) -> dict[str, float]:
     plan = tc._plan(x, recipe, lay)
     assert plan is not None
     x2 = x.reshape(-1, plan.k)
-    gamax, glob = _amax.amax_and_global_scale(x2) if recipe.has_global_scale else (None, None)
+    gamax = _amax.tensor_amax(x2) if recipe.has_global_scale else None
     data, scale, zp, flags = tc._launch(x2, recipe, plan, gamax, 4096)
-    st = tc._assemble(data, scale, zp, glob, recipe, lay, shape)
+    st = tc._assemble(data, scale, zp, recipe, lay, shape)
     ready = flags.max()
     torch.cuda.synchronize()
     rows = {
@@ -77,11 +77,11 @@ def _stage_rows(recipe: Any) -> dict[str, float]:
         "one torch.empty": partial(torch.empty, (4096, 32), dtype=torch.uint8, device="cuda"),
         "_launch (allocations + Triton launch)": partial(tc._launch, x2, recipe, plan, gamax, 4096),
         "flags.max() (a reduction launch)": flags.max,
-        "_assemble (views + ScaledTensor)": partial(tc._assemble, data, scale, zp, glob, recipe, lay, shape),
+        "_assemble (views + ScaledTensor)": partial(tc._assemble, data, scale, zp, recipe, lay, shape),
         "ScaledTensor.validate()": st.validate,
     }
     if gamax is not None:
-        rows["amax pass with the global scale (launch)"] = partial(_amax.amax_and_global_scale, x2)
+        rows["amax pass (launch)"] = partial(_amax.tensor_amax, x2)
     out = {stage: _host_us(fn, 100) for stage, fn in rows.items()}  # 100 calls: the launch queue stays short
     out[".item() of a ready value (GPU idle)"] = _wall_us(ready.item, 300)
     out["whole breccia.triton.cast (GPU idle, kernel included)"] = _wall_us(partial(tc.cast, x, recipe), 300)
@@ -118,8 +118,8 @@ def main() -> int:
 
             def kernel(x2: torch.Tensor = x2, recipe: Any = recipe, plan: Any = plan, pt: bool = per_tensor) -> Any:
                 gamax = None
-                if pt:  # the amax pass the cast runs (NVFP4's also writes the global scale)
-                    gamax = _amax.amax_and_global_scale(x2)[0] if recipe.has_global_scale else _amax.tensor_amax(x2)
+                if pt:  # the amax pass the cast runs
+                    gamax = _amax.tensor_amax(x2)
                 return tc._launch(x2, recipe, plan, gamax, x2.shape[0])
 
             t_k = _graph_us([kernel])

@@ -1,5 +1,6 @@
 """The per-tensor amax pass (``_amax.tensor_amax``) equals torch's ``abs().amax()`` bit for bit, and the NVFP4 global
-scale it writes (``_amax.amax_and_global_scale``) equals the NumPy reference's."""
+scale the encode kernel computes from it and writes (program (0, 0) of ``quant_rows_kernel``) equals the NumPy
+reference's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 
 import breccia
-from breccia.triton._amax import BLOCK, amax_and_global_scale, tensor_amax
+from breccia.triton import _cast
+from breccia.triton._amax import BLOCK, tensor_amax
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -56,21 +58,27 @@ def _reference_global_scale(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(st.global_scale, dtype=np.float32).reshape(()))
 
 
+def _kernel_global_scale(x: torch.Tensor, recipe: breccia.Recipe | None = None) -> torch.Tensor:
+    """The global scale of breccia-triton's cast (the encode kernel's store, never the fallback: a fallback would
+    hide a kernel that does not write it, so the flag is checked to be clear)."""
+    st = _cast.cast(x, recipe or breccia.NVFP4BlockScaling())
+    assert st is not None and isinstance(st.global_scale, torch.Tensor)
+    assert st.global_scale.dtype == torch.float32 and st.global_scale.shape == () and st.global_scale.device == x.device
+    return st.global_scale.cpu()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("n", [16, 2 * BLOCK + 16, 3 * BLOCK], ids=lambda n: f"n{n}")
-def test_global_scale_matches_reference(dtype: torch.dtype, n: int) -> None:
-    """Several programs (the last one to finish writes it), random magnitudes, the largest value in the last
-    program's range (so a scale written from any other program's partial amax is wrong) and a near-largest one at a
-    random place; the amax from the same pass still equals torch's."""
-    g = torch.Generator().manual_seed(7 * n)
-    x = torch.randn(n, generator=g) * 3
-    x[int(torch.randint(0, n, (1,), generator=g))] = -(1000.0 + float(torch.rand(1, generator=g)) * 500.0)
-    x[-1 - int(torch.randint(0, 16, (1,), generator=g))] = -(1600.0 + float(torch.rand(1, generator=g)) * 400.0)
-    x = x.to(dtype).to(DEVICE).reshape(-1, 16)
-    amax, gs = amax_and_global_scale(x)
-    assert gs.dtype == torch.float32 and gs.shape == () and gs.device == x.device
-    assert torch.equal(amax.view(torch.int32), torch_amax(x).view(torch.int32))
-    assert torch.equal(gs.cpu().view(torch.int32), _reference_global_scale(x).view(torch.int32))
+@pytest.mark.parametrize("shape", [(1, 16), (64, 512), (3, 2 * BLOCK + 32)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_global_scale_matches_reference(dtype: torch.dtype, shape: tuple[int, int]) -> None:
+    """Random magnitudes, the largest value in the last row and column block (so a scale computed from program
+    (0, 0)'s own blocks instead of the tensor amax is wrong) and a near-largest one at a random place."""
+    g = torch.Generator().manual_seed(7 * shape[0] + shape[1])
+    x = torch.randn(*shape, generator=g) * 3
+    x[int(torch.randint(0, shape[0], (1,), generator=g)), int(torch.randint(0, shape[1], (1,), generator=g))] = -1200.0
+    x[-1, -1 - int(torch.randint(0, 16, (1,), generator=g))] = -(1600.0 + float(torch.rand(1, generator=g)) * 400.0)
+    x = x.to(dtype).to(DEVICE)
+    got = _kernel_global_scale(x)
+    assert torch.equal(got.view(torch.int32), _reference_global_scale(x).view(torch.int32))
 
 
 @pytest.mark.parametrize(
@@ -80,23 +88,27 @@ def test_global_scale_matches_reference(dtype: torch.dtype, n: int) -> None:
 )
 def test_global_scale_edges(fill: float) -> None:
     """amax 0 gives 1 (not 0 / 2688); a subnormal or tiny amax rounds as a true division does (no flush to zero,
-    no reciprocal); 2688 gives exactly 1."""
+    no reciprocal: those two leave the fast division's range, so the scale comes from the SAFE relaunch); 2688
+    gives exactly 1."""
     x = torch.full((4, 32), fill, dtype=torch.float32)
     x[1, 3] = -fill
     x = x.to(DEVICE)
-    _, gs = amax_and_global_scale(x)
-    assert torch.equal(gs.cpu().view(torch.int32), _reference_global_scale(x).view(torch.int32))
+    got = _kernel_global_scale(x)
+    assert torch.equal(got.view(torch.int32), _reference_global_scale(x).view(torch.int32))
     want = torch.tensor(1.0) if fill == 0 else torch.tensor(fill, dtype=torch.float32) / torch.tensor(2688.0)
-    assert torch.equal(gs.cpu().view(torch.int32), want.view(torch.int32))
+    assert torch.equal(got.view(torch.int32), want.view(torch.int32))
 
 
-def test_global_scale_of_non_finite_and_empty_input() -> None:
-    """NaN and Inf reach the scale as torch's formula gives them (the cast then falls back on its flag); an empty
-    tensor's amax is 0, so its scale is 1."""
-    x = torch.ones(3 * BLOCK, dtype=torch.bfloat16, device=DEVICE)
-    x[BLOCK + 5] = float("inf")
-    assert amax_and_global_scale(x)[1].item() == float("inf")
-    x[2 * BLOCK + 1] = float("nan")
-    assert torch.isnan(amax_and_global_scale(x)[1]).item()
-    amax, gs = amax_and_global_scale(torch.zeros(0, dtype=torch.float16, device=DEVICE))
-    assert amax.item() == 0.0 and gs.item() == 1.0
+@pytest.mark.parametrize("recipe", ["NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling='reciprocal')",
+                                    "NVFP4BlockScaling(block_m=16)"])  # fmt: skip
+def test_global_scale_of_the_other_two_level_recipes(recipe: str) -> None:
+    """The torchao rules (a reciprocal multiplier) and the 16×16 tiles (the row-tile launch) write it too."""
+    r = eval(recipe, {"NVFP4BlockScaling": breccia.NVFP4BlockScaling})
+    x = (torch.randn(64, 256, generator=torch.Generator().manual_seed(3)) * 5).to(torch.bfloat16).to(DEVICE)
+    want = torch.from_numpy(np.asarray(breccia.cast(x.float().cpu().numpy(), r).global_scale, np.float32).reshape(()))
+    assert torch.equal(_kernel_global_scale(x, r).view(torch.int32), want.view(torch.int32))
+
+
+def test_one_level_nvfp4_has_no_global_scale() -> None:
+    st = _cast.cast(torch.ones(4, 32, device=DEVICE), breccia.NVFP4BlockScaling(per_tensor_scale=False))
+    assert st is not None and st.global_scale is None

@@ -207,7 +207,9 @@ def _launch(
     x2: torch.Tensor, recipe: Recipe, plan: _Plan, gamax: torch.Tensor | None, m: int, safe: bool = False
 ) -> tuple[torch.Tensor, ...]:
     """Allocate the outputs and run the kernel over ``x2`` (``(R, K)``; ``m`` rows per matrix for 2-D tiles);
-    ``safe``: ``div.rn`` for every element, for a launch whose fast division flagged its range (flag 4)."""
+    ``safe``: ``div.rn`` for every element, for a launch whose fast division flagged its range (flag 4). Returns
+    ``(data, scale, zp, flags)``, where ``zp`` is two-level NVFP4's 0-d float32 global scale, which the kernel
+    writes (an INT4 recipe's zero points, else unread)."""
     from . import _kernel as K
 
     r, k = int(x2.shape[0]), plan.k
@@ -225,7 +227,12 @@ def _launch(
         dtype=torch.uint8 if skind in ("e8m0", "e4m3") else torch.float32,
         device=dev,
     )
-    zp = torch.empty((srows, nb), dtype=torch.int32, device=dev) if recipe.has_zero_point else scale
+    if recipe.has_zero_point:
+        zp = torch.empty((srows, nb), dtype=torch.int32, device=dev)
+    elif recipe.has_global_scale:  # the kernel's zp_ptr: NVFP4 has no zero point, and program (0, 0) stores g there
+        zp = torch.empty((), dtype=torch.float32, device=dev)
+    else:
+        zp = scale
     rows, nbt, grid, full = _tiling(r, m, plan)
     bkp = _pow2ceil(-(-plan.bk // plan.pack))
     flags = torch.empty(grid, dtype=torch.int32, device=dev)
@@ -349,14 +356,11 @@ def cast(
     lay.validate_shape(shape)
     with torch.no_grad():
         x2 = x.detach().contiguous().reshape(-1, plan.k)
-        gamax = glob = None
+        gamax = None
         if recipe.has_global_scale or plan.per_tensor:
             from . import _amax
 
-            if recipe.has_global_scale:
-                gamax, glob = _amax.amax_and_global_scale(x2)
-            else:
-                gamax = _amax.tensor_amax(x2)
+            gamax = _amax.tensor_amax(x2)
         m = shape[-2] if len(shape) >= 2 else 1
         data, scale, zp, flags = _launch(x2, recipe, plan, gamax, m)
         flag = int(flags.max().item())
@@ -365,7 +369,7 @@ def cast(
             flag = int(flags.max().item())
         if flag:  # NaN/Inf or a scale overflow: the reference decides what happens
             return _fallback(x, recipe, lay, nonfinite)
-        return _assemble(data, scale, zp, glob, recipe, lay, shape)
+        return _assemble(data, scale, zp, recipe, lay, shape)
 
 
 def _fallback(x: torch.Tensor, recipe: Recipe, lay: Layout, nonfinite: str) -> ScaledTensor:
@@ -381,13 +385,12 @@ def _assemble(
     data: torch.Tensor,
     scale: torch.Tensor,
     zp: torch.Tensor,
-    glob: torch.Tensor | None,
     recipe: Recipe,
     lay: Layout,
     shape: tuple[int, ...],
 ) -> ScaledTensor:
     """The kernel's raw buffers as the ScaledTensor breccia-torch would build (same dtypes, shapes, bytes);
-    ``glob`` is NVFP4's global scale from the amax pass (:func:`._amax.amax_and_global_scale`), None otherwise."""
+    ``zp`` is as :func:`_launch` returns it: the zero points, or two-level NVFP4's global scale."""
     fmt = recipe.element
     data = data.reshape(*shape[:-1], data.shape[-1])
     if fmt.storage == "fp8":
@@ -404,4 +407,5 @@ def _assemble(
     zero_point = None
     if recipe.has_zero_point:
         zero_point = zp.reshape(sshape).to(torch.int8 if fmt.signed else torch.uint8)
+    glob = zp if recipe.has_global_scale else None
     return ScaledTensor(data, scale, recipe, lay, shape, global_scale=glob, zero_point=zero_point)

@@ -318,6 +318,6 @@ def mx_scale(amax, FMAX: tl.constexpr, RCEIL: tl.constexpr, EMAX: tl.constexpr):
 @triton.jit
 def _nv_global_scale(ga):
     """NVFP4's global scale ``where(ga == 0, 1, RN(ga / 2688))`` (2688 = 6 · 448, the E2M1 and E4M3 maxima, as in
-    ``_math.compute_scales``) by ``div_rn``, the correctly rounded division torch and NumPy do: one definition for
-    the encode kernel (``ga`` a scalar) and the amax pass that writes the scale (a one-element block)."""
+    ``_math.compute_scales``) by ``div_rn``, the correctly rounded division torch and NumPy do. The encode kernel
+    divides every block scale by it and stores it as the ScaledTensor's ``global_scale`` (program (0, 0))."""
     return tl.where(ga == 0, 1.0, tl.math.div_rn(ga, tl.full(ga.shape, 2688.0, tl.float32)))

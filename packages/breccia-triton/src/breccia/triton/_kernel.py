@@ -111,6 +111,9 @@ def quant_rows_kernel(
     ``RB > 1``: 2-D ``RB × BK`` tiles (PerBlock2D). Program row ``pid_r`` is then block-row ``pid_r % NBR`` of
     matrix ``pid_r // NBR`` (each of ``M`` rows), its ``ROWS ≥ RB`` lanes one tile high; the per-row amaxes are
     reduced once more over the rows, so every lane computes the tile's scale and row 0 stores it.
+
+    ``zp_ptr`` receives the zero points of asymmetric INT4; for two-level NVFP4 (``NV_GLOBAL``) it is the 0-d float32
+    global scale, which every program computes from the tensor amax and program (0, 0) stores.
     """
     FASTDIV: tl.constexpr = NATIVE and not USE_MULT and not SAFE  # one reciprocal per block (_div), else div.rn
     # INT4: a divisor out of _div's range is left to the host's relaunch (SAFE), not to a div.rn path here; INT8
@@ -227,7 +230,8 @@ def quant_rows_kernel(
             sbf = tl.math.div_rn(amax, tl.full(amax.shape, 6.0, tl.float32))
         if NV_GLOBAL:
             ga = tl.load(gamax_ptr)
-            g = _nv_global_scale(ga)  # one scalar
+            g = _nv_global_scale(ga)  # one scalar, the ScaledTensor's global scale: one program writes it
+            tl.store(zp_ptr, g, mask=(tl.program_id(0) == 0) & (tl.program_id(1) == 0))
             if NATIVE and not SAFE and FASTDIV:  # per block div.rn's own fast path, g's reciprocal once (_div)
                 sbf = _div.by_uniform(sbf, g, _div.recip(g, 1))
             else:
