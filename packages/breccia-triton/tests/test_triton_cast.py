@@ -334,6 +334,42 @@ def test_row_lengths_with_a_small_power_of_two(k: int, monkeypatch: pytest.Monke
     assert set(seen) == kinds, seen
 
 
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA graph capture needs a GPU")
+@pytest.mark.parametrize("recipe", SAMPLE, ids=recipe_id)
+def test_cast_inside_cuda_graph_capture(recipe: breccia.Recipe) -> None:
+    """``breccia.cast(..., nonfinite="propagate")`` can be captured in a CUDA graph: the Triton cast steps aside
+    while the stream captures (its non-finite flag is read on the host, a sync capture forbids; on an H100 every
+    recipe's capture failed before) and breccia-torch's sync-free driver is captured instead. The graph replayed on
+    new input equals the eager cast of that input, byte for byte."""
+    x = make_input((64, 256), 0, torch.bfloat16, big=False)
+    layout = layout_for(recipe)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graph requires
+        breccia.cast(x, recipe, layout=layout, nonfinite="propagate")
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        st = breccia.cast(x, recipe, layout=layout, nonfinite="propagate")
+    x.copy_(make_input((64, 256), 1, torch.bfloat16, big=False))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert_same(st, breccia.cast(x, recipe, layout=layout, nonfinite="propagate"), dtypes=True)
+
+
+def test_cast_steps_aside_only_for_cuda_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The capture check runs for CUDA tensors only (asking a machine without a CUDA driver raises), and while a
+    capture is under way the Triton cast declines, so breccia-torch's driver runs."""
+    calls: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: calls.append(True) or True)
+    x = make_input((4, 64), 0, torch.float32, big=False)
+    got = cast(x, breccia.Float8BlockScaling())
+    if DEVICE.type == "cuda":
+        assert got is None and calls == [True]
+    else:
+        assert got is not None and calls == []
+
+
 def test_hidden_factor() -> None:
     f = triton_cast._hidden_factor
     assert [f(n, 16) for n in (16, 4096, 5000, 300, 34, 129, 8)] == [1, 1, 8, 4, 2, 1, 8]

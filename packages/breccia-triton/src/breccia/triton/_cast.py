@@ -345,12 +345,14 @@ def cast(
 ) -> ScaledTensor | None:
     """Quantize ``x`` with the Triton kernel; byte-identical to ``breccia.cast`` on the same torch tensor.
 
-    Returns None where the kernel does not apply (see :func:`supports`). Non-finite input (and fp16/bf16 integer
-    scale overflow) is redone by breccia-torch, so errors and ``nonfinite="propagate"`` match it exactly.
+    Returns None where the kernel does not apply (see :func:`supports`), and during CUDA graph capture: the call
+    reads its non-finite flag on the host, a sync that capture forbids, while breccia-torch's own driver casts with
+    ``nonfinite="propagate"`` without one. Non-finite input (and fp16/bf16 integer scale overflow) is redone by
+    breccia-torch, so errors and ``nonfinite="propagate"`` match it exactly.
     """
     lay = _resolve(recipe, layout, axis, "breccia.triton.cast", getattr(x, "ndim", None))
     plan = _plan(x, recipe, lay)
-    if plan is None:
+    if plan is None or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
         return None
     shape = tuple(int(n) for n in x.shape)
     lay.validate_shape(shape)
