@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import numpy as np
 import torch
 
 import breccia
@@ -35,12 +33,13 @@ from breccia._recipes import (
 )
 from breccia._tensor import ScaledTensor
 
+from ._cast_args import _kind_args, _needs_clamp, _use_mult
+
 __all__ = ["cast", "supports"]
 
 _INPUTS = (torch.float32, torch.float16, torch.bfloat16)
 _FP8 = {"E4M3": torch.float8_e4m3fn, "E5M2": torch.float8_e5m2}
 _FLOAT = {"fp16": torch.float16, "bf16": torch.bfloat16}
-_TINY = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}  # _math.compute_scales' zero-scale substitutes
 MAX_BLOCK = 16384  # one block is reduced in registers: PerChannel rows longer than this stay with breccia-torch
 TILE = 8192  # elements per program: enough bytes in flight per SM without spilling
 NUM_WARPS = 4  # 64 elements per thread at TILE: the per-program work (reductions, guards) amortised over more
@@ -54,11 +53,6 @@ NV2D_OTHER_WARPS = 2  # the other NVFP4 16×16 launches (fp32, masked): 1 warp t
 I64_FROM = 2**31 - 2 * TILE
 GRID_Y_MAX = 65535  # CUDA's limit on grid y: NVFP4 16×16 keeps its rows on grid x beyond it (a test lowers it)
 PAIR_WARPS = 8  # its warps: a 128×128 tile is then 32 words per thread, 64 registers (H200 sweep: 0.93 vs 0.91 at 4)
-
-
-def _f32_bits(v: float) -> int:
-    """int32 bit pattern of ``np.float32(v)``: the kernel rebuilds fp32 constants from bits, never from literals."""
-    return int(np.array([v], np.float32).view(np.int32)[0])
 
 
 def _pow2ceil(n: int) -> int:
@@ -125,59 +119,6 @@ def supports(x: Any, recipe: Recipe, layout: Layout | None = None, axis: int = -
     except breccia.BrecciaError:
         return False
     return _plan(x, recipe, lay) is not None
-
-
-@cache
-def _kind_args(recipe: Recipe) -> dict[str, Any]:
-    """The constexpr specialisation of the kernel for one recipe."""
-    from . import _kernel as K
-
-    fmt = recipe.element
-    a: dict[str, Any] = dict(
-        KIND=K.KIND_FP8, EBITS=fmt.ebits, MBITS=fmt.mbits, BIAS=fmt.bias, ENC_MUL=float(2.0 ** (fmt.bias - 127)),
-        FMAX=float(fmt.fmax), POW2=False, EPS_BITS=0, RCEIL=False, EMAX=0, NV_GLOBAL=False, NV_RECIP=False,
-        NV_MIN_BITS=0, SYM=True, DENOM=1.0, QMIN=0, QMAX=0, SKIND=0, TINY_BITS=0,
-    )  # fmt: skip
-    if isinstance(recipe, (Float8BlockScaling, Float8CurrentScaling)):
-        a["POW2"] = recipe.power_of_2_scales
-        if isinstance(recipe, Float8CurrentScaling) and recipe.amax_epsilon > 0:
-            a["EPS_BITS"] = _f32_bits(recipe.amax_epsilon)
-    elif isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling)):
-        a.update(KIND=K.KIND_MX, RCEIL=recipe.scale_rounding == "rceil", EMAX=fmt.emax)
-    elif isinstance(recipe, NVFP4BlockScaling):
-        a.update(KIND=K.KIND_NV, NV_GLOBAL=recipe.per_tensor_scale, NV_RECIP=recipe.data_scaling == "reciprocal")
-        a["NV_MIN_BITS"] = _f32_bits(recipe.block_scale_min) if recipe.block_scale_min > 0 else 0
-    else:
-        assert isinstance(recipe, (INT4Scaling, INT8Scaling))
-        kind = scale_kind(recipe)
-        if recipe.symmetric:
-            denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
-        else:
-            denom = fmt.qmax - fmt.qmin
-        a.update(KIND=K.KIND_INT, SYM=recipe.symmetric, DENOM=float(denom), QMIN=fmt.qmin, QMAX=fmt.qmax)
-        a.update(SKIND={"fp32": 0, "fp16": 1, "bf16": 2}[kind], TINY_BITS=_f32_bits(_TINY[kind]))
-    return a
-
-
-def _needs_clamp(recipe: Recipe) -> bool:
-    """Whether the bit encoder must clamp ``|v|`` to fmax first. MX ``rceil`` scales are powers of two at least
-    ``RN(amax / fmax)``, so ``|x · 2^-e| ≤ fmax · (1 + 2^-23)``, which rounds to fmax on the element grid (overflow
-    would need half a top step more): no code can change. Every other rule can put ``|v|`` past that (``floor``
-    scales, NVFP4's rounded block scales, an FP8 scale that underflows to zero), and the GPU's FP8 conversion
-    saturates by itself."""
-    return not (
-        isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling))
-        and recipe.scale_rounding == "rceil"
-    )
-
-
-def _use_mult(recipe: Recipe) -> bool:
-    """Encode by multiplying: NVFP4's reciprocal rule, or power-of-two scales (an exact reciprocal exists)."""
-    if isinstance(recipe, NVFP4BlockScaling):
-        return recipe.data_scaling == "reciprocal"
-    if isinstance(recipe, (Float8BlockScaling, Float8CurrentScaling)):
-        return recipe.power_of_2_scales
-    return isinstance(recipe, (MXFP8BlockScaling, MXFP6BlockScaling, MXFP4BlockScaling))
 
 
 def _tiling(r: int, m: int, plan: _Plan) -> tuple[int, int, tuple[int, int], bool]:

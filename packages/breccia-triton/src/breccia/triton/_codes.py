@@ -276,7 +276,7 @@ def _encode(v, EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr, ENC
     the hardware conversion ``cvt.rn.satfinite.{e4m3,e5m2}x2.f32`` (one instruction per two elements, IEEE RNE with
     saturation, i.e. exactly clamp-then-round); everything else, and the CPU interpreter (whose FP8 casts round
     negative ties the wrong way), uses :func:`_encode_float`'s bit arithmetic. ``CLAMP=False`` where the scale rule
-    bounds ``|v|`` below ``fmax`` plus half the format's top step (see ``_cast._needs_clamp``): the clamp could
+    bounds ``|v|`` below ``fmax`` plus half the format's top step (see ``_cast_args._needs_clamp``): the clamp could
     change no code there."""
     if NATIVE and EBITS == 4 and MBITS == 3:
         return v.to(tl.float8e4nv).to(tl.uint8, bitcast=True).to(tl.int32)
