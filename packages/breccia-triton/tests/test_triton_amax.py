@@ -59,14 +59,15 @@ def _reference_global_scale(x: torch.Tensor) -> torch.Tensor:
 
 
 def _kernel_global_scale(x: torch.Tensor, recipe: breccia.Recipe | None = None) -> torch.Tensor:
-    """The global scale of breccia-triton's cast (the encode kernel's store, never the fallback: a fallback would
-    hide a kernel that does not write it, so the flag is checked to be clear)."""
+    """The global scale of breccia-triton's cast: the encode kernel's store. The tests that call this use the
+    ``no_fallback`` fixture, since a fallback to breccia-torch would hide a kernel that does not write it."""
     st = _cast.cast(x, recipe or breccia.NVFP4BlockScaling())
     assert st is not None and isinstance(st.global_scale, torch.Tensor)
     assert st.global_scale.dtype == torch.float32 and st.global_scale.shape == () and st.global_scale.device == x.device
     return st.global_scale.cpu()
 
 
+@pytest.mark.usefixtures("no_fallback")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", [(1, 16), (64, 512), (3, 2 * BLOCK + 32)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_global_scale_matches_reference(dtype: torch.dtype, shape: tuple[int, int]) -> None:
@@ -81,6 +82,7 @@ def test_global_scale_matches_reference(dtype: torch.dtype, shape: tuple[int, in
     assert torch.equal(got.view(torch.int32), _reference_global_scale(x).view(torch.int32))
 
 
+@pytest.mark.usefixtures("no_fallback")
 @pytest.mark.parametrize(
     "fill",
     [0.0, 1e-41, 6.0 * 448.0, 2.0**-120, 3.0e38],
@@ -99,11 +101,17 @@ def test_global_scale_edges(fill: float) -> None:
     assert torch.equal(got.view(torch.int32), want.view(torch.int32))
 
 
-@pytest.mark.parametrize("recipe", ["NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling='reciprocal')",
-                                    "NVFP4BlockScaling(block_m=16)"])  # fmt: skip
-def test_global_scale_of_the_other_two_level_recipes(recipe: str) -> None:
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize(
+    "r",
+    [
+        breccia.NVFP4BlockScaling(block_scale_min=2.0**-6, data_scaling="reciprocal"),
+        breccia.NVFP4BlockScaling(block_m=16),
+    ],
+    ids=["torchao_rules", "16x16"],
+)
+def test_global_scale_of_the_other_two_level_recipes(r: breccia.Recipe) -> None:
     """The torchao rules (a reciprocal multiplier) and the 16×16 tiles (the row-tile launch) write it too."""
-    r = eval(recipe, {"NVFP4BlockScaling": breccia.NVFP4BlockScaling})
     x = (torch.randn(64, 256, generator=torch.Generator().manual_seed(3)) * 5).to(torch.bfloat16).to(DEVICE)
     want = torch.from_numpy(np.asarray(breccia.cast(x.float().cpu().numpy(), r).global_scale, np.float32).reshape(()))
     assert torch.equal(_kernel_global_scale(x, r).view(torch.int32), want.view(torch.int32))

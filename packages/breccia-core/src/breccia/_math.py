@@ -51,6 +51,18 @@ Array = Any
 _E4M3 = get_format("E4M3")
 _TWO_M127_BITS = 0x00400000  # fp32 bit pattern of 2^-127 (a subnormal)
 _SIGN = -0x80000000  # int32 with only the sign bit set
+#: the smallest positive value of each integer-recipe scale dtype: a block whose scale rounds to 0 in its dtype
+#: divides by this instead (its codes are then the clamp's). Fast paths specialise on these same values.
+ZERO_SCALE_SUBSTITUTE = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}
+
+
+def int_scale_denominator(recipe: INT4Scaling | INT8Scaling) -> float:
+    """What an integer recipe divides its block statistic by to get the scale: ``qmax`` (``"qmax"``) or half the
+    code range (``"half_range"``) of ``amax`` when symmetric, the whole code range of ``max − min`` when not."""
+    fmt = recipe.element
+    if not recipe.symmetric:
+        return float(fmt.qmax - fmt.qmin)
+    return float(fmt.qmax) if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
 
 
 def encode_float(ops: ArrayOps, v: Array, fmt: ElementFormat) -> Array:
@@ -225,18 +237,16 @@ def compute_scales(
             assert vmin is not None and vmax is not None
             return _affine_scales(ops, fmt.qmax, vmin, vmax)
         if recipe.symmetric:
-            denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
-            s = ops.where(amax == 0, 1.0, ops.div(amax, float(denom)))
+            s = ops.where(amax == 0, 1.0, ops.div(amax, int_scale_denominator(recipe)))
             zp = None
         else:
             assert vmin is not None and vmax is not None
             lo = ops.minimum(vmin, 0.0)
             hi = ops.maximum(vmax, 0.0)
-            s = ops.div(hi - lo, float(fmt.qmax - fmt.qmin))
+            s = ops.div(hi - lo, int_scale_denominator(recipe))
             s = ops.where(s == 0, 1.0, s)
         s = ops.load_float(ops.store_float(s, kind))
-        tiny = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}[kind]
-        s = ops.where(s == 0, tiny, s)
+        s = ops.where(s == 0, ZERO_SCALE_SUBSTITUTE[kind], s)
         if not recipe.symmetric:
             zp = ops.i32(ops.clip(float(fmt.qmin) - ops.rint(ops.div_blocks(lo, s)), fmt.qmin, fmt.qmax))
         return Scales(s, s, zero_point=zp)

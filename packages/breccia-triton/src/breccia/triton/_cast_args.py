@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from breccia._math import ZERO_SCALE_SUBSTITUTE, int_scale_denominator
 from breccia._recipes import (
     Float8BlockScaling,
     Float8CurrentScaling,
@@ -26,9 +27,6 @@ from breccia._recipes import (
 def _f32_bits(v: float) -> int:
     """int32 bit pattern of ``np.float32(v)``: the kernel rebuilds fp32 constants from bits, never from literals."""
     return int(np.array([v], np.float32).view(np.int32)[0])
-
-
-_TINY = {"fp32": 1.4e-45, "fp16": 6e-08, "bf16": 9.2e-41}  # _math.compute_scales' zero-scale substitutes
 
 
 @cache
@@ -54,12 +52,9 @@ def _kind_args(recipe: Recipe) -> dict[str, Any]:
     else:
         assert isinstance(recipe, (INT4Scaling, INT8Scaling))
         kind = scale_kind(recipe)
-        if recipe.symmetric:
-            denom = fmt.qmax if recipe.symmetric_range == "qmax" else (fmt.qmax - fmt.qmin) / 2.0
-        else:
-            denom = fmt.qmax - fmt.qmin
-        a.update(KIND=K.KIND_INT, SYM=recipe.symmetric, DENOM=float(denom), QMIN=fmt.qmin, QMAX=fmt.qmax)
-        a.update(SKIND={"fp32": 0, "fp16": 1, "bf16": 2}[kind], TINY_BITS=_f32_bits(_TINY[kind]))
+        denom = int_scale_denominator(recipe)  # the reference's, and its zero-scale substitute: written once in core
+        a.update(KIND=K.KIND_INT, SYM=recipe.symmetric, DENOM=denom, QMIN=fmt.qmin, QMAX=fmt.qmax)
+        a.update(SKIND={"fp32": 0, "fp16": 1, "bf16": 2}[kind], TINY_BITS=_f32_bits(ZERO_SCALE_SUBSTITUTE[kind]))
     return a
 
 
