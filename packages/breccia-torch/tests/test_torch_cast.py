@@ -158,3 +158,22 @@ def test_native_fp8_encoder_equals_shared_encoder(name: str) -> None:
     ml = ml_dtypes.float8_e4m3fn if name == "E4M3" else ml_dtypes.float8_e5m2
     ref = torch.from_numpy(x.numpy().astype(ml).view(np.uint8)).to(torch.int32)
     assert torch.equal(native, ref)
+
+
+def test_raise_inside_cuda_graph_capture_is_refused(device: torch.device) -> None:
+    """``nonfinite="raise"`` needs a host sync, which capture forbids: a clear RecipeError before any kernel is
+    queued, instead of torch's invalidated capture; outside the capture the same call still raises on a NaN."""
+    if device.type != "cuda":
+        pytest.skip("CUDA graph capture needs --device cuda")
+    recipe = breccia.MXFP8BlockScaling()
+    x = torch.randn(64, 256, device=device)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        breccia.cast(x, recipe, nonfinite="propagate")  # warm-up on a side stream, as capture requires
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(breccia.RecipeError, match="nonfinite='propagate'"), torch.cuda.graph(graph):
+        breccia.cast(x, recipe)
+    x[3, 7] = float("nan")
+    with pytest.raises(breccia.NonFiniteError):
+        breccia.cast(x, recipe)

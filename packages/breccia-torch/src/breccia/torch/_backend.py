@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from breccia._errors import DTypeError
+from breccia._errors import DTypeError, RecipeError
 from breccia._generic import cast_generic, dequantize_generic
 from breccia._layouts import Layout
 from breccia._recipes import Recipe
@@ -62,12 +62,31 @@ def _triton_cast() -> Any:
     return cast
 
 
+def _check_capture(t: torch.Tensor, nonfinite: str) -> None:
+    """``nonfinite="raise"`` must read whether any input was NaN/Inf on the host: a sync, which CUDA graph capture
+    forbids. Refuse it before any kernel is queued, with the fix, rather than let torch invalidate the capture with
+    an error that names neither breccia nor the argument. (``t.is_cuda`` first: the capture query raises on a
+    machine without a CUDA driver.)"""
+    if (
+        nonfinite == "raise"
+        and t.is_cuda
+        and not torch.compiler.is_compiling()
+        and torch.cuda.is_current_stream_capturing()
+    ):
+        raise RecipeError(
+            "breccia.cast(nonfinite='raise') on a CUDA tensor while the current stream captures a CUDA graph: "
+            "raising needs a host sync, which capture forbids. Pass nonfinite='propagate' inside the capture "
+            "(NaN and Inf inputs then flow into the result as the format allows, as on every backend)"
+        )
+
+
 class TorchBackend:
     name = "torch"
     ops = TorchOps()
 
     def cast(self, x: Any, recipe: Recipe, layout: Layout, *, nonfinite: str, history: Any) -> Any:
         t = as_float_tensor(x, "breccia.cast")
+        _check_capture(t, nonfinite)
         if t.is_cuda and history is None and not torch.compiler.is_compiling():
             fused = _triton_cast()  # byte-identical and 3-12x faster on an H100 (docs/benchmarks.md)
             if fused is not None:
