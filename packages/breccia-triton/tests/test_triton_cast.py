@@ -357,6 +357,18 @@ def test_cast_inside_cuda_graph_capture(recipe: breccia.Recipe) -> None:
     assert_same(st, breccia.cast(x, recipe, layout=layout, nonfinite="propagate"), dtypes=True)
 
 
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA graph capture needs a GPU")
+def test_raise_inside_cuda_graph_capture_is_refused() -> None:
+    """``nonfinite="raise"`` needs the flag on the host, which capture forbids: breccia-torch refuses it with a
+    RecipeError naming ``"propagate"`` before anything is queued (the graph stays empty), instead of torch's
+    invalidated-capture error at the sync."""
+    x = make_input((64, 256), 0, torch.bfloat16, big=False)
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(breccia.RecipeError, match="nonfinite='propagate'"), torch.cuda.graph(graph):
+        breccia.cast(x, breccia.Float8BlockScaling())
+    assert breccia.cast(x, breccia.Float8BlockScaling()).data.is_cuda  # the same call outside the capture
+
+
 def test_cast_steps_aside_only_for_cuda_capture() -> None:
     """The capture check runs for CUDA tensors only: on a machine whose CUDA build finds no driver (CI's) asking
     raises, yet a CPU cast goes through. On a GPU, inside a real capture, the Triton cast declines (and launches
