@@ -5,8 +5,9 @@ the FP8 dense peak at boost clock, and both lose 7–11 % in 1×128 · 128×128 
 load, TFLOP/s per clock cycle is what a kernel change can still move, and work that costs energy but no issue slots
 (the promotion's FFMAs, shared-memory and L2 traffic) costs time. Each case replays a CUDA graph of 20 calls for
 ``SECONDS`` while ``nvidia-smi -lms 50`` samples the SM clock, power draw and clock-event reasons; the first 0.5 s
-of each window is dropped (clock ramp). Prints one markdown row per case: TFLOP/s, median MHz and W, the reasons
-seen, and FLOP per SM per clock against the FP8 dense peak of 8 192 (sm_90: 1 979 TFLOP/s at 1 830 MHz, 132 SMs).
+of each window is dropped (clock ramp). Prints one markdown row per case: TFLOP/s and its ratio to cuBLAS with the
+same scaling timed in the same process, median MHz and W, the reasons seen, and FLOP per SM per clock against the
+FP8 dense peak of 8 192 (sm_90: 1 979 TFLOP/s at 1 830 MHz, 132 SMs).
 Without a GPU it says so and exits 0."""
 
 from __future__ import annotations
@@ -131,8 +132,7 @@ def main() -> int:
         return 0
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     print(f"card: {torch.cuda.get_device_name()} · torch {torch.__version__} · SMs {sms}\n")
-    print("| M×N×K | GEMM | TFLOP/s | SM MHz (median) | W (median) | clock-event reasons | FLOP/SM/clk | × peak/clk |")
-    print("|---|---|---:|---:|---:|---|---:|---:|")
+
     fd, log = tempfile.mkstemp(suffix=".csv")
     os.close(fd)
     proc = _sampler(log)
@@ -149,17 +149,23 @@ def main() -> int:
     with open(log) as f:
         samples = _parse(f.read().splitlines())
     os.unlink(log)
+    # the peer: cuBLAS with the same scaling, timed in the same process a few seconds apart
+    peer = {(shape, name.split(" ", 1)[1]): tf for shape, name, tf, _, _ in windows if name.startswith("cuBLAS")}
+    print("| M×N×K | GEMM | TFLOP/s | × cuBLAS (same scaling) | SM MHz (median) | W (median) | clock-event reasons "
+          "| FLOP/SM/clk | × peak/clk |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
     for (m, n, k), name, tflops, begin, end in windows:
+        ratio = f"{tflops / peer[((m, n, k), name.split(' ', 1)[1])]:.3f}"
         inside = [s for s in samples if begin <= s[0] <= end]
         if not inside:
-            print(f"| {m}×{n}×{k} | {name} | {tflops:.0f} | no samples | | | | |")
+            print(f"| {m}×{n}×{k} | {name} | {tflops:.0f} | {ratio} | no samples | | | | |")
             continue
         mhz = statistics.median(s[1] for s in inside)
         watts = statistics.median(s[2] for s in inside)
         per_clk = tflops * 1e12 / (sms * mhz * 1e6)
         print(
-            f"| {m}×{n}×{k} | {name} | {tflops:.0f} | {mhz:.0f} | {watts:.0f} | {_reasons([s[3] for s in inside])} | "
-            f"{per_clk:.0f} | {per_clk / PEAK_PER_CLK:.2f} |"
+            f"| {m}×{n}×{k} | {name} | {tflops:.0f} | {ratio} | {mhz:.0f} | {watts:.0f} | "
+            f"{_reasons([s[3] for s in inside])} | {per_clk:.0f} | {per_clk / PEAK_PER_CLK:.2f} |"
         )
     return 0
 
