@@ -97,19 +97,32 @@ def test_ws_refuses_what_it_cannot_run() -> None:
         scaled_gemm(a.data, a.scale, b.data, b.scale, "tensor", torch.float32, impl="ws")
 
 
-def test_older_triton_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Triton < 3.6 has no Gluon of the shape this kernel is written in: ``ws_available`` says so, ``impl='ws'``
-    refuses with the reason, and ``auto`` keeps the Triton kernels (which run here under the interpreter or on CUDA)."""
+@pytest.mark.parametrize("version", ["3.5.1", "3.8.0", "3.9.0"])
+def test_other_triton_falls_back(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton < 3.6 has no Gluon of the shape this kernel is written in, and 3.8 renamed its TMA copies (the kernel
+    failed to compile there): ``ws_available`` says so, ``impl='ws'`` refuses with the reason, and ``auto`` keeps the
+    Triton kernels (which run here under the interpreter or on CUDA)."""
     import triton
 
     from breccia.triton import _gemm
 
     assert not _gemm.ws_available(torch.device("cpu"))
-    monkeypatch.setattr(triton, "__version__", "3.5.1")
+    monkeypatch.setattr(triton, "__version__", version)
     assert _gemm._ws_module() is None
     assert not _gemm.ws_available(torch.device(DEVICE))
     a, b, wq = _tma_operands(129, 256, 256, "block")
     bd, bs = _weight_args(wq, "block")
-    with pytest.raises(breccia.ShapeError, match=r"needs Triton >= 3\.6"):
+    with pytest.raises(breccia.ShapeError, match=r"needs Triton 3\.6 or 3\.7"):
         scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32, impl="ws")
     assert _rel_err(scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32), a, b) < TOL
+
+
+def test_gluon_versions() -> None:
+    """The Gluon kernels load for Triton 3.6 and 3.7 only (the module itself may still be absent: then None too)."""
+    from breccia.triton import _gluon
+
+    assert _gluon._module("_gemm_ws", "3.5.1") is None
+    assert _gluon._module("_gemm_ws", "3.8.0") is None
+    assert _gluon._module("_w4a16_mma", "3.10.0") is None
+    for version in ("3.6.0", "3.7.1"):
+        assert _gluon._module("_gemm_ws", version) is not None

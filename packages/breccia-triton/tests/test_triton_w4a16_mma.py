@@ -1,7 +1,7 @@
 """The Gluon W4A16 fragment kernels (``_w4a16_mma`` for ``(N, K)`` weights, ``_w4a16_mma_kn`` for ``(K, N)``; M ≤ 16)
 against an FP64 product of the dequantized operands, and their routing inside ``w4a16_matmul``.
 
-Gluon has no CPU interpreter, so the numerical tests need a CUDA GPU (sm_80+) and Triton ≥ 3.6; the interpreter
+Gluon has no CPU interpreter, so the numerical tests need a CUDA GPU (sm_80+) and Triton 3.6 or 3.7; the interpreter
 runs of ``test_triton_w4a16.py`` cover the same recipes through the Triton kernels. On CPU the eligibility rules
 and the refusal of a pinned fragment config are checked. The tolerance argument is ``test_triton_w4a16``'s: the
 decode is exact, so the error is the output cast plus FP32 accumulation.

@@ -196,12 +196,12 @@ def _split_buffers(device: torch.device, split: int, m: int, n: int) -> tuple[to
 
 def _ws_module() -> Any:
     """:mod:`._gemm_ws`, or None where this Triton has no Gluon Hopper API of 3.6's shape (breccia-triton accepts
-    Triton 3.2 and newer; the other kernels do not need Gluon)."""
+    Triton 3.2 and newer; the other kernels do not need Gluon; :mod:`._gluon` says which versions)."""
     return gluon_module("_gemm_ws")
 
 
 def ws_available(device: torch.device) -> bool:
-    """Whether the warp-specialised GEMM can run on ``device`` (an sm_90 GPU, Triton >= 3.6)."""
+    """Whether the warp-specialised GEMM can run on ``device`` (an sm_90 GPU, Triton 3.6 or 3.7: :mod:`._gluon`)."""
     return device.type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0) and _ws_module() is not None
 
 
@@ -261,7 +261,7 @@ def scaled_gemm(
         gws = _ws_module()
         if gws is None or not gws.applies(a, b, out_dtype):
             raise ShapeError(
-                f"scaled_gemm(impl='ws'): needs Triton >= 3.6 (Gluon), an sm_90 GPU and TMA-addressable operands; "
+                f"scaled_gemm(impl='ws'): needs Triton 3.6 or 3.7 (Gluon), an sm_90 GPU and TMA-addressable operands; "
                 f"a {tuple(a.shape)} / b {tuple(b.shape)} with strides {a.stride()} / {b.stride()}; use impl='auto'"
             )
         gws.gemm_ws(a, sa2, b, sb2, MODES[mode], c)

@@ -1,6 +1,12 @@
 """Where the Gluon kernels may be imported. breccia-triton accepts Triton 3.2 and newer; the Gluon kernels
-(:mod:`._gemm_ws`, :mod:`._w4a16_mma`) are written against Triton 3.6's Gluon API, so older Tritons keep to the
-Triton kernels."""
+(:mod:`._gemm_ws`, :mod:`._w4a16_mma`) are written against Triton 3.6's Gluon API, so other Tritons keep to the
+Triton kernels.
+
+Why an upper bound too: Gluon is experimental and its API moves between minor releases. Triton 3.8 renamed the
+TMA copies (``async_copy_global_to_shared`` became ``async_load``; 3.9 raises on the old names), so on 3.8+ the
+warp-specialised GEMM failed to compile at its first call. Triton 3.7 keeps 3.6's names and compiles that GEMM
+for sm_90 (checked without a GPU); only 3.6 is measured on a GPU. A newer Triton gets the Triton-language
+kernels, which are slower but correct, until the Gluon kernels are ported and measured on it."""
 
 from __future__ import annotations
 
@@ -10,16 +16,20 @@ from types import ModuleType
 
 import triton
 
+GLUON_TRITON = ((3, 6), (3, 8))  # the Triton minor versions, [from, to), whose Gluon API the kernels are written in
+
 
 def gluon_module(name: str) -> ModuleType | None:
-    """``breccia.triton.<name>``, or None where this Triton is older than 3.6 or has no Gluon of 3.6's shape."""
+    """``breccia.triton.<name>``, or None where this Triton is outside ``GLUON_TRITON`` (3.6 and 3.7) or has no
+    Gluon of 3.6's shape."""
     return _module(name, triton.__version__)
 
 
 @functools.cache
 def _module(name: str, version: str) -> ModuleType | None:
     """Cached per Triton version: asked on every W4A16 call, whose host path is part of an eager decode step."""
-    if tuple(int(v) for v in version.split(".")[:2]) < (3, 6):
+    lo, hi = GLUON_TRITON
+    if not lo <= tuple(int(v) for v in version.split(".")[:2]) < hi:
         return None
     try:
         return importlib.import_module(f"{__package__}.{name}")

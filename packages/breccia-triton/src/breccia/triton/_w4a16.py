@@ -158,7 +158,7 @@ _CC: dict[torch.device, tuple[int, int]] = {}
 
 
 def _mma_applies(x2: torch.Tensor, p: _Plan) -> bool:
-    """Whether a Gluon fragment kernel takes this product: a GPU (Triton ≥ 3.6) with contiguous ``x`` rows, and
+    """Whether a Gluon fragment kernel takes this product: a GPU (Triton 3.6 or 3.7) with contiguous ``x`` rows, and
     the rules of :func:`_mma_fits` for its shape, recipe and compute capability."""
     if not (MMA and not _INTERPRET and x2.is_cuda and x2.stride(-1) == 1):
         return False
@@ -318,7 +318,7 @@ def w4a16_matmul(
                 if config is not None and not _mma_applies(x2, p):
                     raise ShapeError(
                         f"w4a16_matmul: config={cfg!r} pins a Gluon fragment kernel, which needs a GPU with Triton "
-                        f">= 3.6, M <= 16 (got {m}), bf16 x for NVFP4, and an (N, K) weight with K % 128 == 0 and "
+                        f"3.6 or 3.7, M <= 16 (got {m}), bf16 x for NVFP4, and an (N, K) weight with K % 128 == 0 and "
                         f"INT4 groups of 128·j or a (K, N) one with K % 64 == 0, N % 8 == 0, no zero point and "
                         f"NVFP4 1×16 (got K={p.k}, N={p.n}, groups of {p.gk}); pass a Config or None"
                     )
