@@ -69,7 +69,7 @@ def _reasons(masks: list[str]) -> str:
 
 
 def _cases(m: int, n: int, k: int) -> dict[str, Callable[[], Any]]:
-    import torch.nn.functional as F
+    from bench_gpu import blockwise_case
 
     from breccia.triton._gemm import scaled_gemm
 
@@ -77,22 +77,11 @@ def _cases(m: int, n: int, k: int) -> dict[str, Callable[[], Any]]:
     a = (torch.randn((m, k), device="cuda", generator=g) * 2).to(torch.float8_e4m3fn)
     w = (torch.randn((n, k), device="cuda", generator=g) * 2).to(torch.float8_e4m3fn)
     st, sw1 = torch.tensor(0.5, device="cuda"), torch.tensor(0.25, device="cuda")
-    kb, nb = k // 128, n // 128
-    sa = torch.rand(m, kb, device="cuda") + 0.5
-    sw = torch.rand(nb, kb, device="cuda") + 0.5
-    sa_cm, sw_pad = sa.t().contiguous().t(), F.pad(sw, (0, -(-kb // 4) * 4 - kb))
+    sa, sw, _ref, cublas_block = blockwise_case(a, w, 1)  # the benchmark's scales and its cuBLAS blockwise call
     return {
         "cuBLAS tensorwise": lambda: torch._scaled_mm(a, w.t(), scale_a=st, scale_b=sw1, out_dtype=torch.bfloat16),
         "ours tensorwise": lambda: scaled_gemm(a, st, w.t(), sw1, "tensor", torch.bfloat16, impl="ws"),
-        "cuBLAS 1×128·128×128": lambda: F.scaled_mm(
-            a,
-            w.t(),
-            sa_cm,
-            F.ScalingType.BlockWise1x128,
-            sw_pad.t(),
-            F.ScalingType.BlockWise128x128,
-            output_dtype=torch.bfloat16,
-        ),
+        "cuBLAS 1×128·128×128": lambda: cublas_block(w),
         "ours 1×128·128×128": lambda: scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16, impl="ws"),
     }
 
