@@ -39,6 +39,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 
 from ._gemm_tma import _num_sms, _tile_coords, scale_operands  # the tile order is the Triton kernel's (same SASS)
+from ._gluon_compat import tma_load, tma_store
 
 __all__ = ["SMALL_M", "WS_CONFIGS", "WsConfig", "applies", "default_config", "gemm_ws"]
 
@@ -72,10 +73,10 @@ def _producer(
             s = it % STAGES
             mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
             mbarrier.expect(ready.index(s), nbytes)
-            tma.async_copy_global_to_shared(a_desc, [om, ki * BK], ready.index(s), a_bufs.index(s))
-            tma.async_copy_global_to_shared(b_desc, [on, ki * BK], ready.index(s), b_bufs.index(s))
+            tma_load(a_desc, [om, ki * BK], ready.index(s), a_bufs.index(s))
+            tma_load(b_desc, [on, ki * BK], ready.index(s), b_bufs.index(s))
             if MODE == 2:  # the K block's 128 activation scales, (K/128, M) flattened
-                tma.async_copy_global_to_shared(sa_desc, [ki * m_pad + om], ready.index(s), sa_bufs.index(s))
+                tma_load(sa_desc, [ki * m_pad + om], ready.index(s), sa_bufs.index(s))
             it += 1
 
 
@@ -169,7 +170,7 @@ def _consumer(
         tma.store_wait(0)  # the previous tile's store has left this warpgroup's staging buffer
         my_c.store(acc.to(c_desc.dtype))
         fence_async_shared()
-        tma.async_copy_shared_to_global(c_desc, [om, on], my_c)
+        tma_store(c_desc, [om, on], my_c)
     tma.store_wait(0)
 
 

@@ -46,6 +46,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
 from ._gemm import _split_buffers
+from ._gluon_compat import thread_barrier
 from ._w4a16_decode import _word_ptx
 from ._w4a16_tiles import _k_ranges
 
@@ -209,7 +210,7 @@ def _store_out(tot, o_n, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT: g
     else:
         slot = ws_ptr + o_m * N + o_n
         gl.store(slot + gl.program_id(1) * (M * N), tot, mask=ok)
-        gl.thread_barrier()
+        thread_barrier()
         arrived = gl.atomic_add(cnt_ptr + gl.program_id(0), 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT - 1:
             total = gl.load(slot, mask=ok, other=0.0, cache_modifier=".cg")

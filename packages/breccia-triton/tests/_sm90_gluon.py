@@ -1,0 +1,155 @@
+"""Compile the Gluon kernels for sm_90 as a GPU launch would specialise them, with no GPU, and report their SASS.
+
+Why: Gluon has no interpreter, so on a machine without a GPU nothing else runs these kernels through the compiler,
+and Gluon's API moves between Triton minor releases (Triton 3.8 renamed the TMA copies and 3.9 removed the old
+names: the warp-specialised GEMM then failed at its first blockwise call on an H100). This compiles every Gluon
+kernel with the *installed* Triton, whether or not ``breccia.triton._gluon.GLUON_TRITON`` lets it run there, so an
+API break shows up in CI before anyone widens that window.
+
+Run as a script (``python _sm90_gluon.py``) in a process without ``TRITON_INTERPRET``. The launch arguments come
+from ``breccia.triton``'s own host code on CPU tensors; the launch itself is caught before it runs, and the kernel
+goes through Triton's sm_90 compiler and ``ptxas``. Prints one JSON line per case: registers, SASS instructions, the
+tensor-core and local-memory (spill) instruction counts, and a hash of the SASS (a refactor that should not change
+the code can be checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+# (name, kind, args): "ws" takes (mode, M, N, K, small-M tiling); "w4a16" takes (recipe source, form, M, N, K)
+CASES: list[tuple[str, str, tuple[Any, ...]]] = [
+    ("ws tensor 512x512x512", "ws", (0, 512, 512, 512, False)),
+    ("ws row 512x512x512", "ws", (1, 512, 512, 512, False)),
+    ("ws block 512x512x512", "ws", (2, 512, 512, 512, False)),
+    ("ws block small-M 128x512x512", "ws", (2, 128, 512, 512, True)),
+] + [
+    (f"w4a16 {form} {name} M={m}", "w4a16", (src, form, m, 4096, 4096))
+    for name, src, forms in (
+        ("int4 g128", "INT4Scaling(group_size=128)", ("nk", "kn")),
+        ("int4 asym uint g128", "INT4Scaling(group_size=128, symmetric=False, signed=False)", ("nk",)),
+        ("nvfp4", "NVFP4BlockScaling()", ("nk", "kn")),
+    )
+    for form in forms
+    for m in (1, 16)
+]
+
+
+_OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")  # cuobjdump -sass's opcodes
+
+
+def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.runtime.jit import mangle_type  # the launcher's own argument types ("*fp32", "i32", descriptors)
+
+    kw = dict(kw)
+    opts = {"num_warps": kw.pop("num_warps"), **({"maxnreg": kw.pop("maxnreg")} if kw.get("maxnreg") else {})}
+    kw.pop("maxnreg", None)
+    names = list(kernel.arg_names)
+    sig = {n: mangle_type(a) for n, a in zip(names, args)}
+    consts = {n: kw[n] for n in names[len(args) :]}
+    sig |= {n: "constexpr" for n in consts}
+    # the launch's own specialisation: 16-byte aligned pointers and the integers divisible by 16
+    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names[: len(args)])
+             if sig[n].startswith("*") or (isinstance(args[i], int) and args[i] % 16 == 0)}  # fmt: skip
+    return triton.compile(GluonASTSource(kernel, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options=opts)
+
+
+class _Catch:
+    """Stands in for a kernel: records the launch's arguments and stops it."""
+
+    def __init__(self, kernel: Any, caught: dict[str, Any]) -> None:
+        self.kernel, self.caught = kernel, caught
+
+    def __getitem__(self, grid: Any) -> Any:
+        def launch(*args: Any, **kw: Any) -> None:
+            self.caught.update(kernel=self.kernel, args=args, kw=kw)
+            raise StopIteration
+
+        return launch
+
+
+def _ws_launch(mode: int, m: int, n: int, k: int, small: bool) -> None:
+    import torch
+
+    from breccia.triton import _gemm_ws
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=g).to(torch.float8_e4m3fn)
+    w = torch.randn(n, k, generator=g).to(torch.float8_e4m3fn)
+    kb, nb = -(-k // 128), -(-n // 128)
+    sa, sb = {0: (torch.ones(()), torch.ones(())), 1: (torch.ones(m, 1), torch.ones(1, n)),
+              2: (torch.ones(m, kb), torch.ones(kb, nb))}[mode]  # fmt: skip
+    c = torch.empty(m, n, dtype=torch.bfloat16)
+    _gemm_ws.gemm_ws(a, sa, w.t(), sb, mode, c, _gemm_ws.SMALL_M if small else None)
+
+
+def _w4a16_launch(src: str, form: str, m: int, n: int, k: int) -> None:
+    import torch
+
+    import breccia
+    from breccia.triton import _w4a16, _w4a16_mma, _w4a16_mma_kn
+
+    recipe = eval(src, {name: getattr(breccia, name) for name in breccia.__all__})  # CASES' own sources
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(n, k, generator=g)
+    w = breccia.cast(w0.t().contiguous(), recipe, axis=0) if form == "kn" else breccia.cast(w0, recipe, axis=-1)
+    p = _w4a16._plan(w)
+    assert p is not None and p.pack_k == (form == "nk"), (src, form)
+    x = torch.randn(m, k, generator=g).to(torch.bfloat16)
+    out = torch.empty(m, n, dtype=torch.float32)
+    cfg = _w4a16._default_mma_config(m, p, 132)  # an H100's SMs
+    (_w4a16_mma if p.pack_k else _w4a16_mma_kn).launch(x, p, out, cfg)
+
+
+def main() -> None:
+    import triton
+
+    from breccia.triton import _gemm_ws, _w4a16_mma, _w4a16_mma_kn
+
+    caught: dict[str, Any] = {}
+    _gemm_ws._num_sms = lambda device: 132  # an H100's SMs (the host asks the CUDA driver)
+    for mod, attr in ((_gemm_ws, "_gemm_ws_kernel"), (_w4a16_mma, "w4a16_mma_kernel"),
+                      (_w4a16_mma_kn, "w4a16_mma_kn_kernel")):  # fmt: skip
+        setattr(mod, attr, _Catch(getattr(mod, attr), caught))
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    for name, kind, args in CASES:
+        caught.clear()
+        with contextlib.suppress(StopIteration):  # the launch, caught
+            (_ws_launch if kind == "ws" else _w4a16_launch)(*args)
+        if not caught:
+            print(json.dumps({"case": name, "error": "no kernel launch"}), flush=True)
+            continue
+        try:
+            ck = _compile(caught["kernel"], caught["args"], caught["kw"])
+        except Exception as e:  # reported per case: one API break should not hide the others
+            print(json.dumps({"case": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}), flush=True)
+            continue
+        cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_gluon_{os.getpid()}.cubin"
+        cubin.write_bytes(ck.asm["cubin"])
+        sass = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
+        res = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True, check=True)
+        cubin.unlink()
+        regs = re.search(r"REG:(\d+)", res.stdout)
+        ops = Counter(op.split(".")[0] for op in _OPCODE.findall(sass))
+        print(json.dumps({"case": name, "regs": int(regs.group(1)) if regs else None,
+                          "maxnreg": caught["kw"].get("maxnreg"), "instructions": sum(ops.values()),
+                          "mma": ops["QGMMA"] + ops["HGMMA"] + ops["HMMA"], "spills": ops["LDL"] + ops["STL"],
+                          "sha": hashlib.sha256(sass.encode()).hexdigest()[:16]}), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
