@@ -15,12 +15,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from _sm90 import Catch, compile_sm90, sass
 
 # (name, recipe constructor source, input dtype, rows, K): the E2M1 kernels at one row per program (K ≥ 8192, where
 # ptxas 12.8 miscompiled the one-level NVFP4 scale), at two (K = 4096) and with ragged edges (masks), from each
@@ -86,23 +87,11 @@ CASES = (
 
 
 def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any], safe: bool) -> Any:
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-    from triton.runtime.jit import mangle_type  # the launcher's own argument types ("*bf16", "i32", …)
-
     kw = dict(kw)
     kw["NATIVE"] = True  # what the GPU launch passes (the CPU tensor here says False)
     kw["SAFE"] = safe
     opts = {"num_warps": kw.pop("num_warps"), "enable_fp_fusion": kw.pop("enable_fp_fusion", True)}
-    names = list(kernel.arg_names)
-    sig = {n: mangle_type(a) for n, a in zip(names, args)}
-    consts = {n: kw[n] for n in names[len(args) :]}
-    sig |= {n: "constexpr" for n in consts}
-    # the launch's own specialisation: 16-byte aligned pointers and the row lengths it divides by 16
-    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names[: len(args)])
-             if sig[n].startswith("*") or (isinstance(args[i], int) and args[i] % 16 == 0)}  # fmt: skip
-    return triton.compile(ASTSource(kernel, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options=opts)
+    return compile_sm90(kernel, args, kw, opts)
 
 
 class _OnGpu:
@@ -116,7 +105,6 @@ class _OnGpu:
 
 def main() -> None:
     import torch
-    import triton
     from _sass import undefined_reads
 
     import breccia
@@ -127,21 +115,8 @@ def main() -> None:
     os.environ["TRITON_INTERPRET"] = "1"  # after the import: _plan takes the CPU tensor, the kernel stays compilable
     _amax.tensor_amax = lambda x2: x2.abs().amax().float().reshape(1)  # the two-level amax, not a GPU kernel
     caught: dict[str, Any] = {}
-
-    class _Catch:
-        def __init__(self, kernel: Any) -> None:
-            self.kernel = kernel
-
-        def __getitem__(self, grid: Any) -> Any:
-            def launch(*args: Any, **kw: Any) -> None:
-                caught.update(kernel=self.kernel, args=args, kw=kw)
-                raise StopIteration
-
-            return launch
-
     for mod, attr in ((K, "quant_rows_kernel"), (K2, "quant_tiles_kernel"), (K2, "quant_tiles_pairs_kernel")):
-        setattr(mod, attr, _Catch(getattr(mod, attr)))
-    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+        setattr(mod, attr, Catch(getattr(mod, attr), caught))
     for name, src, dt, m, k in CASES:
         recipe = eval(src, {n: getattr(breccia, n) for n in breccia.__all__})  # CASES' own sources
         x = torch.randn(m, k, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dt))
@@ -158,16 +133,10 @@ def main() -> None:
         else:
             warps = _cast._warps(_OnGpu(x.dtype), kw["BKP"] * kw.get("PACK", 1), plan, kw.get("ROW_TILE", False))
         ck = _compile(kernel, caught["args"], kw | {"num_warps": warps}, name.endswith("SAFE"))
-        cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
-        cubin.write_bytes(ck.asm["cubin"])
-        sass = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
-        res = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True, check=True)
-        cubin.unlink()
-        regs = re.search(r"REG:(\d+)", res.stdout)
-        n_ins = len(re.findall(r"/\*[0-9a-f]{4,}\*/\s+\S", sass))
-        print(json.dumps({"case": name, "regs": int(regs.group(1)) if regs else None, "instructions": n_ins,
-                          "undefined": undefined_reads(sass), "sha": hashlib.sha256(sass.encode()).hexdigest()[:16]}),
-              flush=True)  # fmt: skip
+        listing, regs = sass(ck)
+        n_ins = len(re.findall(r"/\*[0-9a-f]{4,}\*/\s+\S", listing))
+        print(json.dumps({"case": name, "regs": regs, "instructions": n_ins, "undefined": undefined_reads(listing),
+                          "sha": hashlib.sha256(listing.encode()).hexdigest()[:16]}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

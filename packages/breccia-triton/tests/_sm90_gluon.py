@@ -18,15 +18,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from _sm90 import Catch, compile_sm90, sass
 
 # (name, kind, args): "ws" takes (mode, M, N, K, small-M tiling); "w4a16" takes (recipe source, form, M, N, K)
 CASES: list[tuple[str, str, tuple[Any, ...]]] = [
@@ -47,39 +47,6 @@ CASES: list[tuple[str, str, tuple[Any, ...]]] = [
 
 
 _OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")  # cuobjdump -sass's opcodes
-
-
-def _compile(kernel: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
-    from triton.runtime.jit import mangle_type  # the launcher's own argument types ("*fp32", "i32", descriptors)
-
-    kw = dict(kw)
-    opts = {"num_warps": kw.pop("num_warps"), **({"maxnreg": kw.pop("maxnreg")} if kw.get("maxnreg") else {})}
-    kw.pop("maxnreg", None)
-    names = list(kernel.arg_names)
-    sig = {n: mangle_type(a) for n, a in zip(names, args)}
-    consts = {n: kw[n] for n in names[len(args) :]}
-    sig |= {n: "constexpr" for n in consts}
-    # the launch's own specialisation: 16-byte aligned pointers and the integers divisible by 16
-    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names[: len(args)])
-             if sig[n].startswith("*") or (isinstance(args[i], int) and args[i] % 16 == 0)}  # fmt: skip
-    return triton.compile(GluonASTSource(kernel, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options=opts)
-
-
-class _Catch:
-    """Stands in for a kernel: records the launch's arguments and stops it."""
-
-    def __init__(self, kernel: Any, caught: dict[str, Any]) -> None:
-        self.kernel, self.caught = kernel, caught
-
-    def __getitem__(self, grid: Any) -> Any:
-        def launch(*args: Any, **kw: Any) -> None:
-            self.caught.update(kernel=self.kernel, args=args, kw=kw)
-            raise StopIteration
-
-        return launch
 
 
 def _ws_launch(mode: int, m: int, n: int, k: int, small: bool) -> None:
@@ -116,16 +83,13 @@ def _w4a16_launch(src: str, form: str, m: int, n: int, k: int) -> None:
 
 
 def main() -> None:
-    import triton
-
     from breccia.triton import _gemm_ws, _w4a16_mma, _w4a16_mma_kn
 
     caught: dict[str, Any] = {}
     _gemm_ws._num_sms = lambda device: 132  # an H100's SMs (the host asks the CUDA driver)
     for mod, attr in ((_gemm_ws, "_gemm_ws_kernel"), (_w4a16_mma, "w4a16_mma_kernel"),
                       (_w4a16_mma_kn, "w4a16_mma_kn_kernel")):  # fmt: skip
-        setattr(mod, attr, _Catch(getattr(mod, attr), caught))
-    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+        setattr(mod, attr, Catch(getattr(mod, attr), caught))
     for name, kind, args in CASES:
         caught.clear()
         with contextlib.suppress(StopIteration):  # the launch, caught
@@ -134,21 +98,18 @@ def main() -> None:
             print(json.dumps({"case": name, "error": "no kernel launch"}), flush=True)
             continue
         try:
-            ck = _compile(caught["kernel"], caught["args"], caught["kw"])
+            kw = dict(caught["kw"])
+            opts = {"num_warps": kw.pop("num_warps"), "maxnreg": kw.pop("maxnreg", None)}
+            ck = compile_sm90(caught["kernel"], caught["args"], kw, {k: v for k, v in opts.items() if v}, gluon=True)
         except Exception as e:  # reported per case: one API break should not hide the others
             print(json.dumps({"case": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}), flush=True)
             continue
-        cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_gluon_{os.getpid()}.cubin"
-        cubin.write_bytes(ck.asm["cubin"])
-        sass = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
-        res = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True, check=True)
-        cubin.unlink()
-        regs = re.search(r"REG:(\d+)", res.stdout)
-        ops = Counter(op.split(".")[0] for op in _OPCODE.findall(sass))
-        print(json.dumps({"case": name, "regs": int(regs.group(1)) if regs else None,
+        listing, regs = sass(ck)
+        ops = Counter(op.split(".")[0] for op in _OPCODE.findall(listing))
+        print(json.dumps({"case": name, "regs": regs,
                           "maxnreg": caught["kw"].get("maxnreg"), "instructions": sum(ops.values()),
                           "mma": ops["QGMMA"] + ops["HGMMA"] + ops["HMMA"], "spills": ops["LDL"] + ops["STL"],
-                          "sha": hashlib.sha256(sass.encode()).hexdigest()[:16]}), flush=True)  # fmt: skip
+                          "sha": hashlib.sha256(listing.encode()).hexdigest()[:16]}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

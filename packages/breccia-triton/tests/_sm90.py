@@ -1,0 +1,66 @@
+"""What the sm_90 compile scripts share (``_sm90_cast.py``, ``_sm90_gluon.py``): catch a kernel's launch from the
+host code, compile it for sm_90 as that launch would specialise it, and list its SASS. No GPU needed: Triton's
+compiler and its bundled ``ptxas`` / ``cuobjdump`` run on any machine."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Catch", "compile_sm90", "sass"]
+
+
+class Catch:
+    """Stands in for a kernel: records the launch's arguments in ``caught`` and stops it (``StopIteration``)."""
+
+    def __init__(self, kernel: Any, caught: dict[str, Any]) -> None:
+        self.kernel, self.caught = kernel, caught
+
+    def __getitem__(self, grid: Any) -> Any:
+        def launch(*args: Any, **kw: Any) -> None:
+            self.caught.update(kernel=self.kernel, args=args, kw=kw)
+            raise StopIteration
+
+        return launch
+
+
+def compile_sm90(
+    kernel: Any, args: tuple[Any, ...], consts: dict[str, Any], options: dict[str, Any], gluon: bool = False
+) -> Any:
+    """``kernel`` (``triton.jit``, or ``gluon.jit`` with ``gluon=True``) compiled for sm_90 with the launch's
+    arguments: their own types (``*bf16``, ``i32``, descriptors), its constexprs, and the launch's specialisation
+    (16-byte aligned pointers, integers divisible by 16)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime.jit import mangle_type
+
+    if gluon:
+        from triton.experimental.gluon._runtime import GluonASTSource as Source
+    else:
+        from triton.compiler import ASTSource as Source
+    names = list(kernel.arg_names)
+    sig = {n: mangle_type(a) for n, a in zip(names, args)}
+    kept = {n: consts[n] for n in names[len(args) :]}
+    sig |= {n: "constexpr" for n in kept}
+    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names[: len(args)])
+             if sig[n].startswith("*") or (isinstance(args[i], int) and args[i] % 16 == 0)}  # fmt: skip
+    return triton.compile(Source(kernel, sig, kept, attrs), target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def sass(compiled: Any) -> tuple[str, int | None]:
+    """The compiled kernel's SASS listing (``cuobjdump -sass``) and its register count (``-res-usage``)."""
+    import triton
+
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    cubin = Path(os.environ.get("TMPDIR", "/tmp")) / f"breccia_sm90_{os.getpid()}.cubin"
+    cubin.write_bytes(compiled.asm["cubin"])
+    try:
+        listing = subprocess.run([str(cuobjdump), "-sass", str(cubin)], capture_output=True, text=True, check=True)
+        res = subprocess.run([str(cuobjdump), "-res-usage", str(cubin)], capture_output=True, text=True, check=True)
+    finally:
+        cubin.unlink()
+    regs = re.search(r"REG:(\d+)", res.stdout)
+    return listing.stdout, int(regs.group(1)) if regs else None
