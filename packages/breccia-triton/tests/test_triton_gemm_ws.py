@@ -40,6 +40,23 @@ def test_ws_kernel(m: int, k: int, n: int, mode: str, name: str, monkeypatch: py
 
 
 @needs_sm90
+@pytest.mark.parametrize(("m", "k", "n"), [(300, 384, 264), (257, 256, 1000)])
+def test_ws_block_scales_either_layout(m: int, k: int, n: int) -> None:
+    """The activation scales are read through their strides: an M-major grid (as DeepGEMM and cuBLAS take it, here
+    with padded columns full of NaN, so a wrong stride shows) gives the same bits as the K-major one."""
+    a, _b, wq = _tma_operands(m, k, n, "block")
+    bd, bs = _weight_args(wq, "block")
+    kb = a.scale.shape[1]
+    padded = torch.full((kb, m + 5), float("nan"), device=a.scale.device)
+    sa_m_major = padded[:, :m].t()
+    sa_m_major.copy_(a.scale)
+    assert sa_m_major.stride() == (1, m + 5) and a.scale.stride() == (kb, 1)
+    out = scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32, impl="ws")
+    assert not torch.isnan(out).any()
+    assert torch.equal(out, scaled_gemm(a.data, sa_m_major, bd, bs, "block", torch.float32, impl="ws"))
+
+
+@needs_sm90
 def test_tuning_picks_a_config_and_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """``BRECCIA_TRITON_TUNE=1``: the first call per shape class times every config and remembers the fastest; the
     result is the same product."""
