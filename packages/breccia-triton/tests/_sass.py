@@ -13,8 +13,9 @@ its subroutine writes (``div.rn``'s slow path returns its quotient that way), an
 from __future__ import annotations
 
 import re
+from collections import Counter
 
-__all__ = ["undefined_reads"]
+__all__ = ["opcodes", "undefined_reads"]
 
 _LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]*)\s*([^;]*);")
 # opcodes whose operands are all sources (stores, branches, barriers) or whose first operands are predicates
@@ -43,6 +44,11 @@ def _parse(listing: str) -> list[tuple[int, bool, str, list[str]]]:
          [a.strip().replace(".reuse", "") for a in m.group(4).split(",") if a.strip()])
         for m in _LINE.finditer(listing)
     ]  # fmt: skip
+
+
+def opcodes(listing: str) -> Counter[str]:
+    """How many instructions of each opcode (its first dot-separated part: ``QGMMA``, ``LDL``, …) the listing has."""
+    return Counter(op.split(".")[0] for _, _, op, _ in _parse(listing))
 
 
 def _dest(op: str, args: list[str]) -> tuple[str | None, list[str]]:

@@ -4,13 +4,15 @@ compiler and its bundled ``ptxas`` / ``cuobjdump`` run on any machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Catch", "compile_sm90", "sass"]
+__all__ = ["Catch", "compile_sm90", "run_script", "sass"]
 
 
 class Catch:
@@ -64,3 +66,14 @@ def sass(compiled: Any) -> tuple[str, int | None]:
         cubin.unlink()
     regs = re.search(r"REG:(\d+)", res.stdout)
     return listing.stdout, int(regs.group(1)) if regs else None
+
+
+def run_script(script: str, tmp_path: Path, timeout: float) -> list[dict[str, Any]]:
+    """Run one of the compile scripts of this folder in a subprocess and return its JSON lines. A subprocess,
+    because ``TRITON_INTERPRET`` (set by ``conftest.py`` without a GPU) replaces the compiler in the test process;
+    ``timeout`` turns a compiler that hangs into a failure, not a stalled run."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TMPDIR": str(tmp_path)}
+    cmd = [sys.executable, str(Path(__file__).parent / script)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]

@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _sass import opcodes
 from _sm90 import Catch, compile_sm90, sass
 
 # (name, kind, args): "ws" takes (mode, M, N, K, small-M tiling); "w4a16" takes (recipe source, form, M, N, K)
@@ -44,9 +43,6 @@ CASES: list[tuple[str, str, tuple[Any, ...]]] = [
     for form in forms
     for m in (1, 16)
 ]
-
-
-_OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")  # cuobjdump -sass's opcodes
 
 
 def _ws_launch(mode: int, m: int, n: int, k: int, small: bool) -> None:
@@ -105,7 +101,7 @@ def main() -> None:
             print(json.dumps({"case": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}), flush=True)
             continue
         listing, regs = sass(ck)
-        ops = Counter(op.split(".")[0] for op in _OPCODE.findall(listing))
+        ops = opcodes(listing)
         print(json.dumps({"case": name, "regs": regs,
                           "maxnreg": caught["kw"].get("maxnreg"), "instructions": sum(ops.values()),
                           "mma": ops["QGMMA"] + ops["HGMMA"] + ops["HMMA"], "spills": ops["LDL"] + ops["STL"],

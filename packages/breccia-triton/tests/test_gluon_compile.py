@@ -10,10 +10,6 @@ these register-budgeted kernels is a performance fault a GPU run would only show
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,20 +17,15 @@ import pytest
 triton = pytest.importorskip("triton")
 pytest.importorskip("triton.backends.nvidia")
 
-from _sm90_gluon import CASES  # noqa: E402  (after the skips: it names no Triton module at import)
+from _sm90 import run_script  # noqa: E402  (after the skips)
+from _sm90_gluon import CASES  # noqa: E402
 
 GLUON = tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 6)
 
 
 @pytest.mark.skipif(not GLUON, reason="the Gluon kernels are written in Triton 3.6's Gluon")
 def test_gluon_kernels_compile_for_sm90(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TMPDIR": str(tmp_path)}
-    script = Path(__file__).parent / "_sm90_gluon.py"
-    # 14 compiles: ~25 s on two CPU cores; the limit turns a compiler that hangs into a failure, not a stalled run
-    cmd = [sys.executable, str(script)]
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    results = run_script("_sm90_gluon.py", tmp_path, timeout=600)  # 14 compiles: ~25 s on two CPU cores
     assert [r["case"] for r in results] == [c[0] for c in CASES]  # every case reported, none skipped
     for r in results:
         assert "error" not in r, r

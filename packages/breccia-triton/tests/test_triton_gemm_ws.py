@@ -43,8 +43,9 @@ def test_ws_kernel(m: int, k: int, n: int, mode: str, name: str, monkeypatch: py
 @pytest.mark.parametrize(("m", "k", "n"), [(300, 384, 264), (257, 256, 1000)])
 def test_ws_block_scales_either_layout(m: int, k: int, n: int) -> None:
     """The activation scales are read through their strides: an M-major grid (as DeepGEMM and cuBLAS take it, here
-    with padded columns full of NaN, so a wrong stride shows) gives the same bits as the K-major one."""
-    a, _b, wq = _tma_operands(m, k, n, "block")
+    with padded columns full of NaN, so a wrong stride shows) gives the same bits as the K-major one, within the
+    tolerance of the FP64 product."""
+    a, b, wq = _tma_operands(m, k, n, "block")
     bd, bs = _weight_args(wq, "block")
     kb = a.scale.shape[1]
     padded = torch.full((kb, m + 5), float("nan"), device=a.scale.device)
@@ -53,6 +54,7 @@ def test_ws_block_scales_either_layout(m: int, k: int, n: int) -> None:
     assert sa_m_major.stride() == (1, m + 5) and a.scale.stride() == (kb, 1)
     out = scaled_gemm(a.data, a.scale, bd, bs, "block", torch.float32, impl="ws")
     assert not torch.isnan(out).any()
+    assert _rel_err(out, a, b) < TOL  # the FP64 product of the dequantized operands, not only the two layouts
     assert torch.equal(out, scaled_gemm(a.data, sa_m_major, bd, bs, "block", torch.float32, impl="ws"))
 
 

@@ -8,10 +8,6 @@ tested first, on listings in ``cuobjdump -sass``'s format, the first one the ker
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +15,7 @@ import pytest
 pytest.importorskip("triton")
 
 from _sass import undefined_reads
+from _sm90 import run_script
 from _sm90_cast import CASES
 
 
@@ -113,14 +110,8 @@ def test_cast_kernels_read_no_undefined_register(tmp_path: Path) -> None:
     that reads a register nothing wrote has no defined result, whatever the interpreter says. A subprocess, because
     ``TRITON_INTERPRET`` replaces the compiler in this one."""
     pytest.importorskip("triton.backends.nvidia")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TMPDIR": str(tmp_path)}
-    script = Path(__file__).parent / "_sm90_cast.py"
-    # 66 compiles: ~70 s on two CPU cores; the limit turns a compiler that hangs into a failure, not a stalled run
-    run = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=False, timeout=1200
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    # 66 compiles: ~70 s on two CPU cores
+    results = run_script("_sm90_cast.py", tmp_path, timeout=1200)
     assert [r["case"] for r in results] == [c[0] for c in CASES]  # every case compiled, none skipped
     for r in results:
         assert "error" not in r, r
