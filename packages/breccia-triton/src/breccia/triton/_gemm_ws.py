@@ -9,7 +9,10 @@ idle meanwhile. Here each CTA runs three partitions that synchronise only throug
 * two **consumer** warpgroups each own 64 rows of the CTA's 128-row tile. A consumer issues K block j + 1's
   ``wgmma`` into a fresh FP32 accumulator before it waits for block j's, then frees block j's slot and adds its
   partial product (scaled by ``sa · sb`` in block mode) into its running FP32 sum. So each promotion overlaps the
-  warpgroup's own next MMAs as well as the other warpgroup's: the two are not in lockstep.
+  warpgroup's own next MMAs as well as the other warpgroup's: the two are not in lockstep. In block mode a consumer
+  reads the K block's activation scales from the slot right after issuing its MMAs (``early_scales``), so no
+  shared-memory read sits between the MMA wait and the slot's release (0.5–1 % on the blockwise geometric mean,
+  benchmarks/NOTES.md, twenty-fourth session).
 
 The arithmetic is that of :mod:`._gemm` and :mod:`._gemm_tma` (same promotion interval, same order of the FP32
 additions within a K block is the tensor core's), so the three kernels agree to the recipe's tolerance, not bitwise.
@@ -49,10 +52,10 @@ _HALF = 64  # rows per consumer warpgroup (one wgmma M extent)
 @gluon.jit
 def _producer(
     p, MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-    G: gl.constexpr,
+    G: gl.constexpr, EARLY: gl.constexpr,
 ):  # fmt: skip
-    """One warp: walk the same tiles as the consumers and keep the slot ring full. (``G`` is unused: Gluon wants one
-    signature for every worker partition.)"""
+    """One warp: walk the same tiles as the consumers and keep the slot ring full. (``G`` and ``EARLY`` are
+    unused: Gluon wants one signature for every worker partition.)"""
     a_desc, b_desc, _c_desc, sa_desc, _sb_ptr, shape, _strides, bufs, bars, _c_smem = p
     M, N, K = shape
     a_bufs, b_bufs, sa_bufs = bufs
@@ -81,24 +84,35 @@ def _producer(
 
 
 @gluon.jit
-def _issue(a_bufs, b_bufs, ready, it, zero, sb_ptr, kb, nb, strides,
-           MODE: gl.constexpr, STAGES: gl.constexpr, G: gl.constexpr):  # fmt: skip
-    """Wait for K block ``kb``'s slot and start its MMAs into a fresh accumulator; fetch its weight block scale."""
+def _issue(a_bufs, b_bufs, sa_bufs, ready, it, zero, sb_ptr, kb, nb, strides, MODE: gl.constexpr,
+           STAGES: gl.constexpr, G: gl.constexpr, EARLY: gl.constexpr, row_layout: gl.constexpr):  # fmt: skip
+    """Wait for K block ``kb``'s slot and start its MMAs into a fresh accumulator; fetch its weight block scale and,
+    with ``EARLY``, its activation scales from the slot now (the slot stays ours until :func:`_retire` frees it)."""
     _s_sam, _s_sak, s_sbk, s_sbn = strides
     s = it % STAGES
     mbarrier.wait(ready.index(s), (it // STAGES) & 1)
     a = a_bufs.index(s).slice(G * 64, 64, dim=0)
     part = warpgroup_mma(a, b_bufs.index(s).permute((1, 0)), zero, use_acc=False, is_async=True)
     sb = gl.load(sb_ptr + kb * s_sbk + nb * s_sbn) if MODE == 2 else nb
-    return part, sb
+    sa = sa_bufs.index(s).slice(G * 64, 64).load(row_layout) if MODE == 2 and EARLY else sb  # else: not read
+    return part, sb, sa
 
 
 @gluon.jit
-def _retire(acc, part, sb, sa_bufs, empty, it, PENDING: gl.constexpr, MODE: gl.constexpr, STAGES: gl.constexpr,
-            G: gl.constexpr, row_layout: gl.constexpr):  # fmt: skip
-    """Wait until at most ``PENDING`` MMA groups are in flight (so ``part`` is done), free its slot, add it."""
+def _issue_at(q, it, kb, MODE: gl.constexpr, STAGES: gl.constexpr, G: gl.constexpr, EARLY: gl.constexpr,
+              row_layout: gl.constexpr):  # fmt: skip
+    """:func:`_issue` with the tile's loop-invariant arguments bundled (``q``)."""
+    a_bufs, b_bufs, sa_bufs, ready, zero, sb_ptr, nb, strides = q
+    return _issue(a_bufs, b_bufs, sa_bufs, ready, it, zero, sb_ptr, kb, nb, strides, MODE, STAGES, G, EARLY, row_layout)
+
+
+@gluon.jit
+def _retire(acc, part, sb, sa, sa_bufs, empty, it, PENDING: gl.constexpr, MODE: gl.constexpr,
+            STAGES: gl.constexpr, G: gl.constexpr, EARLY: gl.constexpr, row_layout: gl.constexpr):  # fmt: skip
+    """Wait until at most ``PENDING`` MMA groups are in flight (so ``part`` is done), free its slot, add it. Without
+    ``EARLY`` the activation scales are read from the slot here, between the MMA wait and the slot's release."""
     part = warpgroup_mma_wait(PENDING, deps=(part,))
-    if MODE == 2:
+    if MODE == 2 and not EARLY:
         sa = sa_bufs.index(it % STAGES).slice(G * 64, 64).load(row_layout)
     mbarrier.arrive(empty.index(it % STAGES), count=1)
     if MODE == 2:
@@ -113,7 +127,7 @@ def _retire(acc, part, sb, sa_bufs, empty, it, PENDING: gl.constexpr, MODE: gl.c
 @gluon.jit
 def _consumer(
     p, MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-    G: gl.constexpr,
+    G: gl.constexpr, EARLY: gl.constexpr,
 ):  # fmt: skip
     """One warpgroup: rows ``64·G … 64·G + 63`` of every tile; promotion to FP32 after each 128-K block.
 
@@ -144,21 +158,19 @@ def _consumer(
         nb = on // 128
         rows = om + gl.arange(0, HALF, layout=row_layout)
         acc = gl.zeros((HALF, BN), gl.float32, acc_layout)
-        x, xb = _issue(a_bufs, b_bufs, ready, it, zero, sb_ptr, 0, nb, strides, MODE, STAGES, G)
+        q = (a_bufs, b_bufs, sa_bufs, ready, zero, sb_ptr, nb, strides)
+        x, xb, xa = _issue_at(q, it, 0, MODE, STAGES, G, EARLY, row_layout)
         for j in range(1, k_tiles - 1, 2):
-            y, yb = _issue(a_bufs, b_bufs, ready, it + j, zero, sb_ptr, j, nb, strides, MODE, STAGES, G)
-            acc = _retire(acc, x, xb, sa_bufs, empty, it + j - 1, 1, MODE, STAGES, G, row_layout)
-            x, xb = _issue(a_bufs, b_bufs, ready, it + j + 1, zero, sb_ptr, j + 1, nb, strides, MODE, STAGES, G)
-            acc = _retire(acc, y, yb, sa_bufs, empty, it + j, 1, MODE, STAGES, G, row_layout)
+            y, yb, ya = _issue_at(q, it + j, j, MODE, STAGES, G, EARLY, row_layout)
+            acc = _retire(acc, x, xb, xa, sa_bufs, empty, it + j - 1, 1, MODE, STAGES, G, EARLY, row_layout)
+            x, xb, xa = _issue_at(q, it + j + 1, j + 1, MODE, STAGES, G, EARLY, row_layout)
+            acc = _retire(acc, y, yb, ya, sa_bufs, empty, it + j, 1, MODE, STAGES, G, EARLY, row_layout)
         if k_tiles % 2 == 0:
-            y, yb = _issue(
-                a_bufs, b_bufs, ready, it + k_tiles - 1, zero, sb_ptr, k_tiles - 1, nb, strides,
-                MODE, STAGES, G,
-            )  # fmt: skip
-            acc = _retire(acc, x, xb, sa_bufs, empty, it + k_tiles - 2, 1, MODE, STAGES, G, row_layout)
-            acc = _retire(acc, y, yb, sa_bufs, empty, it + k_tiles - 1, 0, MODE, STAGES, G, row_layout)
+            y, yb, ya = _issue_at(q, it + k_tiles - 1, k_tiles - 1, MODE, STAGES, G, EARLY, row_layout)
+            acc = _retire(acc, x, xb, xa, sa_bufs, empty, it + k_tiles - 2, 1, MODE, STAGES, G, EARLY, row_layout)
+            acc = _retire(acc, y, yb, ya, sa_bufs, empty, it + k_tiles - 1, 0, MODE, STAGES, G, EARLY, row_layout)
         else:
-            acc = _retire(acc, x, xb, sa_bufs, empty, it + k_tiles - 1, 0, MODE, STAGES, G, row_layout)
+            acc = _retire(acc, x, xb, xa, sa_bufs, empty, it + k_tiles - 1, 0, MODE, STAGES, G, EARLY, row_layout)
         it += k_tiles
         if MODE == 0:
             acc = acc * (gl.load(sa_ptr) * gl.load(sb_ptr))
@@ -180,6 +192,7 @@ def _gemm_ws_kernel(
     M, N, K,
     s_sam, s_sak, s_sbk, s_sbn,
     MODE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
+    EARLY: gl.constexpr,
 ):  # fmt: skip
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, 128, BK], a_desc.layout)
     b_bufs = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BN, BK], b_desc.layout)
@@ -197,9 +210,9 @@ def _gemm_ws_kernel(
     )  # fmt: skip
     gl.warp_specialize(
         [
-            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 0)),
-            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 1)),
-            (_producer, (p, MODE, BN, BK, STAGES, GROUP_M, 0)),
+            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 0, EARLY)),
+            (_consumer, (p, MODE, BN, BK, STAGES, GROUP_M, 1, EARLY)),
+            (_producer, (p, MODE, BN, BK, STAGES, GROUP_M, 0, EARLY)),
         ],
         [4, 1],
         [232, 40],
@@ -212,6 +225,7 @@ class WsConfig(NamedTuple):
     bn: int
     stages: int
     group_m: int = 8
+    early_scales: bool = True  # block mode: read a K block's activation scales at its MMA issue, not at its retire
 
 
 # The register budget fixes the tile: per consumer thread, a 64×128 FP32 sum and two 64×128 partial products in
@@ -221,6 +235,7 @@ WS_CONFIGS: dict[str, WsConfig] = {
     "128x128 s4": WsConfig(128, 4),
     "128x128 s5 g16": WsConfig(128, 5, 16),
     "128x128 s4 g16": WsConfig(128, 4, 16),
+    "128x128 s5 late scales": WsConfig(128, 5, early_scales=False),
 }
 
 
@@ -319,7 +334,7 @@ def gemm_ws(
         progs = min(_num_sms(a.device.index or 0), tiles)
         _gemm_ws_kernel[(progs,)](
             a_desc, b_desc, c_desc, sa_in, sb2, m, n, k, *strides,
-            MODE=mode, BN=cfg.bn, BK=bk, STAGES=cfg.stages, GROUP_M=cfg.group_m,
+            MODE=mode, BN=cfg.bn, BK=bk, STAGES=cfg.stages, GROUP_M=cfg.group_m, EARLY=cfg.early_scales,
             num_warps=4, maxnreg=168,
         )  # fmt: skip
 
