@@ -27,6 +27,10 @@ import torch
 
 SECONDS = float(os.environ.get("SECONDS_PER_CASE", "3"))
 SHAPES = [(4096, 7168, 16384), (4096, 7168, 2048), (8192, 8192, 8192)]
+if os.environ.get("PROBE_SHAPES"):  # "M,N,K M,N,K ..."
+    SHAPES = [tuple(int(v) for v in s.split(",")) for s in os.environ["PROBE_SHAPES"].split()]
+# blockwise only, extra rows for named configs of the warp-specialised kernel ("128x128 s5 late scales;...")
+WS_CONFIGS = [c for c in os.environ.get("PROBE_WS_CONFIGS", "").split(";") if c]
 PEAK_PER_CLK = 8192.0  # FP8 dense FLOP per SM per clock on sm_90
 
 
@@ -78,12 +82,24 @@ def _cases(m: int, n: int, k: int) -> dict[str, Callable[[], Any]]:
     w = (torch.randn((n, k), device="cuda", generator=g) * 2).to(torch.float8_e4m3fn)
     st, sw1 = torch.tensor(0.5, device="cuda"), torch.tensor(0.25, device="cuda")
     sa, sw, _ref, cublas_block = blockwise_case(a, w, 1)  # the benchmark's scales and its cuBLAS blockwise call
+    from breccia.triton import _gemm_ws
+
+    def forced(cfg: str) -> Callable[[], Any]:
+        def call() -> Any:
+            _gemm_ws.FORCE = _gemm_ws.WS_CONFIGS[cfg]
+            try:
+                return scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16, impl="ws")
+            finally:
+                _gemm_ws.FORCE = None
+
+        return call
+
     return {
         "cuBLAS tensorwise": lambda: torch._scaled_mm(a, w.t(), scale_a=st, scale_b=sw1, out_dtype=torch.bfloat16),
         "ours tensorwise": lambda: scaled_gemm(a, st, w.t(), sw1, "tensor", torch.bfloat16, impl="ws"),
         "cuBLAS 1×128·128×128": lambda: cublas_block(w),
         "ours 1×128·128×128": lambda: scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16, impl="ws"),
-    }
+    } | {f"ours 1×128·128×128 ({cfg})": forced(cfg) for cfg in WS_CONFIGS}
 
 
 def _run(fn: Callable[[], Any], flops: float) -> tuple[float, dt.datetime, dt.datetime]:
@@ -144,7 +160,7 @@ def main() -> int:
           "| FLOP/SM/clk | × peak/clk |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---|---:|---:|")
     for (m, n, k), name, tflops, begin, end in windows:
-        ratio = f"{tflops / peer[((m, n, k), name.split(' ', 1)[1])]:.3f}"
+        ratio = f"{tflops / peer[((m, n, k), name.split(' ', 1)[1].split(' (')[0])]:.3f}"
         inside = [s for s in samples if begin <= s[0] <= end]
         if not inside:
             print(f"| {m}×{n}×{k} | {name} | {tflops:.0f} | {ratio} | no samples | | | | |")
