@@ -11,8 +11,8 @@ idle meanwhile. Here each CTA runs three partitions that synchronise only throug
   partial product (scaled by ``sa · sb`` in block mode) into its running FP32 sum. So each promotion overlaps the
   warpgroup's own next MMAs as well as the other warpgroup's: the two are not in lockstep. In block mode a consumer
   reads the K block's activation scales from the slot right after issuing its MMAs (``early_scales``), so no
-  shared-memory read sits between the MMA wait and the slot's release (0.5–1 % on the blockwise geometric mean,
-  benchmarks/NOTES.md, twenty-fourth session).
+  shared-memory read sits between the MMA wait and the slot's release (+0.2–1.3 % on the blockwise geometric mean,
+  −6–8 % at 16384×7168×16384 alone: benchmarks/NOTES.md, twenty-fourth session).
 
 The arithmetic is that of :mod:`._gemm` and :mod:`._gemm_tma` (same promotion interval, same order of the FP32
 additions within a K block is the tensor core's), so the three kernels agree to the recipe's tolerance, not bitwise.
@@ -229,7 +229,8 @@ class WsConfig(NamedTuple):
 
 
 # The register budget fixes the tile: per consumer thread, a 64×128 FP32 sum and two 64×128 partial products in
-# flight are 192 of its 232 registers, so BN stays 128; the configs differ in ring depth and tile order.
+# flight are 192 of its 232 registers, so BN stays 128; the configs differ in ring depth, tile order and (block mode)
+# where the activation scales are read.
 WS_CONFIGS: dict[str, WsConfig] = {
     "128x128 s5": WsConfig(128, 5),
     "128x128 s4": WsConfig(128, 4),
