@@ -57,23 +57,30 @@ def ms(fn: Callable[[], Any], rep: int = 100) -> float:
 
 
 def best_of(fns: dict[str, Callable[[], Any]], rounds: int = 2, rep: int = 100) -> dict[str, float]:
-    """Each callable's best median over ``rounds`` interleaved rounds (A B C, A B C): comparable under drift."""
+    """Each callable's best median over ``rounds`` interleaved rounds, each starting further along the list
+    (A B C, B C A, ...): comparable under drift, and no callable is always timed first."""
     best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], ms(fn, rep))
+    for r in range(rounds):
+        for name in rotated(list(fns), r, rounds):
+            best[name] = min(best[name], ms(fns[name], rep))
     return best
+
+
+def rotated(names: list[str], r: int, rounds: int) -> list[str]:
+    """Round ``r`` of ``rounds``: the names starting ``r/rounds`` of the way along, so the starts spread evenly."""
+    start = r * len(names) // rounds
+    return names[start:] + names[:start]
 
 
 def gpu_time(fns: dict[str, Callable[[], Any]], rounds: int = 2) -> dict[str, float]:
     """Each callable's best GPU ms per call over ``rounds`` interleaved rounds of CUDA-graph replays (no host
-    launch cost; inputs larger than L2 are read cold every call)."""
+    launch cost; inputs larger than L2 are read cold every call), rotated as :func:`best_of`'s."""
     from bench_triton_w4a16 import _graph_us
 
     best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], _graph_us([fn]) / 1e3)
+    for r in range(rounds):
+        for name in rotated(list(fns), r, rounds):
+            best[name] = min(best[name], _graph_us([fns[name]]) / 1e3)
     return best
 
 
