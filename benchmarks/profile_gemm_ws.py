@@ -4,7 +4,10 @@
   Triton kernel and cuBLAS (blockwise 4096×7168×2048), each call queued behind ~10 ms of GPU work so no launch
   waits for the GPU: the Python cost of a call, not its GPU time.
 - ``ncu -k regex:gemm_ws --launch-skip 2 --launch-count 1 --metrics <stall metrics> python
-  benchmarks/profile_gemm_ws.py ncu [block|tensor]``: three calls at 4096×7168×16384 for ncu to sample the third.
+  benchmarks/profile_gemm_ws.py ncu [block|tensor] [M N K] [config name]``: three calls (default 4096×7168×16384,
+  the default config, or one of ``_gemm_ws.WS_CONFIGS`` by name) for ncu to sample the third. With L2 metrics
+  (``lts__t_sector_hit_rate.pct``, ``dram__bytes_read.sum``) this asks whether two configs differ in how the CTAs
+  share operands through L2 (the twenty-fourth session's question at 16384×7168×16384).
 """
 
 from __future__ import annotations
@@ -53,8 +56,11 @@ def host() -> None:
         print(f"{name}: host {1e6 * (t1 - t0) / 50:.1f} µs per call", flush=True)
 
 
-def ncu(kind: str) -> None:
-    args, _ = _operands(4096, 7168, 16384, kind)
+def ncu(kind: str, shape: tuple[int, int, int] = (4096, 7168, 16384), config: str | None = None) -> None:
+    from breccia.triton import _gemm_ws
+
+    args, _ = _operands(*shape, kind)
+    _gemm_ws.FORCE = _gemm_ws.WS_CONFIGS[config] if config else None
     for _ in range(3):
         scaled_gemm(*args, torch.bfloat16, impl="ws")
     torch.cuda.synchronize()
@@ -66,6 +72,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["host"]:
         host()
     elif sys.argv[1:2] == ["ncu"]:
-        ncu(sys.argv[2] if len(sys.argv) > 2 else "block")
+        rest = sys.argv[2:]
+        shape = tuple(int(v) for v in rest[1:4]) if len(rest) >= 4 else (4096, 7168, 16384)
+        ncu(rest[0] if rest else "block", shape, " ".join(rest[4:]) or None)  # type: ignore[arg-type]
     else:
         sys.exit(__doc__)
