@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -73,8 +74,9 @@ def _reasons(masks: list[str]) -> str:
 
 
 def _cases(m: int, n: int, k: int) -> dict[str, Callable[[], Any]]:
-    from bench_gpu import blockwise_case
+    from bench_gpu import _forced, blockwise_case
 
+    from breccia.triton import _gemm_ws
     from breccia.triton._gemm import scaled_gemm
 
     g = torch.Generator(device="cuda").manual_seed(m + n + k)
@@ -82,24 +84,16 @@ def _cases(m: int, n: int, k: int) -> dict[str, Callable[[], Any]]:
     w = (torch.randn((n, k), device="cuda", generator=g) * 2).to(torch.float8_e4m3fn)
     st, sw1 = torch.tensor(0.5, device="cuda"), torch.tensor(0.25, device="cuda")
     sa, sw, _ref, cublas_block = blockwise_case(a, w, 1)  # the benchmark's scales and its cuBLAS blockwise call
-    from breccia.triton import _gemm_ws
 
-    def forced(cfg: str) -> Callable[[], Any]:
-        def call() -> Any:
-            _gemm_ws.FORCE = _gemm_ws.WS_CONFIGS[cfg]
-            try:
-                return scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16, impl="ws")
-            finally:
-                _gemm_ws.FORCE = None
-
-        return call
+    def block() -> Any:
+        return scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16, impl="ws")
 
     return {
         "cuBLAS tensorwise": lambda: torch._scaled_mm(a, w.t(), scale_a=st, scale_b=sw1, out_dtype=torch.bfloat16),
         "ours tensorwise": lambda: scaled_gemm(a, st, w.t(), sw1, "tensor", torch.bfloat16, impl="ws"),
         "cuBLAS 1×128·128×128": lambda: cublas_block(w),
-        "ours 1×128·128×128": lambda: scaled_gemm(a, sa, w.t(), sw.t(), "block", torch.bfloat16, impl="ws"),
-    } | {f"ours 1×128·128×128 ({cfg})": forced(cfg) for cfg in WS_CONFIGS}
+        "ours 1×128·128×128": block,
+    } | {f"ours 1×128·128×128 ({c})": partial(_forced, _gemm_ws, _gemm_ws.WS_CONFIGS[c], block) for c in WS_CONFIGS}
 
 
 def _run(fn: Callable[[], Any], flops: float) -> tuple[float, dt.datetime, dt.datetime]:

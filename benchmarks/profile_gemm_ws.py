@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from bench_gpu import _fp8, blockwise_case
+from bench_gpu import _forced, _fp8, blockwise_case
 
 from breccia.triton._gemm import scaled_gemm
 
@@ -60,9 +60,9 @@ def ncu(kind: str, shape: tuple[int, int, int] = (4096, 7168, 16384), config: st
     from breccia.triton import _gemm_ws
 
     args, _ = _operands(*shape, kind)
-    _gemm_ws.FORCE = _gemm_ws.WS_CONFIGS[config] if config else None
+    cfg = _gemm_ws.WS_CONFIGS[config] if config else None
     for _ in range(3):
-        scaled_gemm(*args, torch.bfloat16, impl="ws")
+        _forced(_gemm_ws, cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     torch.cuda.synchronize()
 
 
