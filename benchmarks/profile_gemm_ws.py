@@ -4,10 +4,10 @@
   Triton kernel and cuBLAS (blockwise 4096×7168×2048), each call queued behind ~10 ms of GPU work so no launch
   waits for the GPU: the Python cost of a call, not its GPU time.
 - ``ncu -k regex:gemm_ws --launch-skip 2 --launch-count 1 --metrics <stall metrics> python
-  benchmarks/profile_gemm_ws.py ncu [block|tensor] [M N K] [config name]``: three calls (default 4096×7168×16384,
-  the default config, or one of ``_gemm_ws.WS_CONFIGS`` by name) for ncu to sample the third. With L2 metrics
-  (``lts__t_sector_hit_rate.pct``, ``dram__bytes_read.sum``) this asks whether two configs differ in how the CTAs
-  share operands through L2 (the twenty-fourth session's question at 16384×7168×16384).
+  benchmarks/profile_gemm_ws.py ncu [block|tensor] [M N K] [config]``: three calls (default 4096×7168×16384, the
+  default config, one of ``_gemm_ws.WS_CONFIGS`` by name, or ``BN,STAGES,GROUP_M,EARLY``) for ncu to sample the
+  third. With L2 metrics (``lts__t_sector_hit_rate.pct``, ``dram__bytes_read.sum``) this asks whether two configs
+  differ in how the CTAs share operands through L2 (the twenty-fourth session's question at 16384×7168×16384).
 """
 
 from __future__ import annotations
@@ -60,7 +60,12 @@ def ncu(kind: str, shape: tuple[int, int, int] = (4096, 7168, 16384), config: st
     from breccia.triton import _gemm_ws
 
     args, _ = _operands(*shape, kind)
-    cfg = _gemm_ws.WS_CONFIGS[config] if config else None
+    cfg = None
+    if config in _gemm_ws.WS_CONFIGS:
+        cfg = _gemm_ws.WS_CONFIGS[config]
+    elif config:  # "BN,STAGES,GROUP_M,EARLY", a config outside the tuning set
+        bn, stages, group, early = (int(v) for v in config.split(","))
+        cfg = _gemm_ws.WsConfig(bn, stages, group, bool(early))
     for _ in range(3):
         _forced(_gemm_ws, cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     torch.cuda.synchronize()

@@ -141,6 +141,61 @@ def test_split_k_under_concurrency(form: str) -> None:
         assert torch.equal(_poisoned(x, w, cfg, torch.float32), first)
 
 
+def _chain(w: breccia.ScaledTensor, x: torch.Tensor, cfg: MmaConfig, steps: int, graph: bool) -> torch.Tensor:
+    """``steps`` products, each reading the one before's output as its ``x`` with no kernel between them: with
+    programmatic dependent launch a product starts before the previous one ends, so a wait placed after any read
+    of ``x`` (or of the shared split-K workspace and counters) shows up here as different bits. Eager, or captured
+    in a CUDA graph (NaN-filled outputs, replayed once)."""
+    p = _w4a16._plan(w)
+    assert p is not None
+    mod = gluon_module("_w4a16_mma")
+    assert mod is not None
+
+    def run() -> list[torch.Tensor]:
+        ys = [x]
+        for _ in range(steps):
+            out = torch.empty((x.shape[0], p.n), dtype=torch.bfloat16, device=x.device)
+            mod.launch(ys[-1], p, out, cfg)
+            ys.append(out)
+        return ys[1:]
+
+    if not graph:
+        return torch.stack(run())
+    run()  # compile outside the capture
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, stream=stream):
+            ys = run()
+        for y in ys:
+            y.fill_(float("nan"))
+        g.replay()
+    stream.synchronize()
+    return torch.stack(ys)
+
+
+@needs_gpu
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize(("name", "m", "split"), [("int4-sym-fp16-g128", 1, 1), ("nvfp4-1x16", 16, 4)])
+def test_dependent_launches(name: str, m: int, split: int, graph: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Programmatic dependent launch (sm_90+, ``_w4a16_mma.PDL``), with and without the weight prefetch before the
+    wait: a chain of dependent products equals bit for bit the chain launched without it, in 1 and 4 K ranges."""
+    mod = gluon_module("_w4a16_mma")
+    assert mod is not None
+    n = k = 2048
+    w = weight(RECIPES[name], "nk", n, k, 13)
+    x = activations(m, k, torch.bfloat16, 13)
+    cfg = MmaConfig(4, 1, 2, 2 if m > 8 else 1, SPLIT=split)
+    monkeypatch.setattr(mod, "PDL", False)
+    ref = _chain(w, x, cfg, 6, graph)
+    assert rel_err(ref[0], x, w) <= tol(torch.bfloat16, k) and not torch.isnan(ref).any()
+    for pf in (0, 2):
+        monkeypatch.setattr(mod, "PDL", True)
+        monkeypatch.setattr(mod, "PF", pf)
+        assert torch.equal(_chain(w, x, cfg, 6, graph), ref), pf
+
+
 @needs_gpu
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16, torch.float32])

@@ -39,8 +39,10 @@ NVFP4 2^−26 and global scale multiply the FP32 sum.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+import torch
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
@@ -139,6 +141,15 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
 # The cache qualifiers do not matter (``.nc`` with or without ``L1::no_allocate``, or ``L1::no_allocate`` alone,
 # measured the same): the gain is the masked load's. NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16
 # shapes were slower with it, so they keep ``gl.load``.
+# Programmatic dependent launch (sm_90): the next kernel in the stream may start once every CTA of this one has
+# signalled, and waits for this one's completion (and its memory) only at ``griddepcontrol.wait``.
+_GDC_LAUNCH = gl.constexpr("griddepcontrol.launch_dependents; // $0")
+_GDC_WAIT = gl.constexpr("griddepcontrol.wait; // $0")
+# One 128-byte line into L2, no register written (weights are read-only, so this may run before the wait).
+_PREFETCH_PTX = gl.constexpr(
+    "{\n.reg .pred p;\nsetp.ne.b32 p, $2, 0;\n@p prefetch.global.L2::evict_last [$1];\nmov.b32 $0, 0;\n}"
+)
+
 _LDG_PTX = gl.constexpr(
     "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
     "ld.global.nc.L1::no_allocate.L2::cache_hint.L2::128B.v4.b32 {$0, $1, $2, $3}, [$4], pol;\n}"
@@ -186,6 +197,23 @@ def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KI
 
 
 @gluon.jit
+def _prefetch(w_ptr, row0, c0, nchunk, N, s_wr, BN: gl.constexpr, LINES: gl.constexpr, NW: gl.constexpr):
+    """Each thread brings ``LINES`` 128-byte lines of the CTA's first weight bytes into L2: rows ``row0 …`` (one
+    row per ``(32·NW) / BN`` threads), the first ``LINES · 128 · 32·NW / BN`` bytes of the CTA's K range."""
+    T: gl.constexpr = 32 * NW
+    PER: gl.constexpr = T // BN  # threads per row
+    L: gl.constexpr = gl.BlockedLayout([1], [32], [NW], [0])
+    i = gl.arange(0, T, layout=L)
+    row = gl.minimum(row0 + i % BN, N - 1).to(gl.int64)
+    for j in gl.static_range(LINES):
+        off = ((i // BN) * LINES + j) * 128  # bytes into the range
+        ok = (off < (nchunk - c0) * 64).to(gl.int32)
+        ptr = w_ptr.to(gl.pointer_type(gl.int8), bitcast=True) + row * (s_wr * 4) + c0 * 64 + off
+        gl.inline_asm_elementwise(_PREFETCH_PTX, "=r,l,r", [ptr, ok], dtype=gl.int32, is_pure=False, pack=1)
+    gl.static_assert(PER * BN == T, "the CTA's threads cover its rows evenly")
+
+
+@gluon.jit
 def _k_range(K, cps, CHUNK: gl.constexpr, SPLIT: gl.constexpr):
     """This CTA's chunks of ``CHUNK`` K values, ``c0 … end − 1``: all of K with one range (constants, so the code is
     the same as without ranges: computing them at run time cost NVFP4 17.1 → 20.4 µs on an H200), else range
@@ -226,7 +254,7 @@ def w4a16_mma_kernel(
     M, N, K, cps, s_xm, s_wr, s_sk, s_sn, s_zk, s_zn, s_om, s_on,
     KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_ZP: gl.constexpr, HAS_G: gl.constexpr, GK: gl.constexpr,
     GN: gl.constexpr, WK: gl.constexpr, WN: gl.constexpr, RT: gl.constexpr, MT: gl.constexpr,
-    AHEAD: gl.constexpr, SPLIT: gl.constexpr,
+    AHEAD: gl.constexpr, SPLIT: gl.constexpr, PDL: gl.constexpr = False, PF: gl.constexpr = 0,
 ):  # fmt: skip
     """``out[m, n] = Σ_k x[m, k] · W[n, k]`` for M ≤ ``MT`` (8 or 16) and an ``(N, K)`` 4-bit weight whose rows are
     whole chunks of 128 codes (``w_ptr``: the int32 view, ``s_wr`` its row stride in words; ``x`` rows contiguous).
@@ -257,6 +285,8 @@ def w4a16_mma_kernel(
     f_b, f_r, f_c = _grid3(LF, WK, BN, 8)
     f_off = (gl.minimum(row0 + f_r, N - 1) // GN) * s_sn + f_c * s_sk
 
+    if PDL:  # the next kernel may start its own weight reads while this one's last CTAs finish
+        gl.inline_asm_elementwise(_GDC_LAUNCH, "=r", [], dtype=gl.int32, is_pure=False, pack=1)
     acc = gl.zeros([WK, BN, MT], gl.float32, mma)
     w0, z0 = _wload(0, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND, HAS_ZP,
                     GK, WK, NC)  # fmt: skip
@@ -264,6 +294,11 @@ def w4a16_mma_kernel(
     if AHEAD == 2:
         w1, z1 = _wload(1, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND,
                         HAS_ZP, GK, WK)  # fmt: skip
+    if PDL:
+        if PF > 0:
+            _prefetch(w_ptr, row0, c0, nchunk, N, s_wr, BN, PF, WK * WN)
+        # everything above reads only the weight; x, the workspace and the output wait for the previous kernel
+        gl.inline_asm_elementwise(_GDC_WAIT, "=r", [], dtype=gl.int32, is_pure=False, pack=1)
     xt, sc = _xload(0, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK)
     for it in range(gl.cdiv(nchunk - c0, WK)):
         # the weight words AHEAD steps ahead and the next step's x are in flight during this step (registers)
@@ -312,6 +347,19 @@ def w4a16_mma_kernel(
     _store_out(tot, o_r, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT)
 
 
+#: Programmatic dependent launch on sm_90+ (the benchmarks' switch): the kernel signals at its start that the next
+#: kernel in the stream may launch, and waits for the previous one only before it reads ``x``.
+PDL = True
+#: 128-byte L2 prefetch lines per thread of the CTA's first weight bytes, issued before that wait (0: none).
+PF = 0
+
+
+@cache
+def _sm90(device: Any) -> bool:
+    """Whether ``device`` is a CUDA device of sm_90 or later (asked once per device: the launch is on the hot path)."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)
+
+
 def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     """Runs the kernel for ``x2`` (M ≤ 16 rows, contiguous), the weight plan ``p`` of :mod:`._w4a16` and its
     ``MmaConfig`` into ``out`` (M × N)."""
@@ -320,12 +368,13 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     s_sk, s_sn, s_zk, s_zn = p.strides[1:]
     grid_n = -(-p.n // bn)
     cps, split, ws, cnt = split_k(p.k // 128, cfg, m, p.n, out)
+    pdl = PDL and _sm90(x2.device)
     w4a16_mma_kernel[(grid_n, split)](
         x2, p.words, p.scale, p.zp, p.g, out, ws, cnt,
         m, p.n, p.k, cps, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
         KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GK=p.gk, GN=p.gn,
         WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD, SPLIT=split,
-        num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg,
+        PDL=pdl, PF=PF if pdl else 0, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg, launch_pdl=pdl,
     )  # fmt: skip
 
 
