@@ -107,6 +107,26 @@ def test_auto_takes_the_ws_kernel(m: int, mode: str, expected: object, monkeypat
     assert _rel_err(out, a, b) < TOL
 
 
+@pytest.mark.parametrize(
+    ("mode", "m", "n", "k", "late"),
+    [(2, 16384, 7168, 16384, True), (2, 16384, 24576, 1536, False), (2, 4096, 7168, 16384, False),
+     (2, 16384, 4096, 7168, False), (2, 33000, 7168, 8192, True), (0, 16384, 7168, 16384, False),
+     (1, 16384, 7168, 16384, False), (2, 0, 7168, 16384, False), (2, 16384, 7168, 16384, False)],
+)  # fmt: skip
+def test_default_config_reads_scales_late_on_long_runs(mode: int, m: int, n: int, k: int, late: bool) -> None:
+    """Block mode reads the activation scales late once a CTA runs ``LONG_RUN`` K blocks or more: of issue 5's
+    shapes only 16384×7168×16384 on 132 SMs (6 950 blocks per CTA), not on 264 (the last case)."""
+    sms = 264 if (mode, m, n, k, late) == (2, 16384, 7168, 16384, False) else 132
+    cfg = _gemm_ws.default_config(mode, m, n, k, sms)
+    assert cfg.early_scales is not late and cfg in _gemm_ws.WS_CONFIGS.values()
+    assert (cfg.bn, cfg.stages, cfg.group_m) == (128, 5, 8)
+
+
+def test_forced_config_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_gemm_ws, "FORCE", _gemm_ws.WS_CONFIGS["128x128 s4"])
+    assert _gemm_ws.default_config(2, 16384, 7168, 16384) is _gemm_ws.WS_CONFIGS["128x128 s4"]
+
+
 def test_ws_refuses_what_it_cannot_run() -> None:
     """Off sm_90 (here: CPU tensors, or a row-major (K, N) weight) ``impl='ws'`` says why and what to use."""
     a = breccia.cast(torch.randn(256, 128, device=DEVICE), breccia.Float8CurrentScaling())

@@ -12,7 +12,7 @@ idle meanwhile. Here each CTA runs three partitions that synchronise only throug
   warpgroup's own next MMAs as well as the other warpgroup's: the two are not in lockstep. In block mode a consumer
   reads the K block's activation scales from the slot right after issuing its MMAs (``early_scales``), so no
   shared-memory read sits between the MMA wait and the slot's release (+0.2–1.3 % on the blockwise geometric mean,
-  −6–8 % at 16384×7168×16384 alone: benchmarks/NOTES.md, twenty-fourth session).
+  −6–8 % at 16384×7168×16384 alone, so runs that long read them late: :data:`LONG_RUN`, benchmarks/NOTES.md).
 
 The arithmetic is that of :mod:`._gemm` and :mod:`._gemm_tma` (same promotion interval, same order of the FP32
 additions within a K block is the tensor core's), so the three kernels agree to the recipe's tolerance, not bitwise.
@@ -252,19 +252,33 @@ FORCE: WsConfig | None = None  # the benchmarks' override
 _TUNED: dict[tuple[Any, ...], WsConfig] = {}
 
 
-def default_config() -> WsConfig:
-    """The default tiling: five slots, tiles in groups of 8 rows. Over issue 5's 14 large shapes on an H200 it is
-    the best single config (benchmarks/NOTES.md); the others win single shapes by 1-3 %, which tuning finds."""
-    return FORCE if FORCE is not None else WS_CONFIGS["128x128 s5"]
+# Block mode reads the activation scales late (main's kernel before the twenty-fourth session) once a CTA's run is this
+# many K blocks long (~2 ms at the H100's power cap). Only 16384×7168×16384 of issue 5's shapes is that long (6 950
+# blocks per CTA; the next is 2 234), and there the early read lost 6–8 % in each of three H100 runs while it won
+# or tied the other nine shapes; in one cold, uncapped run under Nsight Compute it was the faster of the two there
+# too (benchmarks/NOTES.md, twenty-fifth session): what loses is sustained work at the cap, not the K loop.
+LONG_RUN = 4096
 
 
-def _tuned_config(key: tuple[Any, ...], launch: Any) -> WsConfig:
+def default_config(mode: int = 0, m: int = 0, n: int = 0, k: int = 0, sms: int = 132) -> WsConfig:
+    """The tiling without tuning: five slots, tiles in groups of 8 rows; in block mode, activation scales read at the
+    MMA issue except for runs of :data:`LONG_RUN` K blocks per CTA or more. Over issue 5's large shapes on the H100
+    five slots are the best single ring depth; other configs win single shapes by 1-3 %, which tuning finds."""
+    if FORCE is not None:
+        return FORCE
+    tiles = -(-m // (2 * _HALF)) * -(-n // 128)
+    if mode == 2 and tiles and -(-tiles // min(sms, tiles)) * -(-k // 128) >= LONG_RUN:
+        return WS_CONFIGS["128x128 s5 late scales"]
+    return WS_CONFIGS["128x128 s5"]
+
+
+def _tuned_config(key: tuple[Any, ...], launch: Any, fallback: WsConfig) -> WsConfig:
     """With ``BRECCIA_TRITON_TUNE=1``: time every config once per shape class (GPU time of a CUDA graph, so the
-    identical host cost does not decide) and keep the fastest; otherwise the default."""
+    identical host cost does not decide) and keep the fastest; otherwise ``fallback`` (the default)."""
     cfg = _TUNED.get(key)
     if cfg is None:
         if os.environ.get("BRECCIA_TRITON_TUNE", "0") != "1" or torch.cuda.is_current_stream_capturing():
-            return default_config()
+            return fallback
         timed = [
             (float(triton.testing.do_bench_cudagraph(lambda c=c: launch(c), rep=20)), c) for c in WS_CONFIGS.values()
         ]
@@ -341,5 +355,6 @@ def gemm_ws(
 
     if config is None:
         key = (mode, 1 << max(0, (m - 1).bit_length()), n, k, a.dtype, b.dtype, c.dtype, a.device)
-        config = FORCE if FORCE is not None else _tuned_config(key, launch)
+        dflt = default_config(mode, m, n, k, _num_sms(a.device.index or 0))
+        config = FORCE if FORCE is not None else _tuned_config(key, launch, dflt)
     launch(config)

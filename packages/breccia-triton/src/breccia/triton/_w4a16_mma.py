@@ -146,9 +146,7 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
 _GDC_LAUNCH = gl.constexpr("griddepcontrol.launch_dependents; // $0")
 _GDC_WAIT = gl.constexpr("griddepcontrol.wait; // $0")
 # One 128-byte line into L2, no register written (weights are read-only, so this may run before the wait).
-_PREFETCH_PTX = gl.constexpr(
-    "{\n.reg .pred p;\nsetp.ne.b32 p, $2, 0;\n@p prefetch.global.L2::evict_last [$1];\nmov.b32 $0, 0;\n}"
-)
+_PREFETCH_PTX = gl.constexpr("{\n.reg .pred p;\nsetp.ne.b32 p, $2, 0;\n@p prefetch.global.L2 [$1];\nmov.b32 $0, 0;\n}")
 
 _LDG_PTX = gl.constexpr(
     "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
@@ -352,6 +350,8 @@ def w4a16_mma_kernel(
 PDL = True
 #: 128-byte L2 prefetch lines per thread of the CTA's first weight bytes, issued before that wait (0: none).
 PF = 0
+#: Largest M that launches with PDL.
+PDL_MAX_M = 8
 
 
 @cache
@@ -368,7 +368,7 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     s_sk, s_sn, s_zk, s_zn = p.strides[1:]
     grid_n = -(-p.n // bn)
     cps, split, ws, cnt = split_k(p.k // 128, cfg, m, p.n, out)
-    pdl = PDL and _sm90(x2.device)
+    pdl = PDL and m <= PDL_MAX_M and _sm90(x2.device)
     w4a16_mma_kernel[(grid_n, split)](
         x2, p.words, p.scale, p.zp, p.g, out, ws, cnt,
         m, p.n, p.k, cps, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
