@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _sass import opcodes
 from _sm90 import Catch, compile_sm90, sass
 
-# (name, kind, args): "ws" takes (mode, M, N, K, small-M tiling); "w4a16" takes (recipe source, form, M, N, K)
+# (name, kind, args): "ws" takes (mode, M, N, K, small-M tiling); "w4a16" and "w4a16 pdl" take (recipe source,
+# form, M, N, K)
 CASES: list[tuple[str, str, tuple[Any, ...]]] = [
     ("ws tensor 512x512x512", "ws", (0, 512, 512, 512, False)),
     ("ws row 512x512x512", "ws", (1, 512, 512, 512, False)),
@@ -42,6 +43,9 @@ CASES: list[tuple[str, str, tuple[Any, ...]]] = [
     )
     for form in forms
     for m in (1, 16)
+] + [
+    # programmatic dependent launch with the INT4 prefetch before the wait, as an sm_90 GPU launches M <= 8
+    ("w4a16 nk int4 g128 M=4 PDL", "w4a16 pdl", ("INT4Scaling(group_size=128)", "nk", 4, 4096, 4096)),
 ]
 
 
@@ -78,16 +82,22 @@ def _w4a16_launch(src: str, form: str, m: int, n: int, k: int) -> None:
     (_w4a16_mma if p.pack_k else _w4a16_mma_kn).launch(x, p, out, cfg)
 
 
+def _sm90(device: Any) -> bool:
+    return True
+
+
 def main() -> None:
     from breccia.triton import _gemm_ws, _w4a16_mma, _w4a16_mma_kn
 
     caught: dict[str, Any] = {}
     _gemm_ws._num_sms = lambda device: 132  # an H100's SMs (the host asks the CUDA driver)
+    real_sm90 = _w4a16_mma._sm90
     for mod, attr in ((_gemm_ws, "_gemm_ws_kernel"), (_w4a16_mma, "w4a16_mma_kernel"),
                       (_w4a16_mma_kn, "w4a16_mma_kn_kernel")):  # fmt: skip
         setattr(mod, attr, Catch(getattr(mod, attr), caught))
     for name, kind, args in CASES:
         caught.clear()
+        _w4a16_mma._sm90 = _sm90 if kind == "w4a16 pdl" else real_sm90  # the host asks the CUDA driver
         with contextlib.suppress(StopIteration):  # the launch, caught
             (_ws_launch if kind == "ws" else _w4a16_launch)(*args)
         if not caught:

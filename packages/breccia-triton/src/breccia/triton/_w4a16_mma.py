@@ -348,8 +348,11 @@ def w4a16_mma_kernel(
 #: Programmatic dependent launch on sm_90+ (the benchmarks' switch): the kernel signals at its start that the next
 #: kernel in the stream may launch, and waits for the previous one only before it reads ``x``.
 PDL = True
-#: 128-byte L2 prefetch lines per thread of the CTA's first weight bytes, issued before that wait (0: none).
-PF = 0
+#: 128-byte L2 prefetch lines per thread of the CTA's first weight bytes, issued before that wait (0: none), for
+#: INT4 words read by the clamped ``.nc`` load (M ≤ 8, one step ahead). On an H100 at 8192×8192 (benchmarks/NOTES.md,
+#: twenty-fifth session) one line (1 KB of each row's 4 KB) took INT4 back to back from 15.1 to 13.6 µs at M = 1 and
+#: 15.9 to 14.4 at M = 4; two lines and NVFP4 (masked loads) were slower, and with ``evict_last`` every depth was.
+PF = 1
 #: Largest M that launches with PDL.
 PDL_MAX_M = 8
 
@@ -369,12 +372,13 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     grid_n = -(-p.n // bn)
     cps, split, ws, cnt = split_k(p.k // 128, cfg, m, p.n, out)
     pdl = PDL and m <= PDL_MAX_M and _sm90(x2.device)
+    pf = PF if pdl and p.kind == 0 and m <= 8 and cfg.AHEAD == 1 else 0  # the clamped .nc load's case
     w4a16_mma_kernel[(grid_n, split)](
         x2, p.words, p.scale, p.zp, p.g, out, ws, cnt,
         m, p.n, p.k, cps, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
         KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GK=p.gk, GN=p.gn,
         WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD, SPLIT=split,
-        PDL=pdl, PF=PF if pdl else 0, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg, launch_pdl=pdl,
+        PDL=pdl, PF=pf, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg, launch_pdl=pdl,
     )  # fmt: skip
 
 
