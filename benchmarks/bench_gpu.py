@@ -222,19 +222,22 @@ def _fp8(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 def blockwise_case(a: torch.Tensor, w: torch.Tensor, rows: int) -> tuple[Any, ...]:
     """Random 1×128 / 128×128 scales for FP8 ``a`` (M, K) and weight ``w`` (N, K): ``(sa, sw, ref, cublas)`` with
     ``ref`` the FP64 product of the dequantized operands for ``a``'s first ``rows`` rows and ``cublas(w2)`` cuBLAS's
-    blockwise product with any weight of ``w``'s shape, or None where cuBLAS takes no such shape."""
+    blockwise product with any weight of ``w``'s shape, or None where cuBLAS takes no such shape. ``sa`` is laid out
+    M-major (a transposed ``(K/128, M)`` tensor), as cuBLAS requires and DeepGEMM's quantizer writes it, so both GEMMs
+    read the same tensor; until the twenty-fifth session it was row-major here, and the Triton kernels then paid a
+    transpose per call that cuBLAS's prepared copy did not (``gemm_case``'s "rm default" row still measures that)."""
     (m, k), n = a.shape, w.shape[0]
     kb, nb = -(-k // 128), -(-n // 128)
-    sa = torch.rand(m, kb, device="cuda") + 0.5
+    sa = (torch.rand(kb, m, device="cuda") + 0.5).t()
     sw = torch.rand(nb, kb, device="cuda") + 0.5
     af = a[:rows].double() * sa[:rows].double().repeat_interleave(128, 1)[:, :k]
     wf = w.double() * sw.double().repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
     if k % 128 or n % 128:
         return sa, sw, af @ wf.t(), None
-    sa_cm, sw_pad = sa.t().contiguous().t(), F.pad(sw, (0, -(-kb // 4) * 4 - kb))
+    sw_pad = F.pad(sw, (0, -(-kb // 4) * 4 - kb))
 
     def cublas(w2: torch.Tensor) -> torch.Tensor:
-        return F.scaled_mm(a, w2.t(), sa_cm, F.ScalingType.BlockWise1x128, sw_pad.t(),
+        return F.scaled_mm(a, w2.t(), sa, F.ScalingType.BlockWise1x128, sw_pad.t(),
                            F.ScalingType.BlockWise128x128, output_dtype=torch.bfloat16)  # fmt: skip
 
     return sa, sw, af @ wf.t(), cublas
@@ -275,6 +278,9 @@ def gemm_case(
         runs[f"tma {name}"] = lambda cfg=cfg: _forced(gt, cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="tma"))
     if ws:
         runs["wsd default"] = lambda: scaled_gemm(*args, torch.bfloat16, impl="ws")  # what callers get
+        if kind == "block":  # the same call with row-major activation scales: a transpose per call, as before
+            rm_args = (args[0], args[1].contiguous(), *args[2:])
+            runs["rm default"] = lambda: scaled_gemm(*rm_args, torch.bfloat16, impl="ws")
         for name, wcfg in gw.WS_CONFIGS.items():
             runs[f"ws {name}"] = lambda w=wcfg: _forced(gw, w, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     timed = {}
@@ -312,6 +318,7 @@ def _forced(kernels: Any, cfg: Any, fn: Callable[[], torch.Tensor]) -> torch.Ten
 
 
 _TUNED_NOTE = ", best config per shape (BRECCIA_TRITON_TUNE=1)"
+_RM_NOTE = ", default config with row-major activation scales (a transpose per call)"
 
 
 def gemm_section(
@@ -331,7 +338,7 @@ def gemm_section(
     ]
     short = []
     ws_ratios: dict[str, list[float]] = {
-        k: [] for k in ("tensor", "block", "tensor" + _TUNED_NOTE, "block" + _TUNED_NOTE)
+        k: [] for k in ("tensor", "block", "tensor" + _TUNED_NOTE, "block" + _TUNED_NOTE, "block" + _RM_NOTE)
     }
     for i, (kind, m, n, k) in enumerate(cases):
         if time.monotonic() - START > budget:
@@ -350,6 +357,8 @@ def gemm_section(
         if best_ws is not None and dflt is not None and isinstance(cub, float) and m >= 4096:
             ws_ratios[kind].append(dflt[1]["tflops"] / cub)
             ws_ratios[kind + _TUNED_NOTE].append(best_ws[1]["tflops"] / cub)
+            if "tflops" in r.get("rm default", {}):
+                ws_ratios[kind + _RM_NOTE].append(r["rm default"]["tflops"] / cub)
 
         def ratio(v: dict[str, Any], cub: Any = cub) -> str:
             if "tflops" not in v:
@@ -363,7 +372,7 @@ def gemm_section(
         every = ", ".join(
             f"{n_}: {v['tflops']:.0f}" if "tflops" in v else f"{n_}: {v['error'][:30]}"
             for n_, v in r.items()
-            if n_.startswith(("tma ", "ws ", "wsd ")) and isinstance(v, dict)
+            if n_.startswith(("tma ", "ws ", "wsd ", "rm ")) and isinstance(v, dict)
         )
         cub_s = f"{cub:.0f}" if isinstance(cub, float) else str(cub or "—")[:30]
         tma_s = ratio(best[1]) if best else "—"
