@@ -42,8 +42,12 @@ from breccia.triton._w4a16 import w4a16_matmul
 RECIPES = {"INT4 g128": breccia.INT4Scaling(group_size=128), "NVFP4": breccia.NVFP4BlockScaling()}
 
 
+_DEFAULTS = (G.PDL, G.PF, G.PDL_MAX_M)
+
+
 def _set(pdl: bool, pf: int) -> None:
-    G.PDL, G.PF = pdl, pf
+    """PDL on or off at every M this probe runs (the library launches it at M <= ``PDL_MAX_M`` only)."""
+    G.PDL, G.PF, G.PDL_MAX_M = pdl, pf, 16
 
 
 def _chain(st: Any, x: torch.Tensor, steps: int = 8) -> torch.Tensor:
@@ -142,7 +146,7 @@ def main() -> int:
             rows = _case(m, rname, recipe, w, settings, rounds)
             print("\n".join(rows), flush=True)
             lines += rows
-    _set(True, 0)
+    G.PDL, G.PF, G.PDL_MAX_M = _DEFAULTS
     if os.environ.get("OUT"):
         _write_atomic(os.path.join(os.environ["OUT"], "w4a16_pdl.md"), "\n".join(lines) + "\n")
     return 0
