@@ -31,6 +31,9 @@ bytes takes 9.2 µs with many small CTAs but 12.2 µs with this kernel's 264 lon
 once started, and what is left is the single wave's start and end, which every CTA pays at once. The weight words
 are loaded one step ahead in registers; two steps ahead, a ``cp.async`` ring in shared memory, an L2 bulk
 prefetch, a K split into more, shorter CTAs and a TMA ring filled by a producer warp all measured slower there.
+That start and end is what programmatic dependent launch overlaps (sm_90+, M ≤ 8, :data:`PDL`): the kernel lets the
+next one launch at its start, and waits for the previous one only after its weight-only prologue (INT4: one L2
+prefetch line per thread), so products back to back overlap (H100, 8192×8192 INT4 M = 1: 15.7 → 13.6 µs).
 
 Exactness is the Triton kernels' (see :mod:`._w4a16`): INT4 ``q − zp`` and NVFP4 E2M1 × E4M3 are exact in bf16,
 the INT4 group scale multiplies each chunk's FP32 partial (groups are whole chunks: ``GK`` a multiple of 128), the
@@ -136,11 +139,6 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
     return a, b, c
 
 
-# INT4 words at M ≤ 8 (one step ahead): one inline, unmasked 16-byte load per row and chunk at a clamped address,
-# evict-first as the ``gl.load`` it replaces. On an H200 (benchmarks/NOTES.md) 14.5 → 13.9 µs at 8192×8192, M = 1.
-# The cache qualifiers do not matter (``.nc`` with or without ``L1::no_allocate``, or ``L1::no_allocate`` alone,
-# measured the same): the gain is the masked load's. NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16
-# shapes were slower with it, so they keep ``gl.load``.
 # Programmatic dependent launch (sm_90): the next kernel in the stream may start once every CTA of this one has
 # signalled, and waits for this one's completion (and its memory) only at ``griddepcontrol.wait``.
 _GDC_LAUNCH = gl.constexpr("griddepcontrol.launch_dependents; // $0")
@@ -148,6 +146,11 @@ _GDC_WAIT = gl.constexpr("griddepcontrol.wait; // $0")
 # One 128-byte line into L2, no register written (weights are read-only, so this may run before the wait).
 _PREFETCH_PTX = gl.constexpr("{\n.reg .pred p;\nsetp.ne.b32 p, $2, 0;\n@p prefetch.global.L2 [$1];\nmov.b32 $0, 0;\n}")
 
+# INT4 words at M ≤ 8 (one step ahead): one inline, unmasked 16-byte load per row and chunk at a clamped address,
+# evict-first as the ``gl.load`` it replaces. On an H200 (benchmarks/NOTES.md) 14.5 → 13.9 µs at 8192×8192, M = 1.
+# The cache qualifiers do not matter (``.nc`` with or without ``L1::no_allocate``, or ``L1::no_allocate`` alone,
+# measured the same): the gain is the masked load's. NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16
+# shapes were slower with it, so they keep ``gl.load``.
 _LDG_PTX = gl.constexpr(
     "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
     "ld.global.nc.L1::no_allocate.L2::cache_hint.L2::128B.v4.b32 {$0, $1, $2, $3}, [$4], pol;\n}"
