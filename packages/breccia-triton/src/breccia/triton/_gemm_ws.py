@@ -255,8 +255,8 @@ _TUNED: dict[tuple[Any, ...], WsConfig] = {}
 # Block mode reads the activation scales late (main's kernel before the twenty-fourth session) once a CTA's run is this
 # many K blocks long (~2 ms at the H100's power cap). Only 16384×7168×16384 of issue 5's shapes is that long (6 950
 # blocks per CTA; the next is 2 234), and there the early read lost 6–8 % in each of three H100 runs while it won
-# or tied the other nine shapes; in one cold, uncapped run under Nsight Compute it was the faster of the two there
-# too (benchmarks/NOTES.md, twenty-fifth session): what loses is sustained work at the cap, not the K loop.
+# or tied the other nine shapes; yet in one cold, uncapped run under Nsight Compute it was the faster of the two
+# there (benchmarks/NOTES.md, twenty-fifth session): what loses is sustained work at the cap, not the K loop.
 LONG_RUN = 4096
 
 
