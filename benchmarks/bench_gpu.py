@@ -56,14 +56,19 @@ def ms(fn: Callable[[], Any], rep: int = 100) -> float:
     return float(do_bench(fn, warmup=100, rep=rep))
 
 
-def best_of(fns: dict[str, Callable[[], Any]], rounds: int = 2, rep: int = 100) -> dict[str, float]:
-    """Each callable's best median over ``rounds`` interleaved rounds, each starting further along the list
-    (A B C, B C A, ...): comparable under drift, and no callable is always timed first."""
-    best = dict.fromkeys(fns, float("inf"))
+def best_rotated(measure: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Each measurement's lowest value over ``rounds`` interleaved rounds, each round starting further along the
+    list (A B C, B C A, ...): comparable under drift, and none is always taken first."""
+    best = dict.fromkeys(measure, float("inf"))
     for r in range(rounds):
-        for name in rotated(list(fns), r, rounds):
-            best[name] = min(best[name], ms(fns[name], rep))
+        for name in rotated(list(measure), r, rounds):
+            best[name] = min(best[name], measure[name]())
     return best
+
+
+def best_of(fns: dict[str, Callable[[], Any]], rounds: int = 2, rep: int = 100) -> dict[str, float]:
+    """Each callable's best median ms (:func:`ms`) over ``rounds`` rotated rounds (:func:`best_rotated`)."""
+    return best_rotated({name: partial(ms, fn, rep) for name, fn in fns.items()}, rounds)
 
 
 def rotated(names: list[str], r: int, rounds: int) -> list[str]:
@@ -72,16 +77,24 @@ def rotated(names: list[str], r: int, rounds: int) -> list[str]:
     return names[start:] + names[:start]
 
 
-def gpu_time(fns: dict[str, Callable[[], Any]], rounds: int = 2) -> dict[str, float]:
-    """Each callable's best GPU ms per call over ``rounds`` interleaved rounds of CUDA-graph replays (no host
-    launch cost; inputs larger than L2 are read cold every call), rotated as :func:`best_of`'s."""
+def gpu_time(fns: dict[str, Callable[[], Any]], rounds: int = 2, replays: int = 20) -> dict[str, float]:
+    """Each callable's best GPU ms per call over ``rounds`` rotated rounds of CUDA-graph replays (no host launch
+    cost; inputs larger than L2 are read cold every call): ``replays`` replays of 64 calls per measurement."""
     from bench_triton_w4a16 import _graph_us
 
-    best = dict.fromkeys(fns, float("inf"))
-    for r in range(rounds):
-        for name in rotated(list(fns), r, rounds):
-            best[name] = min(best[name], _graph_us([fns[name]]) / 1e3)
-    return best
+    def graph_ms(fn: Callable[[], Any]) -> float:
+        return _graph_us([fn], replays) / 1e3
+
+    return best_rotated({name: partial(graph_ms, fn) for name, fn in fns.items()}, rounds)
+
+
+def ws_config(spec: str) -> gw.WsConfig:
+    """A warp-specialised GEMM config by name (``_gemm_ws.WS_CONFIGS``) or as ``BN,STAGES,GROUP_M,EARLY`` (EARLY 1:
+    block mode reads the activation scales at the MMA issue), for configs outside the tuning set."""
+    if spec in gw.WS_CONFIGS:
+        return gw.WS_CONFIGS[spec]
+    bn, stages, group, early = (int(v) for v in spec.split(","))
+    return gw.WsConfig(bn, stages, group, bool(early))
 
 
 def poison(nbytes: int) -> None:

@@ -22,9 +22,9 @@ from collections.abc import Callable
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_gpu import _forced, _fp8, blockwise_case, rotated
+from bench_gpu import _forced, _fp8, blockwise_case, gpu_time, ws_config
 from bench_triton_gemm import BLOCKWISE, TENSORWISE, _rel
-from bench_triton_w4a16 import _graph_us, _write_atomic
+from bench_triton_w4a16 import _write_atomic
 
 from breccia.triton import _gemm_ws as gw
 from breccia.triton._gemm import scaled_gemm
@@ -35,8 +35,8 @@ DEFAULT = "128,5,8,1;128,4,8,1;128,5,8,0;128,4,8,0;128,5,4,1;128,4,4,1;128,3,8,1
 def _configs() -> dict[str, gw.WsConfig]:
     out = {}
     for spec in os.environ.get("CONFIGS", DEFAULT).split(";"):
-        bn, stages, group, early = (int(v) for v in spec.split(","))
-        out[f"s{stages} g{group}{'' if early else ' late'}"] = gw.WsConfig(bn, stages, group, bool(early))
+        c = ws_config(spec)
+        out[f"s{c.stages} g{c.group_m}{'' if c.early_scales else ' late'}"] = c
     return out
 
 
@@ -65,12 +65,9 @@ def _shape(kind: str, m: int, n: int, k: int, configs: dict[str, gw.WsConfig], r
         got = fn()
         if _rel(got[:rows], ref) < 2e-2 and not torch.isnan(got).any():
             fns[name] = fn
-    best = dict.fromkeys(fns, math.inf)
-    for r in range(rounds):
-        for name in rotated(list(fns), r, rounds):
-            best[name] = min(best[name], _graph_us([fns[name]], replays=3))  # 192 calls per round
+    best = gpu_time(fns, rounds, replays=3)  # ms; 192 calls per measurement
     flops = 2.0 * m * n * k
-    return {name: (flops / (best[name] * 1e-6) / 1e12 if name in best else 0.0) for name in ["cuBLAS", *configs]}
+    return {name: (flops / (best[name] * 1e-3) / 1e12 if name in best else 0.0) for name in ["cuBLAS", *configs]}
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_gpu import rotated
+from bench_gpu import best_rotated
 from bench_triton_w4a16 import _copies, _graph_us, _poisoned, _rel_err, _weight, _write_atomic
 
 import breccia
@@ -105,10 +105,7 @@ def _case(m: int, rname: str, recipe: Any, w: torch.Tensor, settings: dict[str, 
     }
     for name, (pdl, pf) in settings.items():
         fns[f"{name} b2b"], fns[f"{name} copy"] = timed(pdl, pf, False), timed(pdl, pf, True)
-    best = dict.fromkeys(fns, float("inf"))
-    for r in range(rounds):
-        for key in rotated(list(fns), r, rounds):
-            best[key] = min(best[key], fns[key]())
+    best = best_rotated(fns, rounds)
     rows = []
     for name in settings:
         err, same = checks[name]

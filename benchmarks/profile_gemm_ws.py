@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from bench_gpu import _forced, _fp8, blockwise_case
+from bench_gpu import _forced, _fp8, blockwise_case, ws_config
 
 from breccia.triton._gemm import scaled_gemm
 
@@ -60,12 +60,7 @@ def ncu(kind: str, shape: tuple[int, int, int] = (4096, 7168, 16384), config: st
     from breccia.triton import _gemm_ws
 
     args, _ = _operands(*shape, kind)
-    cfg = None
-    if config in _gemm_ws.WS_CONFIGS:
-        cfg = _gemm_ws.WS_CONFIGS[config]
-    elif config:  # "BN,STAGES,GROUP_M,EARLY", a config outside the tuning set
-        bn, stages, group, early = (int(v) for v in config.split(","))
-        cfg = _gemm_ws.WsConfig(bn, stages, group, bool(early))
+    cfg = ws_config(config) if config else None
     for _ in range(3):
         _forced(_gemm_ws, cfg, lambda: scaled_gemm(*args, torch.bfloat16, impl="ws"))
     torch.cuda.synchronize()

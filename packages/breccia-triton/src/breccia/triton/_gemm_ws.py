@@ -260,14 +260,20 @@ _TUNED: dict[tuple[Any, ...], WsConfig] = {}
 LONG_RUN = 4096
 
 
+def _grid(m: int, n: int, bn: int, sms: int) -> tuple[int, int]:
+    """``(tiles, programs)``: the 128 × ``bn`` output tiles and the persistent grid, one CTA per SM at most."""
+    tiles = -(-m // (2 * _HALF)) * -(-n // bn)
+    return tiles, min(sms, tiles)
+
+
 def default_config(mode: int = 0, m: int = 0, n: int = 0, k: int = 0, sms: int = 132) -> WsConfig:
     """The tiling without tuning: five slots, tiles in groups of 8 rows; in block mode, activation scales read at the
     MMA issue except for runs of :data:`LONG_RUN` K blocks per CTA or more. Over issue 5's large shapes on the H100
     five slots are the best single ring depth; other configs win single shapes by 1-3 %, which tuning finds."""
     if FORCE is not None:
         return FORCE
-    tiles = -(-m // (2 * _HALF)) * -(-n // 128)
-    if mode == 2 and tiles and -(-tiles // min(sms, tiles)) * -(-k // 128) >= LONG_RUN:
+    tiles, progs = _grid(m, n, 128, sms)
+    if mode == 2 and tiles and -(-tiles // progs) * -(-k // 128) >= LONG_RUN:
         return WS_CONFIGS["128x128 s5 late scales"]
     return WS_CONFIGS["128x128 s5"]
 
@@ -345,8 +351,7 @@ def gemm_ws(
         b_desc = TensorDescriptor(bt, list(bt.shape), list(bt.stride()), [cfg.bn, bk], b_layout)
         c_desc = TensorDescriptor(c, list(c.shape), list(c.stride()), [_HALF, cfg.bn], c_layout)
         sa_in = TensorDescriptor(sat, [kb * mp], [1], [2 * _HALF], sa_layout) if mode == 2 else sa_arg
-        tiles = -(-m // (2 * _HALF)) * -(-n // cfg.bn)
-        progs = min(_num_sms(a.device.index or 0), tiles)
+        _tiles, progs = _grid(m, n, cfg.bn, _num_sms(a.device.index or 0))
         _gemm_ws_kernel[(progs,)](
             a_desc, b_desc, c_desc, sa_in, sb2, m, n, k, *strides,
             MODE=mode, BN=cfg.bn, BK=bk, STAGES=cfg.stages, GROUP_M=cfg.group_m, EARLY=cfg.early_scales,

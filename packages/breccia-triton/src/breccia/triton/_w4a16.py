@@ -157,14 +157,21 @@ def _make_plan(w: ScaledTensor) -> _Plan | None:
 _CC: dict[torch.device, tuple[int, int]] = {}
 
 
+def _capability(device: torch.device) -> tuple[int, int]:
+    """A CUDA device's compute capability, looked up once per device: it is asked on every call, and torch's lookup
+    is a visible part of the eager host path."""
+    cc = _CC.get(device)
+    if cc is None:
+        cc = _CC[device] = torch.cuda.get_device_capability(device)
+    return cc
+
+
 def _mma_applies(x2: torch.Tensor, p: _Plan) -> bool:
     """Whether a Gluon fragment kernel takes this product: a GPU (Triton 3.6 or 3.7) with contiguous ``x`` rows, and
     the rules of :func:`_mma_fits` for its shape, recipe and compute capability."""
     if not (MMA and not _INTERPRET and x2.is_cuda and x2.stride(-1) == 1):
         return False
-    cc = _CC.get(x2.device)
-    if cc is None:  # asked on every call: torch's lookup is a visible part of the eager host path
-        cc = _CC[x2.device] = torch.cuda.get_device_capability(x2.device)
+    cc = _capability(x2.device)
     return _mma_fits(p, x2.shape[0], x2.dtype, cc) and gluon_module(_mma_module_name(p)) is not None
 
 

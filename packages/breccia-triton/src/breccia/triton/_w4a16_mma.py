@@ -42,16 +42,15 @@ NVFP4 2^−26 and global scale multiply the FP32 sum.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import torch
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
 from ._gemm import _split_buffers
 from ._gluon_compat import thread_barrier
+from ._w4a16 import _capability  # the one per-device capability cache
 from ._w4a16_decode import _word_ptx
 from ._w4a16_tiles import _k_ranges
 
@@ -360,10 +359,9 @@ PF = 1
 PDL_MAX_M = 8
 
 
-@cache
 def _sm90(device: Any) -> bool:
-    """Whether ``device`` is a CUDA device of sm_90 or later (asked once per device: the launch is on the hot path)."""
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)
+    """Whether ``device`` is a CUDA device of sm_90 or later (griddepcontrol's PTX needs it)."""
+    return device.type == "cuda" and _capability(device) >= (9, 0)
 
 
 def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
