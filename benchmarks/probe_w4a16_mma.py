@@ -17,6 +17,8 @@ import time
 from typing import Any
 
 import torch
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_triton_w4a16 import _copies, _graph_us, _rel_err, _weight
@@ -42,6 +44,22 @@ def _fake_decode() -> None:
         return "{\n" + "".join(f"mov.b32 {{${2 * i}, ${2 * i + 1}}}, $8;\n" for i in range(4)) + "}"
 
     G._word_ptx = fake
+
+
+def _fake_x() -> None:
+    """``FAKEX=1``: x is never loaded (a value per token; the INT4 scales still load): what the kernel costs without
+    x's loads and their registers in flight."""
+
+    @gluon.jit
+    def xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND: gl.constexpr,
+              GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
+        xt = (x_off // 128 + x_b * 0 + 1).to(x_ptr.dtype.element_ty)  # per token, loop-invariant
+        sc = xt
+        if KIND == 0:
+            sc = G._sload(it, s_ptr, s_off, s_b, c0, nchunk, s_sk, GK, WK)
+        return xt, sc
+
+    G._xload = xload
 
 
 def _config(text: str) -> W.MmaConfig:
@@ -84,6 +102,9 @@ def main() -> None:
     fake = os.environ.get("FAKE") == "1"
     if fake:
         _fake_decode()
+    if os.environ.get("FAKEX") == "1":
+        _fake_x()
+        fake = True
     cfgs = [_config(c) for c in os.environ.get("CFGS", "8,1,2,1,128;4,1,2,2").split(";")]
     ms = [int(v) for v in os.environ.get("MS", "1,4,16").split(",")]
     names = os.environ.get("RECIPES", ";".join(RECIPES)).split(";")

@@ -1,18 +1,20 @@
 """ncu driver for the Gluon W4A16 kernel: a few launches of one config at 8192×8192 (INT4 g128 or NVFP4, (N, K)).
 
 Run under ``ncu -k regex:w4a16_mma --launch-skip 2 --launch-count 1 --metrics ... python profile_w4a16_mma.py M
-RECIPE WK WN RT AHEAD MAXNREG``; prints nothing worth reading itself."""
+RECIPE WK,WN,RT[,AHEAD[,MAXNREG[,SPLIT]]]`` (``probe_w4a16_mma``'s config text, so K ranges can be profiled);
+prints nothing worth reading itself."""
 
 import sys
 
 import torch
+from probe_w4a16_mma import _config
 
 import breccia
 from breccia.triton import _w4a16 as W
 from breccia.triton import _w4a16_mma as G
 
 m, recipe = int(sys.argv[1]), sys.argv[2]
-cfg = W.MmaConfig(*(int(v) for v in sys.argv[3:7]), int(sys.argv[7]) or None)
+cfg = _config(sys.argv[3])
 r = breccia.INT4Scaling(group_size=128) if recipe == "int4" else breccia.NVFP4BlockScaling()
 w = breccia.cast(torch.randn(8192, 8192, device="cuda") * 0.02, r)
 x = torch.randn(m, 8192, device="cuda").bfloat16()

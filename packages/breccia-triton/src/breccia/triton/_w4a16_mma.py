@@ -191,9 +191,15 @@ def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KI
     xt = gl.load(x_ptr + x_off + cx * 128, mask=(cx < nchunk) & x_mok, other=0.0)
     sc = xt
     if KIND == 0:
-        cs = c0 + it * WK + s_b
-        sc = gl.load(s_ptr + s_off + ((cs * 128) // GK) * s_sk, mask=cs < nchunk, other=0.0)
+        sc = _sload(it, s_ptr, s_off, s_b, c0, nchunk, s_sk, GK, WK)
     return xt, sc
+
+
+@gluon.jit
+def _sload(it, s_ptr, s_off, s_b, c0, nchunk, s_sk, GK: gl.constexpr, WK: gl.constexpr):
+    """Loop step ``it``'s INT4 group scales, one per row, in the accumulator's row layout."""
+    cs = c0 + it * WK + s_b
+    return gl.load(s_ptr + s_off + ((cs * 128) // GK) * s_sk, mask=cs < nchunk, other=0.0)
 
 
 @gluon.jit
