@@ -13,7 +13,8 @@ from ._deepseek import from_deepseek_v3, load_deepseek_v3, save_deepseek_v3, to_
 from ._dlpack import DLPackCapsules, from_dlpack, to_dlpack
 from ._safetensors import SafetensorsReader, load_safetensors, open_safetensors, save_safetensors
 from ._te_write import te_buffers, to_transformer_engine
-from ._torchao import from_torchao, to_torchao
+from ._torchao import from_torchao
+from ._torchao_write import to_torchao
 from ._transformer_engine import from_transformer_engine, swizzle_scales, unswizzle_scales
 
 __all__ = [
