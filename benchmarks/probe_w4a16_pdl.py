@@ -19,7 +19,8 @@ Every setting is first checked: the product against an FP64 reference (output Na
 dependent products (``y ← W y``, each reading the previous one's output, square weight) under a CUDA graph with
 PDL, bit-identical to the same chain without it: a wait placed too late would read a stale ``x``.
 
-Environment: ``MS="1,4,16"``, ``PFS="0,1,2,4"``, ``ROUNDS=3``. Prints markdown rows; writes them to ``$OUT`` if set.
+Environment: ``MS="1,4,16"``, ``PFS="0,1,2,4"``, ``ROUNDS=3``, ``NC=1`` (also each PDL setting with NVFP4's words
+through the clamped ``.nc`` load, :data:`._w4a16_mma.NC_KINDS`). Prints markdown rows; writes them to ``$OUT`` if set.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ from breccia.triton._w4a16 import w4a16_matmul
 RECIPES = {"INT4 g128": breccia.INT4Scaling(group_size=128), "NVFP4": breccia.NVFP4BlockScaling()}
 
 
-_DEFAULTS = (G.PDL, G.PF, G.PDL_MAX_M)
+_DEFAULTS = (G.PDL, G.PF, G.PDL_MAX_M, G.NC_KINDS)
 
 
-def _set(pdl: bool, pf: int) -> None:
-    """PDL on or off at every M this probe runs (the library launches it at M <= ``PDL_MAX_M`` only)."""
+def _set(pdl: bool, pf: int, nc: bool = False) -> None:
+    """PDL on or off at every M this probe runs (the library launches it at M <= ``PDL_MAX_M`` only); ``nc``: NVFP4
+    words too through the clamped ``.nc`` load (and so the prefetch)."""
     G.PDL, G.PF, G.PDL_MAX_M = pdl, pf, 16
+    G.NC_KINDS = frozenset({0, 1}) if nc else _DEFAULTS[3]
 
 
 def _chain(st: Any, x: torch.Tensor, steps: int = 8) -> torch.Tensor:
@@ -71,7 +74,7 @@ def _chain(st: Any, x: torch.Tensor, steps: int = 8) -> torch.Tensor:
     return torch.stack(ys[1:])
 
 
-def _case(m: int, rname: str, recipe: Any, w: torch.Tensor, settings: dict[str, tuple[bool, int]],
+def _case(m: int, rname: str, recipe: Any, w: torch.Tensor, settings: dict[str, tuple[bool, int, bool]],
           rounds: int) -> list[str]:  # fmt: skip
     """One M and recipe: every setting checked, then timed in both arrangements beside bf16 cuBLAS."""
     n, k = w.shape
@@ -83,16 +86,16 @@ def _case(m: int, rname: str, recipe: Any, w: torch.Tensor, settings: dict[str, 
     x0 = torch.randn(m, k, device="cuda").bfloat16()
     checks: dict[str, tuple[float, bool]] = {}
     base_chain = None
-    for name, (pdl, pf) in settings.items():
-        _set(pdl, pf)
+    for name, (pdl, pf, nc) in settings.items():
+        _set(pdl, pf, nc)
         out = _poisoned(lambda: w4a16_matmul(x, st), [((m, n), torch.bfloat16)])
         chain = _chain(st, x0)
         base_chain = chain if base_chain is None else base_chain
         checks[name] = (_rel_err(out, ref), bool(torch.equal(chain.view(torch.int16), base_chain.view(torch.int16))))
 
-    def timed(pdl: bool, pf: int, copy: bool) -> Callable[[], float]:
+    def timed(pdl: bool, pf: int, nc: bool, copy: bool) -> Callable[[], float]:
         def run() -> float:
-            _set(pdl, pf)
+            _set(pdl, pf, nc)
             if copy:
                 return _graph_us([lambda c=c: (xs.copy_(x), w4a16_matmul(xs, c)) for c in copies])
             return _graph_us([lambda c=c: w4a16_matmul(x, c) for c in copies])
@@ -103,8 +106,8 @@ def _case(m: int, rname: str, recipe: Any, w: torch.Tensor, settings: dict[str, 
         "cuBLAS b2b": lambda: _graph_us([lambda wb=wb: x @ wb.T for wb in w_bf16]),
         "cuBLAS copy": lambda: _graph_us([lambda wb=wb: (xs.copy_(x), xs @ wb.T) for wb in w_bf16]),
     }
-    for name, (pdl, pf) in settings.items():
-        fns[f"{name} b2b"], fns[f"{name} copy"] = timed(pdl, pf, False), timed(pdl, pf, True)
+    for name, (pdl, pf, nc) in settings.items():
+        fns[f"{name} b2b"], fns[f"{name} copy"] = timed(pdl, pf, nc, False), timed(pdl, pf, nc, True)
     best = best_rotated(fns, rounds)
     rows = []
     for name in settings:
@@ -126,7 +129,9 @@ def main() -> int:
     ms = [int(v) for v in os.environ.get("MS", "1,4,16").split(",")]
     pfs = [int(v) for v in os.environ.get("PFS", "0,1,2,4").split(",")]
     rounds = int(os.environ.get("ROUNDS", "3"))
-    settings = {"no PDL": (False, 0)} | {f"PDL PF{pf}": (True, pf) for pf in pfs}
+    settings = {"no PDL": (False, 0, False)} | {f"PDL PF{pf}": (True, pf, False) for pf in pfs}
+    if os.environ.get("NC") == "1":  # NVFP4's words through the clamped .nc load as well
+        settings |= {f"PDL PF{pf} nc": (True, pf, True) for pf in pfs}
     torch.manual_seed(0)
     w = torch.randn(8192, 8192, device="cuda")
     lines = [
@@ -143,7 +148,7 @@ def main() -> int:
             rows = _case(m, rname, recipe, w, settings, rounds)
             print("\n".join(rows), flush=True)
             lines += rows
-    G.PDL, G.PF, G.PDL_MAX_M = _DEFAULTS
+    G.PDL, G.PF, G.PDL_MAX_M, G.NC_KINDS = _DEFAULTS
     if os.environ.get("OUT"):
         _write_atomic(os.path.join(os.environ["OUT"], "w4a16_pdl.md"), "\n".join(lines) + "\n")
     return 0

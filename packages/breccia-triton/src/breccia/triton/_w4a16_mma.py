@@ -48,13 +48,12 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
-from ._gemm import _split_buffers
 from ._gluon_compat import thread_barrier
 from ._w4a16 import _capability  # the one per-device capability cache
 from ._w4a16_decode import _word_ptx
-from ._w4a16_tiles import _k_ranges
+from ._w4a16_tiles import split_k
 
-__all__ = ["split_k", "w4a16_mma_kernel"]
+__all__ = ["w4a16_mma_kernel"]
 
 
 @gluon.constexpr_function
@@ -261,12 +260,13 @@ def w4a16_mma_kernel(
     KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_ZP: gl.constexpr, HAS_G: gl.constexpr, GK: gl.constexpr,
     GN: gl.constexpr, WK: gl.constexpr, WN: gl.constexpr, RT: gl.constexpr, MT: gl.constexpr,
     AHEAD: gl.constexpr, SPLIT: gl.constexpr, PDL: gl.constexpr = False, PF: gl.constexpr = 0,
+    NCW: gl.constexpr = False,
 ):  # fmt: skip
     """``out[m, n] = Σ_k x[m, k] · W[n, k]`` for M ≤ ``MT`` (8 or 16) and an ``(N, K)`` 4-bit weight whose rows are
     whole chunks of 128 codes (``w_ptr``: the int32 view, ``s_wr`` its row stride in words; ``x`` rows contiguous).
     KIND 0: INT4 (``GK`` codes per group, a multiple of 128, or 1 with ``s_sk = 0`` per channel); 1: NVFP4 (E4M3
     bytes per 16 codes, ``GN`` rows per scale). Grid: one CTA per ``BN`` rows and K range of ``cps`` chunks
-    (``SPLIT`` ranges: see :func:`_store_out`)."""
+    (``SPLIT`` ranges: see :func:`_store_out`). ``NCW``: words by the clamped ``.nc`` load (:data:`NC_KINDS`)."""
     BN: gl.constexpr = 16 * RT * WN
     DT: gl.constexpr = x_ptr.dtype.element_ty
     BF16: gl.constexpr = gl.bfloat16 == DT
@@ -279,7 +279,7 @@ def w4a16_mma_kernel(
     c0, nchunk = _k_range(K, cps, 128, SPLIT)
     w_b, w_r, w_c = _grid3(LW, WK, BN, 16)
     w_ok = row0 + w_r < N
-    NC: gl.constexpr = KIND == 0 and MT == 8 and AHEAD == 1
+    NC: gl.constexpr = NCW and MT == 8 and AHEAD == 1
     w_off = (gl.minimum(row0 + w_r, N - 1) if NC else row0 + w_r).to(gl.int64) * s_wr + w_c
     x_b, x_m, x_c = _grid3(LX, WK, MT, 128)
     x_off = x_m * s_xm + x_c
@@ -363,6 +363,9 @@ PDL = True
 PF = 1
 #: Largest M that launches with PDL.
 PDL_MAX_M = 8
+#: Kinds (0 INT4, 1 NVFP4) whose words take the clamped ``.nc`` load at M ≤ 8 (and with PDL the prefetch); NVFP4 is
+#: slower so, with PDL too (H100: 15.4 → 18.0 µs at M = 1, benchmarks/NOTES.md, twenty-sixth session).
+NC_KINDS = frozenset({0})
 
 
 def _sm90(device: Any) -> bool:
@@ -379,21 +382,12 @@ def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     grid_n = -(-p.n // bn)
     cps, split, ws, cnt = split_k(p.k // 128, cfg, m, p.n, out)
     pdl = PDL and m <= PDL_MAX_M and _sm90(x2.device)
-    pf = PF if pdl and p.kind == 0 and m <= 8 and cfg.AHEAD == 1 else 0  # the clamped .nc load's case
+    ncw = p.kind in NC_KINDS and m <= 8 and cfg.AHEAD == 1
+    pf = PF if pdl and ncw else 0  # the clamped .nc load's case
     w4a16_mma_kernel[(grid_n, split)](
         x2, p.words, p.scale, p.zp, p.g, out, ws, cnt,
         m, p.n, p.k, cps, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
         KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GK=p.gk, GN=p.gn,
         WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD, SPLIT=split,
-        PDL=pdl, PF=pf, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg, launch_pdl=pdl,
+        PDL=pdl, PF=pf, NCW=ncw, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg, launch_pdl=pdl,
     )  # fmt: skip
-
-
-def split_k(nchunk: int, cfg: Any, m: int, n: int, out: Any) -> tuple[int, int, Any, Any]:
-    """``(chunks per CTA, K ranges, workspace, counters)`` for ``cfg``'s split of ``nchunk`` chunks
-    (:func:`._w4a16_tiles._k_ranges`); one range needs neither buffer (``out`` stands in for both)."""
-    cps, split = _k_ranges(nchunk, cfg.WK, cfg.SPLIT)
-    if split == 1:
-        return cps, 1, out, out
-    ws, cnt = _split_buffers(out.device, split, m, n)  # counters: at least N / 16, one per row block
-    return cps, split, ws, cnt

@@ -35,7 +35,8 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
-from ._w4a16_mma import _grid3, _k_range, _klog, _store_out, _x_layout, split_k
+from ._w4a16_mma import _grid3, _k_range, _klog, _store_out, _x_layout
+from ._w4a16_tiles import split_k
 
 __all__ = ["w4a16_mma_kn_kernel"]
 

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import triton
+
+from ._gemm import _split_buffers
 
 if TYPE_CHECKING:
     from ._w4a16 import _Plan
 
-__all__ = ["Config", "MmaConfig"]
+__all__ = ["Config", "MmaConfig", "split_k"]
 
 
 class Config(NamedTuple):
@@ -119,3 +121,13 @@ def _candidates(m: int, p: _Plan, sms: int) -> list[Config]:
                 for stages in (1, 2) if p.words is not None else (3, 5):
                     out.append(Config(bm, bn, bk, split, 8 if bn == 256 or bm == 64 else 4, stages))
     return out
+
+
+def split_k(nchunk: int, cfg: MmaConfig, m: int, n: int, out: Any) -> tuple[int, int, Any, Any]:
+    """``(chunks per CTA, K ranges, workspace, counters)`` for ``cfg``'s split of ``nchunk`` chunks
+    (:func:`_k_ranges`); one range needs neither buffer (``out`` stands in for both)."""
+    cps, split = _k_ranges(nchunk, cfg.WK, cfg.SPLIT)
+    if split == 1:
+        return cps, 1, out, out
+    ws, cnt = _split_buffers(out.device, split, m, n)  # counters: at least N / 16, one per row block
+    return cps, split, ws, cnt
