@@ -1,5 +1,6 @@
-"""W4A16 tile shapes: the two config types, the defaults measured on an H200 and the candidates
-``BRECCIA_TRITON_TUNE=1`` times (host-side Python only, so the CPU tests check every rule)."""
+"""W4A16 tile shapes: the two config types, the defaults measured on an H200, the candidates
+``BRECCIA_TRITON_TUNE=1`` times and the fragment kernels' K split (host-side Python only, so the CPU tests check
+every rule)."""
 
 from __future__ import annotations
 
