@@ -4,9 +4,10 @@ and the routed ``w4a16_matmul`` call, on ``(N, K)`` weights, one CUDA GPU.
 Each config is first checked (relative error against an FP64 product, NaN-poisoned output), then timed as GPU time
 over cold weight copies (CUDA graph, ``bench_triton_w4a16._graph_us``). ``FAKE=1`` replaces the decode by plain
 moves (wrong numbers, no error check): the time without the decode's instructions, i.e. what the loads and MMAs
-alone cost. Environment: ``CFGS="WK,WN,RT,AHEAD[,MAXNREG[,SPLIT]];…"`` (MAXNREG 0: none), ``MS="1,4,16"``,
-``NSHAPES`` (1–3), ``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)``
-one; ``RT`` is then the words per thread and row). Prints one markdown row per (shape, M, recipe)."""
+alone cost (NVFP4's E4M3 scale conversion stays); ``FAKEX=1`` never loads x. Environment:
+``CFGS="WK,WN,RT,AHEAD[,MAXNREG[,SPLIT]];…"`` (MAXNREG 0: none), ``MS="1,4,16"``, ``NSHAPES`` (1–3),
+``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)`` one; ``RT`` is then the
+words per thread and row). Prints one markdown row per (shape, M, recipe)."""
 
 from __future__ import annotations
 
@@ -37,13 +38,16 @@ RECIPES = {
 
 
 def _fake_decode() -> None:
-    from triton.experimental import gluon
-
     @gluon.constexpr_function
     def fake(*args: bool) -> str:
-        return "{\n" + "".join(f"mov.b32 {{${2 * i}, ${2 * i + 1}}}, $8;\n" for i in range(4)) + "}"
+        return _MOVES
 
     G._word_ptx = fake
+    G._NVFP4_SPLIT_PTX = gl.constexpr(_MOVES)
+
+
+# the decode's stand-in: the word itself in each of the four output pairs
+_MOVES = "{\n" + "".join(f"mov.b32 {{${2 * i}, ${2 * i + 1}}}, $8;\n" for i in range(4)) + "}"
 
 
 def _fake_x() -> None:
