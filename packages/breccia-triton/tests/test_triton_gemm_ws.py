@@ -108,15 +108,15 @@ def test_auto_takes_the_ws_kernel(m: int, mode: str, expected: object, monkeypat
 
 
 @pytest.mark.parametrize(
-    ("mode", "m", "n", "k", "late"),
-    [(2, 16384, 7168, 16384, True), (2, 16384, 24576, 1536, False), (2, 4096, 7168, 16384, False),
-     (2, 16384, 4096, 7168, False), (2, 33000, 7168, 8192, True), (0, 16384, 7168, 16384, False),
-     (1, 16384, 7168, 16384, False), (2, 0, 7168, 16384, False), (2, 16384, 7168, 16384, False)],
+    ("mode", "m", "n", "k", "sms", "late"),
+    [(2, 16384, 7168, 16384, 132, True), (2, 16384, 24576, 1536, 132, False), (2, 4096, 7168, 16384, 132, False),
+     (2, 16384, 4096, 7168, 132, False), (2, 33000, 7168, 8192, 132, True), (0, 16384, 7168, 16384, 132, False),
+     (1, 16384, 7168, 16384, 132, False), (2, 0, 7168, 16384, 132, False), (2, 16384, 7168, 16384, 264, False)],
 )  # fmt: skip
-def test_default_config_reads_scales_late_on_long_runs(mode: int, m: int, n: int, k: int, late: bool) -> None:
+def test_default_config_reads_scales_late_on_long_runs(mode: int, m: int, n: int, k: int, sms: int,
+                                                       late: bool) -> None:  # fmt: skip
     """Block mode reads the activation scales late once a CTA runs ``LONG_RUN`` K blocks or more: of issue 5's
     shapes only 16384×7168×16384 on 132 SMs (6 950 blocks per CTA), not on 264 (the last case)."""
-    sms = 264 if (mode, m, n, k, late) == (2, 16384, 7168, 16384, False) else 132
     cfg = _gemm_ws.default_config(mode, m, n, k, sms)
     assert cfg.early_scales is not late and cfg in _gemm_ws.WS_CONFIGS.values()
     assert (cfg.bn, cfg.stages, cfg.group_m) == (128, 5, 8)

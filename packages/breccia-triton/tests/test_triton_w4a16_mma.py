@@ -183,6 +183,8 @@ def test_dependent_launches(name: str, m: int, split: int, graph: bool, monkeypa
     wait: a chain of dependent products equals bit for bit the chain launched without it, in 1 and 4 K ranges."""
     mod = gluon_module("_w4a16_mma")
     assert mod is not None and m <= mod.PDL_MAX_M  # else PDL is off in both chains
+    if not mod._sm90(torch.device(DEVICE)):  # below sm_90 both chains launch without PDL: nothing to compare
+        pytest.skip("programmatic dependent launch needs sm_90 or later")
     n = k = 2048
     w = weight(RECIPES[name], "nk", n, k, 13)
     x = activations(m, k, torch.bfloat16, 13)
