@@ -99,6 +99,33 @@ def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float(torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref))
 
 
+def _graph(fn: Any, parts: list[torch.Tensor]) -> float:
+    """GPU µs per call of ``fn(*parts)`` over enough clones of ``parts`` to read cold weights (as :func:`_copies`)."""
+    nbytes = sum(t.nelement() * t.element_size() for t in parts)
+    clones = [[t.clone() for t in parts] for _ in range(max(1, -(-(150 << 20) // nbytes)))]
+    return _graph_us([lambda c=c: fn(*c) for c in clones])
+
+
+def tinygemm(n: int, k: int, x: torch.Tensor, group: int = 128) -> dict[str, Any]:
+    """The peer: PyTorch's built-in tinygemm INT4 kernel (``aten._weight_int4pack_mm``, what torchao's
+    ``Int4WeightOnlyConfig`` runs on CUDA), bf16 ``x`` times an ``(N, K)`` asymmetric INT4 weight of ``group``-code
+    groups (``(q − 8)·s + z``). Random codes, scales and zeros in its layout (bytes of two codes → its packed tiles;
+    scales and zeros as ``(K/group, N, 2)``); the product checked against FP64 (output NaN-poisoned), then timed as
+    the other rows. Returns ``{"us", "err", "call"}`` (``call``: one product on the first weight, for eager timing)."""
+    q = torch.randint(0, 16, (n, k), dtype=torch.int32, device="cuda")
+    s = (torch.rand(n, k // group, device="cuda") * 0.01 + 1e-3).bfloat16()
+    z = ((torch.rand(n, k // group, device="cuda") - 0.5) * 0.01).bfloat16()
+    packed = torch.ops.aten._convert_weight_to_int4pack((q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8), 8)
+    sz = torch.stack([s, z], 2).transpose(0, 1).contiguous()
+    w = (q - 8).double().view(n, k // group, group) * s.double()[..., None] + z.double()[..., None]
+
+    def fn(p: torch.Tensor, sz: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm(x, p, group, sz)
+
+    err = _rel_err(_poisoned(lambda: fn(packed, sz), [((x.shape[0], n), torch.bfloat16)]), x.double() @ w.view(n, k).T)
+    return {"us": _graph(fn, [packed, sz]), "err": err, "call": lambda: fn(packed, sz)}
+
+
 def _case(w: torch.Tensor, m: int, recipes: dict[str, Any], bench: Any) -> list[dict[str, Any]]:
     """One weight and one M: bf16 cuBLAS, then each recipe in both orientations (checked, then timed)."""
     import breccia
@@ -112,6 +139,9 @@ def _case(w: torch.Tensor, m: int, recipes: dict[str, Any], bench: Any) -> list[
     base = {"shape": f"{n}×{k}", "m": m}
     rows = [{**base, "kernel": "bf16 cuBLAS", "us": t_ref, "eager_us": t_ref_eager, "bytes": n * k * 2,
              "err": None, "config": ""}]  # fmt: skip
+    peer = tinygemm(n, k, x)
+    rows.append({**base, "kernel": "tinygemm INT4 g128 (peer)", "us": peer["us"], "eager_us": bench(peer["call"]),
+                 "bytes": n * k // 2 + 2 * (n * k // 64), "err": peer["err"], "config": ""})  # fmt: skip
     for rname, recipe in recipes.items():
         for form in ("kn", "nk"):
             st, nbytes, ref = _weight(w, recipe, form, x)
