@@ -9,7 +9,8 @@ card, timed the same way in the same process, so the target can be read against 
   g128, against fp16 cuBLAS. Not on PyPI as a wheel: with ``MARLIN_SRC`` pointing at a checkout of
   ``github.com/IST-DASLab/marlin``, its two sources are compiled here by ``torch.utils.cpp_extension`` for the card
   (nothing of it is copied into breccia; ``MARLIN_CFLAGS`` adds nvcc flags, ``TORCH_CUDA_ARCH_LIST`` overrides the
-  card's target). Both of its tile shapes for small M are timed and the better one kept.
+  card's target), from a temporary copy without one L2 eviction hint that faults with CUDA 13.0 on an H100
+  (:data:`_HINTED`). Both of its tile shapes for small M are timed and the better one kept.
 - **breccia** ``w4a16_matmul`` on an ``(N, K)`` INT4 g128 weight (the routed Gluon fragment kernel), bf16.
 
 Times are GPU time of CUDA-graph replays over weight copies that together exceed L2 (each call reads cold
@@ -38,21 +39,48 @@ G = 128  # group size, every kernel here
 BOUND = 2.0**-8  # a 16-bit output's rounding, with room: a wrong kernel reads O(1)
 
 
+# Marlin's weight copy asks L2 to evict its lines first (a ``createpolicy`` operand on ``cp.async``). Built by the
+# CUDA 13.0 toolchain for an H100 it stops at that instruction (``cudaErrorIllegalInstruction``; compute-sanitizer
+# names ``cp_async4_stream``), also as PTX for compute_80 compiled by the driver, and runs with ``-Xptxas -O0`` (at
+# a tenth of the speed). So the probe builds a copy without the hint: the plain ``cp.async.cg`` it otherwise issues.
+_HINTED = (
+    '    "   .reg .b64 p;\\n"\n'
+    '    "   createpolicy.fractional.L2::evict_first.b64 p, 1.0;"\n'
+    '    "   cp.async.cg.shared.global.L2::cache_hint [%0], [%1], %2, p;\\n"\n'
+)
+_PLAIN = '    "   cp.async.cg.shared.global [%0], [%1], %2;\\n"\n'
+
+
 def build_marlin(src: str) -> Any:
-    """Marlin compiled for this card (``TORCH_CUDA_ARCH_LIST`` from the device), imported from ``src``."""
+    """Marlin compiled for this card (``TORCH_CUDA_ARCH_LIST`` from the device) from a copy of ``src``'s sources
+    with the L2 eviction hint dropped (``MARLIN_CACHE_HINT=1`` keeps it), imported from ``src``."""
+    import shutil
+    import tempfile
+
     from torch.utils.cpp_extension import load
 
     cc = torch.cuda.get_device_capability()
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", f"{cc[0]}.{cc[1]}")
     flags = ["-O3", *os.environ.get("MARLIN_CFLAGS", "").split()]
+    build = tempfile.mkdtemp(prefix="marlin_src_")
+    for f in ("marlin_cuda.cpp", "marlin_cuda_kernel.cu"):
+        shutil.copy(os.path.join(src, "marlin", f), build)
+    kernel = os.path.join(build, "marlin_cuda_kernel.cu")
+    with open(kernel) as fh:
+        text = fh.read()
+    hinted = _HINTED in text
+    if hinted and os.environ.get("MARLIN_CACHE_HINT") != "1":
+        with open(kernel, "w") as fh:
+            fh.write(text.replace(_HINTED, _PLAIN))
     t0 = time.monotonic()
-    mod = load("marlin_cuda", [os.path.join(src, "marlin", f) for f in ("marlin_cuda.cpp", "marlin_cuda_kernel.cu")],
+    mod = load("marlin_cuda", [os.path.join(build, f) for f in ("marlin_cuda.cpp", "marlin_cuda_kernel.cu")],
                extra_cuda_cflags=flags, verbose=False)  # fmt: skip
     sys.modules["marlin_cuda"] = mod
     sys.path.insert(0, src)
     import marlin
 
-    print(f"Marlin built in {time.monotonic() - t0:.0f} s for sm_{cc[0]}{cc[1]}", flush=True)
+    kept = "kept" if not hinted or os.environ.get("MARLIN_CACHE_HINT") == "1" else "dropped"
+    print(f"Marlin built in {time.monotonic() - t0:.0f} s for sm_{cc[0]}{cc[1]} (L2 hint {kept})", flush=True)
     return marlin
 
 

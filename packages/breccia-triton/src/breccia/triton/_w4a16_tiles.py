@@ -65,8 +65,12 @@ def _default_mma_config(m: int, p: _Plan, sms: int) -> MmaConfig:
     ``(N, K)`` weights: 8 K warps × 32 rows per CTA capped at 128 registers (two CTAs per SM) for M ≤ 8, or 4 K
     warps with the words two steps ahead where K < 8192 (8 warps would take fewer than 8 steps each, and the CTA's
     fixed start and end then dominate); for M 9–16, whose second x column doubles the x registers, 4 K warps with
-    the words two steps ahead, 64-row CTAs where that still gives 1.5 CTAs per SM. Where 32-row CTAs would not
-    give every SM one (N < 32 · SMs): 16-row CTAs of 8 K warps for M ≤ 8, two K ranges per row block for M > 8.
+    the words one step ahead and a 255-register cap, 64-row CTAs where that still gives 1.5 CTAs per SM. The cap
+    is not about spills: left to itself ptxas holds M = 16 at 175 registers by issuing the next step's loads after
+    24 of the step's 32 ``HMMA``; at 191–207 it issues them after the first few, and two CTAs still fit an SM (H100,
+    8192×8192 INT4: 22.9 → 21.4 µs, NVFP4 24.6 → 23.3; at M ≤ 8 the cap costs a CTA per SM and is slower:
+    ``benchmarks/NOTES.md``, twenty-seventh session). Where 32-row CTAs would not give every SM one (N < 32 · SMs):
+    16-row CTAs of 8 K warps for M ≤ 8, two K ranges per row block for M > 8 (NVFP4 with its words two ahead).
     ``(K, N)`` weights (``RT`` = words per thread and row, 64 outputs per CTA): 4 K warps where that gives 1.5
     CTAs per SM, else 8; where it gives at most half a CTA per SM (N = 4096), 4 K warps and K split in 2 or 4
     ranges (2 where that makes 1.5 CTAs per SM; more was not measured)."""
@@ -77,9 +81,9 @@ def _default_mma_config(m: int, p: _Plan, sms: int) -> MmaConfig:
             return MmaConfig(4, 1, 1, SPLIT=split)
         return MmaConfig(4, 1, 1) if ctas >= 1.5 * sms else MmaConfig(8, 1, 1)
     if -(-p.n // 32) < sms:
-        return MmaConfig(8, 1, 1, 1, 128) if m <= 8 else MmaConfig(4, 1, 2, 2, SPLIT=2)
+        return MmaConfig(8, 1, 1, 1, 128) if m <= 8 else MmaConfig(4, 1, 2, 1 if p.kind == 0 else 2, 255, SPLIT=2)
     if m > 8:
-        return MmaConfig(4, 1, 4) if p.n // 64 >= 1.5 * sms else MmaConfig(4, 1, 2, 2)
+        return MmaConfig(4, 1, 4, 1, 255) if p.n // 64 >= 1.5 * sms else MmaConfig(4, 1, 2, 1, 255)
     return MmaConfig(8, 1, 2, 1, 128) if p.k >= 8192 else MmaConfig(4, 1, 2, 2)
 
 
@@ -89,7 +93,9 @@ def _mma_candidates(m: int, pack_k: bool) -> list[MmaConfig]:
         return [MmaConfig(8, 1, 1), MmaConfig(16, 1, 1), MmaConfig(4, 1, 1), MmaConfig(4, 1, 2),
                 MmaConfig(4, 1, 1, SPLIT=2), MmaConfig(4, 1, 1, SPLIT=4)]  # fmt: skip
     return [MmaConfig(8, 1, 2, 1, 128), MmaConfig(8, 1, 1, 1, 128), MmaConfig(4, 1, 2, 2), MmaConfig(8, 2, 1, 1, 128),
-            MmaConfig(4, 1, 1, 2), MmaConfig(4, 1, 4), MmaConfig(4, 1, 2, 2, SPLIT=2)]  # fmt: skip
+            MmaConfig(4, 1, 1, 2), MmaConfig(4, 1, 4), MmaConfig(4, 1, 2, 2, SPLIT=2), MmaConfig(4, 1, 2, 1, 255),
+            MmaConfig(4, 1, 4, 1, 255), MmaConfig(4, 1, 2, 1, 255, SPLIT=2),
+            MmaConfig(4, 1, 2, 2, 255, SPLIT=2)]  # fmt: skip
 
 
 def _default_config(m: int, p: _Plan, sms: int) -> Config:
