@@ -3,7 +3,8 @@
 Decode is memory-bound: the time is the weight bytes over the bandwidth, so the table gives the weight bytes each
 kernel reads per second and the speed-up over ``x @ w_bf16.T`` (cuBLAS) measured in the same run, on the same card.
 Issue 5's target is ≥ 3× bf16 cuBLAS at M ≤ 16 for 8192×8192 (4-bit codes are a quarter of bf16's bytes, plus
-scales, so ~3.5× is the ceiling).
+scales, so ~3.5× is the ceiling). Each (shape, M) also times the peer PyTorch ships, tinygemm's INT4 g128 kernel
+(:func:`tinygemm`; torchao's CUDA INT4 path), the same way; ``probe_w4a16_peers.py`` adds Marlin.
 
 Before timing, each case checks the full-size product against an FP64 product of the dequantized operands, with
 the output memory poisoned (NaN blocks freed to the caching allocator just before the call, so a kernel that left
