@@ -71,11 +71,16 @@ def _graph_us(calls: list[Any], replays: int = 20) -> float:
     return start.elapsed_time(end) * 1e3 / (replays * max(1, 64 // len(calls)) * len(calls))
 
 
+def _cold_count(nbytes: int) -> int:
+    """How many copies of ``nbytes`` exceed the L2 cache twice over (150 MiB), so graph replays read cold weights."""
+    return max(1, -(-(150 << 20) // nbytes))
+
+
 def _copies(st: Any, nbytes: int) -> list[Any]:
     """Enough clones of ``st`` to exceed the L2 cache twice over (the graph timing then reads cold weights)."""
     import breccia
 
-    count = max(1, -(-(150 << 20) // nbytes))
+    count = _cold_count(nbytes)
 
     def clone(t: Any) -> Any:
         return None if t is None else t.clone()
@@ -103,7 +108,7 @@ def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
 def _graph(fn: Any, parts: list[torch.Tensor]) -> float:
     """GPU µs per call of ``fn(*parts)`` over enough clones of ``parts`` to read cold weights (as :func:`_copies`)."""
     nbytes = sum(t.nelement() * t.element_size() for t in parts)
-    clones = [[t.clone() for t in parts] for _ in range(max(1, -(-(150 << 20) // nbytes)))]
+    clones = [[t.clone() for t in parts] for _ in range(_cold_count(nbytes))]
     return _graph_us([lambda c=c: fn(*c) for c in clones])
 
 
