@@ -6,7 +6,8 @@ over cold weight copies (CUDA graph, ``bench_triton_w4a16._graph_us``). ``FAKE=1
 moves (wrong numbers, no error check): the time without the decode's instructions, i.e. what the loads and MMAs
 alone cost (NVFP4's E4M3 scale conversion stays); ``FAKEX=1`` never loads x. Environment:
 ``CFGS="WK,WN,RT,AHEAD[,MAXNREG[,SPLIT]];…"`` (MAXNREG 0: none), ``MS="1,4,16"``, ``NSHAPES`` (1–3),
-``RECIPES="INT4 g128;NVFP4"``, ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)`` one; ``RT`` is then the
+``RECIPES="INT4 g128;NVFP4"``, ``SHAPES="NxK,…"`` (instead of ``NSHAPES``), ``VARIANTS`` (module switches, see
+:func:`_variants`), ``FORM=nk`` (the ``(N, K)`` kernel) or ``kn`` (the ``(K, N)`` one; ``RT`` is then the
 words per thread and row). Prints one markdown row per (shape, M, recipe)."""
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _fake_x() -> None:
 
     @gluon.jit
     def xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND: gl.constexpr,
-              GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
+              GK: gl.constexpr, WK: gl.constexpr, EVEN: gl.constexpr = False, XCS: gl.constexpr = 128):  # fmt: skip
         xt = (x_off // 128 + x_b * 0 + 1).to(x_ptr.dtype.element_ty)  # per token, loop-invariant
         sc = xt
         if KIND == 0:
@@ -72,6 +73,39 @@ def _config(text: str) -> W.MmaConfig:
     return W.MmaConfig(*v[:3], *(v[3:4] or [1]), (v[4] or None) if len(v) > 4 else None, *v[5:6])
 
 
+def _variants() -> list[tuple[str, dict[str, bool]]]:
+    """``VARIANTS="name:FLAG=0,FLAG=1;…"``: module switches of ``_w4a16_mma`` (``EVEN``, ``UNROLL``, …) set around
+    each config's launches, so one run times a config with and without them (default: as the module has them)."""
+    out = []
+    for item in os.environ.get("VARIANTS", "").split(";"):
+        if item:
+            name, _, flags = item.partition(":")
+            vals = {f.split("=")[0]: f.split("=")[1] for f in flags.split(",") if f}
+            out.append((name, {f: v == "1" if v in ("0", "1") else int(v) for f, v in vals.items()}))
+    return out or [("", {})]
+
+
+def _cell(tag: str, mod: Any, x: Any, st: Any, plans: list[Any], cfg: W.MmaConfig, ref: Any, k: int, fake: bool,
+          t_ref: float) -> str:  # fmt: skip
+    """One config's table cell: checked against the FP64 product (NaN-poisoned output), then timed."""
+    out = torch.full((x.shape[0], ref.shape[1]), float("nan"), dtype=torch.bfloat16, device="cuda")
+    try:
+        mod.launch(
+            x,
+            W._plan(st),
+            out,
+            cfg,
+        )
+        torch.cuda.synchronize()
+    except Exception as e:  # a config that does not compile or fit is a result
+        return f"{tag}: {type(e).__name__} {str(e)[:80]}"
+    err = _rel_err(out, ref)
+    bad = "" if fake or err <= 2.0**-9 + 8 * k * 2.0**-24 else f" WRONG {err:.1e}"
+    o2 = torch.empty_like(out)
+    us = _graph_us([lambda p=p, c=cfg, o=o2: mod.launch(x, p, o, c) for p in plans])
+    return f"{tag}: {us:.1f}us {t_ref / us:.2f}x{bad}"
+
+
 def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig], fake: bool, form: str) -> str:
     torch.manual_seed(n + k + m)
     w = torch.randn(n, k, device="cuda") * 0.02
@@ -83,20 +117,16 @@ def _row(n: int, k: int, m: int, rname: str, recipe: Any, cfgs: list[W.MmaConfig
     plans = [W._plan(c) for c in copies]
     t_routed = _graph_us([lambda c=c: W.w4a16_matmul(x, c) for c in copies])
     cells = []
-    for cfg in cfgs:
-        tag = "/".join(str(v) for v in cfg if v is not None)
-        out = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
+    for cfg, (vname, flags) in itertools.product(cfgs, _variants()):
+        saved = {f: getattr(G, f) for f in flags}
+        for f, v in flags.items():
+            setattr(G, f, v)
         try:
-            mod.launch(x, W._plan(st), out, cfg)
-            torch.cuda.synchronize()
-        except Exception as e:  # a config that does not compile or fit is a result
-            cells.append(f"{tag}: {type(e).__name__} {str(e)[:80]}")
-            continue
-        err = _rel_err(out, ref)
-        bad = "" if fake or err <= 2.0**-9 + 8 * k * 2.0**-24 else f" WRONG {err:.1e}"
-        o2 = torch.empty_like(out)
-        us = _graph_us([lambda p=p, c=cfg, o=o2: mod.launch(x, p, o, c) for p in plans])
-        cells.append(f"{tag}: {us:.1f}us {t_ref / us:.2f}x{bad}")
+            tag = "/".join(str(v) for v in cfg if v is not None) + (f" {vname}" if vname else "")
+            cells.append(_cell(tag, mod, x, st, plans, cfg, ref, k, fake, t_ref))
+        finally:
+            for f, v in saved.items():
+                setattr(G, f, v)
     routed = f"routed {t_routed:.1f} ({t_ref / t_routed:.2f}x)"
     head = f"| {n}x{k} | M={m} | {rname} {form} | cuBLAS {t_ref:.1f} | {routed} | "
     return head + " | ".join(cells) + " |"
@@ -114,7 +144,10 @@ def main() -> None:
     names = os.environ.get("RECIPES", ";".join(RECIPES)).split(";")
     t0 = time.monotonic()
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
-    for (n, k), m in itertools.product(SHAPES[: int(os.environ.get("NSHAPES", "1"))], ms):
+    shapes = SHAPES[: int(os.environ.get("NSHAPES", "1"))]
+    if os.environ.get("SHAPES"):  # "NxK,…"
+        shapes = [tuple(int(v) for v in t.split("x")) for t in os.environ["SHAPES"].split(",")]
+    for (n, k), m in itertools.product(shapes, ms):
         for rname in names:
             print(_row(n, k, m, rname, RECIPES[rname], cfgs, fake, os.environ.get("FORM", "nk")), flush=True)
     print(f"done in {time.monotonic() - t0:.0f}s")

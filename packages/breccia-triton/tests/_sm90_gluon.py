@@ -81,6 +81,14 @@ def _w4a16_launch(src: str, form: str, m: int, n: int, k: int) -> None:
     (_w4a16_mma if p.pack_k else _w4a16_mma_kn).launch(x, p, out, cfg)
 
 
+def _permute_x(x: Any, mt: int, pdl: bool = False) -> Any:
+    """Stands in for ``_w4a16_xperm.permute_x`` (M > 8): a buffer of the permuted shape, whose values the compile
+    does not read."""
+    import torch
+
+    return torch.empty((x.shape[1] // 128, 4, mt, 4, 8), dtype=x.dtype)
+
+
 def _sm90(device: Any) -> bool:
     """Stands in for ``_w4a16_mma._sm90`` in the PDL case: on CPU tensors the launch would not take that path."""
     return True
@@ -91,6 +99,7 @@ def main() -> None:
 
     caught: dict[str, Any] = {}
     _gemm_ws._num_sms = lambda device: 132  # an H100's SMs (the host asks the CUDA driver)
+    _w4a16_mma.permute_x = _permute_x  # x's permutation is a Triton kernel: it cannot launch on CPU tensors
     real_sm90 = _w4a16_mma._sm90
     for mod, attr in ((_gemm_ws, "_gemm_ws_kernel"), (_w4a16_mma, "w4a16_mma_kernel"),
                       (_w4a16_mma_kn, "w4a16_mma_kn_kernel")):  # fmt: skip

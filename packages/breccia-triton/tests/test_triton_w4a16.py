@@ -12,6 +12,7 @@ up as an error of order 1.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -247,3 +248,19 @@ def test_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
         assert _mm._triton_w4a16() is None
     finally:
         _mm._triton.cache_clear()
+
+
+@pytest.mark.parametrize(("m", "mt", "k"), [(16, 16, 512), (9, 16, 384), (1, 16, 128), (3, 8, 256), (8, 8, 1152)])
+def test_x_permutation(m: int, mt: int, k: int) -> None:
+    """The fragment kernel's x order (``_w4a16_xperm``, a Triton kernel: the interpreter runs it on CPU): per 128-wide
+    chunk, 16-byte column q, token, lane t, the 8 values ``x[token, 128·chunk + 32·t + 8·q + e]``; tokens past M
+    repeat token M − 1. Written out here index by index."""
+    from breccia.triton._w4a16_xperm import permute_x
+
+    x = activations(m, k, torch.bfloat16, m)
+    got = permute_x(x, mt).cpu()
+    assert got.shape == (k // 128, 4, mt, 4, 8)
+    xc = x.cpu()
+    for chunk, q, tok, t in itertools.product(range(k // 128), range(4), range(mt), range(4)):
+        col = 128 * chunk + 32 * t + 8 * q
+        assert torch.equal(got[chunk, q, tok, t], xc[min(tok, m - 1), col : col + 8])

@@ -86,6 +86,30 @@ def test_recipes_kn(name: str, m: int) -> None:
 
 
 @needs_gpu
+@pytest.mark.parametrize(("even", "xperm"), [(None, True), (True, True), (False, False), (True, False)])
+@pytest.mark.parametrize("m", [1, 4, 9, 16])
+@pytest.mark.parametrize("name", ["int4-sym-fp16-g128", "int4-asym-uint-bf16-g128", "nvfp4-1x16", "nvfp4-16x16"])
+def test_whole_steps_and_permuted_x(
+    name: str, m: int, even: bool | None, xperm: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shapes whose K ranges are whole steps and whose row blocks are whole rows, where the loads go unmasked
+    (``EVEN``: forced on, off, or as measured), with x permuted by its own kernel at M > 8 (``XPERM``) or read as it
+    is; one K range and two. The tests above mostly take the masked path (N and K not multiples of the tile)."""
+    mod = gluon_module("_w4a16_mma")
+    assert mod is not None
+    monkeypatch.setattr(mod, "EVEN", even)
+    monkeypatch.setattr(mod, "XPERM", xperm)
+    n, k = 512, 2048  # 16 chunks: 4 or 2 steps per K warp, 16 or 32 rows per CTA
+    w = weight(RECIPES[name], "nk", n, k, m)
+    x = activations(m, k, torch.bfloat16, m)
+    p = _w4a16._plan(w)
+    assert p is not None
+    for cfg in {_w4a16._default_mma_config(m, p, sms) for sms in (1, 132)}:
+        out = _poisoned(x, w, cfg, torch.float32)
+        assert rel_err(out, x, w) <= tol(torch.float32, k), cfg
+
+
+@needs_gpu
 @pytest.mark.parametrize(
     ("form", "cfg"),
     [("nk", c) for c in _w4a16._mma_candidates(16, True)] + [("kn", c) for c in _w4a16._mma_candidates(16, False)],

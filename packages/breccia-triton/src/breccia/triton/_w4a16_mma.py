@@ -23,7 +23,10 @@ partial sums meet once, in shared memory, at the end: one launch, no workspace, 
 the row blocks alone would leave SMs idle, ``SPLIT`` CTAs per row block take K ranges and meet in a workspace, the
 last to arrive adding the partials in a fixed order (:func:`_store_out`; still one launch, still deterministic). Every
 CTA reads all of ``x`` from L2 (``N/BN · M·K·2`` bytes: at M = 16 and BN = 32 that is twice the weight's bytes),
-one reason M = 16 runs slower than M ≤ 8.
+one reason M = 16 runs slower than M ≤ 8; and a thread's 32 consecutive values per token make each 16-byte load
+of a warp touch 16 cache lines, half of each sector used (the L1 at 80 % of its throughput at M = 8 and 16, H100).
+At M > 8 a small kernel first writes x in the lanes' order (:mod:`._w4a16_xperm`, ``XPERM``), one warp's load
+then reading 512 contiguous bytes, and this kernel starts under PDL while it runs.
 
 What limits it (H200, ``benchmarks/NOTES.md``): with the decode replaced by plain moves, INT4 at 8192×8192, M = 1
 takes 12.7 µs against 14.5 µs with it, so the loads, not the decode, bound it. A kernel that only reads the same
@@ -51,7 +54,9 @@ from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 from ._gluon_compat import thread_barrier
 from ._w4a16 import _capability  # the one per-device capability cache
 from ._w4a16_decode import _word_ptx
+from ._w4a16_loads import _prefetch, _sload, _wload, _xload  # noqa: F401  (_sload: the probes' x stand-in calls it)
 from ._w4a16_tiles import split_k
+from ._w4a16_xperm import permute_x
 
 __all__ = ["w4a16_mma_kernel"]
 
@@ -141,81 +146,6 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
 # signalled, and waits for this one's completion (and its memory) only at ``griddepcontrol.wait``.
 _GDC_LAUNCH = gl.constexpr("griddepcontrol.launch_dependents; // $0")
 _GDC_WAIT = gl.constexpr("griddepcontrol.wait; // $0")
-# One 128-byte line into L2, no register written (weights are read-only, so this may run before the wait).
-_PREFETCH_PTX = gl.constexpr("{\n.reg .pred p;\nsetp.ne.b32 p, $2, 0;\n@p prefetch.global.L2 [$1];\nmov.b32 $0, 0;\n}")
-
-# INT4 words at M ≤ 8 (one step ahead): one inline, unmasked 16-byte load per row and chunk at a clamped address,
-# evict-first as the ``gl.load`` it replaces. On an H200 (benchmarks/NOTES.md) 14.5 → 13.9 µs at 8192×8192, M = 1.
-# The cache qualifiers do not matter (``.nc`` with or without ``L1::no_allocate``, or ``L1::no_allocate`` alone,
-# measured the same): the gain is the masked load's. NVFP4 (17.1 → 18.4 µs), words two steps ahead and some M = 16
-# shapes were slower with it, so they keep ``gl.load``.
-_LDG_PTX = gl.constexpr(
-    "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
-    "ld.global.nc.L1::no_allocate.L2::cache_hint.L2::128B.v4.b32 {$0, $1, $2, $3}, [$4], pol;\n}"
-)
-
-
-@gluon.jit
-def _wload(it, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk,
-           KIND: gl.constexpr, HAS_ZP: gl.constexpr, GK: gl.constexpr, WK: gl.constexpr,
-           NC: gl.constexpr = False):  # fmt: skip
-    """Loop step ``it``'s weight loads (K warp ``b`` takes chunk ``c0 + it·WK + b``, chunks from ``nchunk`` on are
-    masked, or with ``NC`` read at a clamped address): its words, and what the decode needs per word: INT4 the zero
-    point (in the words' layout), NVFP4 the E4M3 bytes (two blocks per thread and row)."""
-    c = c0 + it * WK + w_b
-    # the words are read once: evict_first keeps them from pushing x and the scales out of L2 (−2 % measured)
-    if NC:  # clamped, not masked: chunks past the range meet x = 0, rows past N are not stored (w_off clamps them)
-        words = gl.inline_asm_elementwise(_LDG_PTX, "=r,=r,=r,=r,l,l,l,l",
-                                          [w_ptr + w_off + gl.minimum(c, nchunk - 1) * 16], dtype=gl.int32,
-                                          is_pure=True, pack=4)  # fmt: skip
-    else:
-        words = gl.load(w_ptr + w_off + c * 16, mask=(c < nchunk) & w_ok, other=0, eviction_policy="evict_first")
-    if KIND == 0:
-        if HAS_ZP:  # noqa: SIM108  (a constexpr branch: only the taken side is compiled)
-            z = gl.load(zp_ptr + z_off + ((c * 128) // GK) * s_zk, mask=(c < nchunk) & w_ok, other=0)
-        else:
-            z = words
-    else:
-        cf = c0 + it * WK + f_b
-        z = gl.load(s_ptr + f_off + cf * 8 * s_sk, mask=cf < nchunk, other=0)
-    return words, z
-
-
-@gluon.jit
-def _xload(it, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND: gl.constexpr,
-           GK: gl.constexpr, WK: gl.constexpr):  # fmt: skip
-    """Loop step ``it``'s x values (each thread its 32 consecutive values per token) and INT4 group scales (one per
-    row, in the accumulator's row layout)."""
-    cx = c0 + it * WK + x_b
-    xt = gl.load(x_ptr + x_off + cx * 128, mask=(cx < nchunk) & x_mok, other=0.0)
-    sc = xt
-    if KIND == 0:
-        sc = _sload(it, s_ptr, s_off, s_b, c0, nchunk, s_sk, GK, WK)
-    return xt, sc
-
-
-@gluon.jit
-def _sload(it, s_ptr, s_off, s_b, c0, nchunk, s_sk, GK: gl.constexpr, WK: gl.constexpr):
-    """Loop step ``it``'s INT4 group scales, one per row, in the accumulator's row layout."""
-    cs = c0 + it * WK + s_b
-    return gl.load(s_ptr + s_off + ((cs * 128) // GK) * s_sk, mask=cs < nchunk, other=0.0)
-
-
-@gluon.jit
-def _prefetch(w_ptr, row0, c0, nchunk, N, s_wr, BN: gl.constexpr, LINES: gl.constexpr, NW: gl.constexpr):
-    """Each thread brings ``LINES`` 128-byte lines of the CTA's first weight bytes into L2: rows ``row0 …`` (one
-    row per ``(32·NW) / BN`` threads), the first ``LINES · 128 · 32·NW / BN`` bytes of the CTA's K range."""
-    T: gl.constexpr = 32 * NW
-    PER: gl.constexpr = T // BN  # threads per row
-    L: gl.constexpr = gl.BlockedLayout([1], [32], [NW], [0])
-    i = gl.arange(0, T, layout=L)
-    row = gl.minimum(row0 + i % BN, N - 1).to(gl.int64)
-    for j in gl.static_range(LINES):
-        off = ((i // BN) * LINES + j) * 128  # bytes into the range
-        ok = (off < (nchunk - c0) * 64).to(gl.int32)
-        ptr = w_ptr.to(gl.pointer_type(gl.int8), bitcast=True) + row * (s_wr * 4) + c0 * 64 + off
-        gl.inline_asm_elementwise(_PREFETCH_PTX, "=r,l,r", [ptr, ok], dtype=gl.int32, is_pure=False, pack=1)
-    gl.static_assert(PER * BN == T, "the CTA's threads cover its rows evenly")
 
 
 @gluon.jit
@@ -254,22 +184,60 @@ def _store_out(tot, o_n, o_m, o_ptr, ws_ptr, cnt_ptr, M, N, s_om, s_on, SPLIT: g
 
 
 @gluon.jit
+def _chunk(acc, words, z, xt, sc, KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_ZP: gl.constexpr,
+           LW: gl.constexpr, mma: gl.constexpr):  # fmt: skip
+    """One loop step's MMAs: ``words`` (with ``z``: INT4 zero points or NVFP4 scale bytes) decoded into A fragments,
+    ``xt`` (with ``sc``: INT4 group scales) as B, added into ``acc`` ([WK, BN, MT] FP32)."""
+    WK: gl.constexpr = acc.shape[0]
+    BN: gl.constexpr = acc.shape[1]
+    MT: gl.constexpr = acc.shape[2]
+    DT: gl.constexpr = xt.dtype
+    BF16: gl.constexpr = gl.bfloat16 == DT
+    if KIND == 0:
+        base: gl.constexpr = (136.0 if SIGNED else 128.0) if BF16 else (1032.0 if SIGNED else 1024.0)
+        v = gl.full([WK, BN, 16], -base, DT, LW)
+        if HAS_ZP:
+            v = v - z.to(DT)  # −(M + 8·signed + zp), exact
+    else:
+        e = gl.inline_asm_elementwise(_E4M3X2_PTX, "=r,h", [z], dtype=gl.bfloat16, is_pure=True, pack=2)
+        v = gl.convert_layout(gl.reshape(gl.join(e, e), [WK, BN, 16]), LW)
+    if KIND == 0:
+        o = gl.inline_asm_elementwise(_word_ptx(False, BF16, SIGNED), "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
+                                      dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
+    else:
+        o = gl.inline_asm_elementwise(_NVFP4_SPLIT_PTX, "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
+                                      dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
+    lo = gl.join(gl.join(o[0], o[4]), gl.join(o[2], o[6]))
+    hi = gl.join(gl.join(o[1], o[5]), gl.join(o[3], o[7]))
+    a = gl.convert_layout(_klog(gl.reshape(gl.join(lo, hi), [WK, BN, 128]), BN), gl.DotOperandLayout(0, mma, 2),
+                          assert_trivial=True)  # fmt: skip
+    if KIND == 1:  # x takes the decode's code order (a register permute per pair)
+        xt = _split_pairs(xt, MT)
+    b = gl.convert_layout(gl.permute(_klog(xt, MT), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2))
+    if KIND == 0:  # the chunk lies in one group: its scale multiplies the chunk's FP32 partial
+        acc += mma_v2(a, b, gl.zeros([WK, BN, MT], gl.float32, mma)) * gl.expand_dims(sc.to(gl.float32), 2)
+    else:
+        acc = mma_v2(a, b, acc)
+    return acc
+
+
+@gluon.jit
 def w4a16_mma_kernel(
     x_ptr, w_ptr, s_ptr, zp_ptr, g_ptr, o_ptr, ws_ptr, cnt_ptr,
     M, N, K, cps, s_xm, s_wr, s_sk, s_sn, s_zk, s_zn, s_om, s_on,
     KIND: gl.constexpr, SIGNED: gl.constexpr, HAS_ZP: gl.constexpr, HAS_G: gl.constexpr, GK: gl.constexpr,
     GN: gl.constexpr, WK: gl.constexpr, WN: gl.constexpr, RT: gl.constexpr, MT: gl.constexpr,
     AHEAD: gl.constexpr, SPLIT: gl.constexpr, PDL: gl.constexpr = False, PF: gl.constexpr = 0,
-    NCW: gl.constexpr = False,
+    NCW: gl.constexpr = False, EVEN: gl.constexpr = False, XPERM: gl.constexpr = False,
 ):  # fmt: skip
     """``out[m, n] = Σ_k x[m, k] · W[n, k]`` for M ≤ ``MT`` (8 or 16) and an ``(N, K)`` 4-bit weight whose rows are
     whole chunks of 128 codes (``w_ptr``: the int32 view, ``s_wr`` its row stride in words; ``x`` rows contiguous).
     KIND 0: INT4 (``GK`` codes per group, a multiple of 128, or 1 with ``s_sk = 0`` per channel); 1: NVFP4 (E4M3
     bytes per 16 codes, ``GN`` rows per scale). Grid: one CTA per ``BN`` rows and K range of ``cps`` chunks
-    (``SPLIT`` ranges: see :func:`_store_out`). ``NCW``: words by the clamped ``.nc`` load (:data:`NC_KINDS`)."""
+    (``SPLIT`` ranges: see :func:`_store_out`). ``NCW``: words by the clamped ``.nc`` load (:data:`NC_KINDS`).
+    ``EVEN``: nothing masked (:mod:`._w4a16_loads`). ``XPERM``: ``x_ptr`` holds x permuted by :mod:`._w4a16_xperm`
+    (MT tokens)."""
     BN: gl.constexpr = 16 * RT * WN
-    DT: gl.constexpr = x_ptr.dtype.element_ty
-    BF16: gl.constexpr = gl.bfloat16 == DT
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[WK, WN, 1], instr_shape=[1, 16, 8])
     LW: gl.constexpr = _rows_layout(WK, WN, RT, 16, 4)
     LF: gl.constexpr = _rows_layout(WK, WN, RT, 8, 2)
@@ -282,7 +250,12 @@ def w4a16_mma_kernel(
     NC: gl.constexpr = NCW and MT == 8 and AHEAD == 1
     w_off = (gl.minimum(row0 + w_r, N - 1) if NC else row0 + w_r).to(gl.int64) * s_wr + w_c
     x_b, x_m, x_c = _grid3(LX, WK, MT, 128)
-    x_off = x_m * s_xm + x_c
+    if XPERM:  # per chunk: 16-byte column q, token, lane t, 8 values (runs of 8 the compiler cannot see through %)
+        x_off = (x_c % 32 // 8) * (MT * 32) + x_m * 32 + (x_c // 32) * 8 + x_c % 8
+        x_off = gl.max_contiguous(gl.multiple_of(x_off, [1, 1, 8]), [1, 1, 8])
+    else:
+        x_off = (gl.minimum(x_m, M - 1) if EVEN else x_m) * s_xm + x_c
+    XCS: gl.constexpr = 128 * MT if XPERM else 128
     x_mok = x_m < M
     s_b = gl.expand_dims(gl.arange(0, WK, layout=gl.SliceLayout(1, SL)), 1)
     s_r = gl.expand_dims(row0 + gl.arange(0, BN, layout=gl.SliceLayout(0, SL)), 0)
@@ -295,48 +268,24 @@ def w4a16_mma_kernel(
         gl.inline_asm_elementwise(_GDC_LAUNCH, "=r", [], dtype=gl.int32, is_pure=False, pack=1)
     acc = gl.zeros([WK, BN, MT], gl.float32, mma)
     w0, z0 = _wload(0, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND, HAS_ZP,
-                    GK, WK, NC)  # fmt: skip
+                    GK, WK, NC, EVEN)  # fmt: skip
     w1, z1 = w0, z0
     if AHEAD == 2:
         w1, z1 = _wload(1, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk, KIND,
-                        HAS_ZP, GK, WK)  # fmt: skip
+                        HAS_ZP, GK, WK, False, EVEN)  # fmt: skip
     if PDL:
         if PF > 0:
             _prefetch(w_ptr, row0, c0, nchunk, N, s_wr, BN, PF, WK * WN)
         # everything above reads only the weight; x, the workspace and the output wait for the previous kernel
         gl.inline_asm_elementwise(_GDC_WAIT, "=r", [], dtype=gl.int32, is_pure=False, pack=1)
-    xt, sc = _xload(0, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK)
+    xt, sc = _xload(0, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK, EVEN, XCS)
     for it in range(gl.cdiv(nchunk - c0, WK)):
         # the weight words AHEAD steps ahead and the next step's x are in flight during this step (registers)
         wn, zn = _wload(it + AHEAD, w_ptr, s_ptr, zp_ptr, w_off, w_b, w_ok, z_off, f_off, f_b, c0, nchunk, s_sk, s_zk,
-                        KIND, HAS_ZP, GK, WK, NC)  # fmt: skip
-        xt2, sc2 = _xload(it + 1, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK)
-        words, z = w0, z0
-        if KIND == 0:
-            base: gl.constexpr = (136.0 if SIGNED else 128.0) if BF16 else (1032.0 if SIGNED else 1024.0)
-            v = gl.full([WK, BN, 16], -base, DT, LW)
-            if HAS_ZP:
-                v = v - z.to(DT)  # −(M + 8·signed + zp), exact
-        else:
-            e = gl.inline_asm_elementwise(_E4M3X2_PTX, "=r,h", [z], dtype=gl.bfloat16, is_pure=True, pack=2)
-            v = gl.convert_layout(gl.reshape(gl.join(e, e), [WK, BN, 16]), LW)
-        if KIND == 0:
-            o = gl.inline_asm_elementwise(_word_ptx(False, BF16, SIGNED), "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
-                                          dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
-        else:
-            o = gl.inline_asm_elementwise(_NVFP4_SPLIT_PTX, "=h,=h,=h,=h,=h,=h,=h,=h,r,h", [words, v],
-                                          dtype=(v.dtype,) * 8, is_pure=True, pack=1)  # fmt: skip
-        lo = gl.join(gl.join(o[0], o[4]), gl.join(o[2], o[6]))
-        hi = gl.join(gl.join(o[1], o[5]), gl.join(o[3], o[7]))
-        a = gl.convert_layout(_klog(gl.reshape(gl.join(lo, hi), [WK, BN, 128]), BN), gl.DotOperandLayout(0, mma, 2),
-                              assert_trivial=True)  # fmt: skip
-        if KIND == 1:  # x takes the decode's code order (a register permute per pair)
-            xt = _split_pairs(xt, MT)
-        b = gl.convert_layout(gl.permute(_klog(xt, MT), [0, 2, 1]), gl.DotOperandLayout(1, mma, 2))
-        if KIND == 0:  # the chunk lies in one group: its scale multiplies the chunk's FP32 partial
-            acc += mma_v2(a, b, gl.zeros([WK, BN, MT], gl.float32, mma)) * gl.expand_dims(sc.to(gl.float32), 2)
-        else:
-            acc = mma_v2(a, b, acc)
+                        KIND, HAS_ZP, GK, WK, NC, EVEN)  # fmt: skip
+        xt2, sc2 = _xload(it + 1, x_ptr, s_ptr, x_off, x_b, x_mok, s_off, s_b, c0, nchunk, s_sk, KIND, GK, WK, EVEN,
+                          XCS)  # fmt: skip
+        acc = _chunk(acc, w0, z0, xt, sc, KIND, SIGNED, HAS_ZP, LW, mma)
         xt, sc = xt2, sc2
         if AHEAD == 2:
             w0, z0, w1, z1 = w1, z1, wn, zn
@@ -361,11 +310,27 @@ PDL = True
 #: twenty-fifth session) one line (1 KB of each row's 4 KB) took INT4 back to back from 15.1 to 13.6 µs at M = 1 and
 #: 15.9 to 14.4 at M = 4; two lines and NVFP4 (masked loads) were slower, and with ``evict_last`` every depth was.
 PF = 1
-#: Largest M that launches with PDL.
+#: Largest M that launches with PDL (without :data:`XPERM`; with it, every M > 8 does, after the permutation).
 PDL_MAX_M = 8
 #: Kinds (0 INT4, 1 NVFP4) whose words take the clamped ``.nc`` load at M ≤ 8 (and with PDL the prefetch); NVFP4 is
 #: slower so, with PDL too (H100: 15.4 → 18.0 µs at M = 1, benchmarks/NOTES.md, twenty-sixth session).
 NC_KINDS = frozenset({0})
+
+
+#: Unmasked loads (the kernel's ``EVEN``) where K splits into whole steps and N into whole row blocks: no register
+#: zeroed before each predicated load, no masks (sm_90 SASS at M = 16: 424 → 383 loop instructions per step). None:
+#: where it measured faster (:func:`_even`); True / False: everywhere / nowhere it applies (the probes' A/B).
+EVEN: bool | None = None
+#: At M > 8, x permuted by its own small kernel first (:mod:`._w4a16_xperm`) and this one launched with PDL.
+XPERM = True
+
+
+def _even(kind: int, m: int, split: int, fits: bool) -> bool:
+    """Whether a launch takes ``EVEN``. Fewer instructions are not less time in this kernel (it waits on L1 and
+    memory more than on issue), so only where it measured faster (H100, ``benchmarks/NOTES.md``, twenty-eighth
+    session): NVFP4 at any M (8192×8192 M = 1: 15.8 → 15.3 µs) and INT4 at M > 8, with one K range (two ranges,
+    4096×14336 M = 16: INT4 21.0 → 22.8 µs). INT4 at M ≤ 8 lost (13.8 → 14.2 µs at M = 1)."""
+    return fits and (split == 1 and (kind == 1 or m > 8) if EVEN is None else EVEN)
 
 
 def _sm90(device: Any) -> bool:
@@ -375,19 +340,23 @@ def _sm90(device: Any) -> bool:
 
 def launch(x2: Any, p: Any, out: Any, cfg: Any) -> None:
     """Runs the kernel for ``x2`` (M ≤ 16 rows, contiguous), the weight plan ``p`` of :mod:`._w4a16` and its
-    ``MmaConfig`` into ``out`` (M × N)."""
+    ``MmaConfig`` into ``out`` (M × N); at M > 8 (with :data:`XPERM`) after x's permutation."""
     m = x2.shape[0]
     bn = 16 * cfg.RT * cfg.WN
     s_sk, s_sn, s_zk, s_zn = p.strides[1:]
     grid_n = -(-p.n // bn)
     cps, split, ws, cnt = split_k(p.k // 128, cfg, m, p.n, out)
-    pdl = PDL and m <= PDL_MAX_M and _sm90(x2.device)
+    xperm = XPERM and m > 8
+    pdl = PDL and (m <= PDL_MAX_M or xperm) and _sm90(x2.device)
+    xs = permute_x(x2, 16, pdl) if xperm else x2
     ncw = p.kind in NC_KINDS and m <= 8 and cfg.AHEAD == 1
+    even = _even(p.kind, m, split, cps % cfg.WK == 0 and (p.k // 128) % cps == 0 and p.n % bn == 0)
     pf = PF if pdl and ncw else 0  # the clamped .nc load's case
     w4a16_mma_kernel[(grid_n, split)](
-        x2, p.words, p.scale, p.zp, p.g, out, ws, cnt,
+        xs, p.words, p.scale, p.zp, p.g, out, ws, cnt,
         m, p.n, p.k, cps, x2.stride(0), p.words.stride(0), s_sk, s_sn, s_zk, s_zn, out.stride(0), out.stride(1),
         KIND=p.kind, SIGNED=p.flags[0], HAS_ZP=p.flags[1], HAS_G=p.flags[2], GK=p.gk, GN=p.gn,
         WK=cfg.WK, WN=cfg.WN, RT=cfg.RT, MT=8 if m <= 8 else 16, AHEAD=cfg.AHEAD, SPLIT=split,
-        PDL=pdl, PF=pf, NCW=ncw, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg, launch_pdl=pdl,
+        PDL=pdl, PF=pf, NCW=ncw, EVEN=even, XPERM=xperm, num_warps=cfg.WK * cfg.WN, maxnreg=cfg.maxnreg,
+        launch_pdl=pdl,
     )  # fmt: skip
