@@ -93,8 +93,9 @@ def test_whole_steps_and_permuted_x(
     name: str, m: int, even: bool | None, xperm: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Shapes whose K ranges are whole steps and whose row blocks are whole rows, where the loads go unmasked
-    (``EVEN``: forced on, off, or as measured), with x permuted by its own kernel at M > 8 (``XPERM``) or read as it
-    is; one K range and two. The tests above mostly take the masked path (N and K not multiples of the tile)."""
+    (``EVEN``: forced on, off, or as measured), with x permuted by its own kernel at M > 8 (``XPERM``, one K range)
+    or read as it is; one K range and two. The tests above mostly take the masked path (N and K not multiples of
+    the tile)."""
     mod = gluon_module("_w4a16_mma")
     assert mod is not None
     monkeypatch.setattr(mod, "EVEN", even)
