@@ -46,6 +46,11 @@ CASES: list[tuple[str, str, tuple[Any, ...]]] = [
 ]
 # programmatic dependent launch with the INT4 prefetch before the wait, as an sm_90 GPU launches M <= 8
 CASES.append(("w4a16 nk int4 g128 M=4 PDL", "w4a16 pdl", ("INT4Scaling(group_size=128)", "nk", 4, 4096, 4096)))
+# M > 8 with one K range and whole tiles (N ≥ 32 rows per SM): unmasked loads, x in the lanes' order, PDL
+CASES += [
+    (f"w4a16 nk {name} M=16 XPERM", "w4a16 pdl", (src, "nk", 16, 8192, 1024))
+    for name, src in (("int4 g128", "INT4Scaling(group_size=128)"), ("nvfp4", "NVFP4BlockScaling()"))
+]
 
 
 def _ws_launch(mode: int, m: int, n: int, k: int, small: bool) -> None:

@@ -56,7 +56,7 @@ from ._w4a16 import _capability  # the one per-device capability cache
 from ._w4a16_decode import _word_ptx
 from ._w4a16_loads import _prefetch, _sload, _wload, _xload  # noqa: F401  (_sload: the probes' x stand-in calls it)
 from ._w4a16_tiles import split_k
-from ._w4a16_xperm import permute_x
+from ._w4a16_xperm import _GDC_LAUNCH, permute_x
 
 __all__ = ["w4a16_mma_kernel"]
 
@@ -144,7 +144,6 @@ def _grid3(L: gl.constexpr, A: gl.constexpr, B: gl.constexpr, C: gl.constexpr):
 
 # Programmatic dependent launch (sm_90): the next kernel in the stream may start once every CTA of this one has
 # signalled, and waits for this one's completion (and its memory) only at ``griddepcontrol.wait``.
-_GDC_LAUNCH = gl.constexpr("griddepcontrol.launch_dependents; // $0")
 _GDC_WAIT = gl.constexpr("griddepcontrol.wait; // $0")
 
 

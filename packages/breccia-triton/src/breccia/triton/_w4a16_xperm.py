@@ -17,6 +17,8 @@ import triton.language as tl
 
 __all__ = ["permute_x"]
 
+# Programmatic dependent launch (sm_90): the next kernel in the stream, launched with PDL, may start once every CTA of
+# this one has run this (the fragment kernel signals it too, and imports it from here).
 _GDC_LAUNCH = tl.constexpr("griddepcontrol.launch_dependents; // $0")
 
 
