@@ -93,6 +93,16 @@ def _split_sum(acc, ws_ptr, cnt_ptr, offs_m, offs_n, out_ok, M, N, SPLIT: tl.con
 
 
 @triton.jit
+def _block_scales(sa_ptr, sb_ptr, offs_m, offs_n, m_ok, n_ok, kb, nk, s_sam, s_sak, s_sbk, s_sbn):
+    """K block ``kb``'s activation and weight scales, zero where ``kb`` is past the run (``nk``): the loop loads
+    one block ahead, and a split's last run can be empty. (``0 * offs`` makes the bound a tensor, which the
+    interpreter needs where ``kb`` and ``nk`` are ints.)"""
+    sa = tl.load(sa_ptr + offs_m * s_sam + kb * s_sak, mask=m_ok & (0 * offs_m + kb < nk), other=0.0)
+    sb = tl.load(sb_ptr + kb * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok & (0 * offs_n + kb < nk), other=0.0)
+    return sa, sb
+
+
+@triton.jit
 def _gemm_kernel(
     a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr, ws_ptr, cnt_ptr,
     M, N, K, M_BUCKET,
@@ -147,13 +157,24 @@ def _gemm_kernel(
             nk = tl.minimum(nk, kb0 + per)
             a_ptrs += kb0 * BK * s_ak
             b_ptrs += kb0 * BK * s_bk
+        # Block mode loads each K block's scales one block ahead: in the M-major layout cuBLAS and DeepGEMM use, a
+        # block's BM activation scales share no cache line with the next block's (nor do the weight scales of a
+        # (K/128, N/128) grid), so a load issued in its own iteration waits out an L2 round trip every time
+        # (64×4096×7168 on an H100: 18.4 µs, against 16.0 with row-major scales, whose lines hold a row's scales
+        # for 32 blocks and stay in L1).
+        if MODE == 2:
+            sa_next, sb_next = _block_scales(
+                sa_ptr, sb_ptr, offs_m, offs_n, m_ok, n_ok, kb0, nk, s_sam, s_sak, s_sbk, s_sbn
+            )
         for kb in range(kb0, nk):
             k_ok = offs_k < K - kb * BK
             a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
             b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
             if MODE == 2:
-                sa = tl.load(sa_ptr + offs_m * s_sam + kb * s_sak, mask=m_ok, other=0.0)
-                sb = tl.load(sb_ptr + kb * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
+                sa, sb = sa_next, sb_next
+                sa_next, sb_next = _block_scales(
+                    sa_ptr, sb_ptr, offs_m, offs_n, m_ok, n_ok, kb + 1, nk, s_sam, s_sak, s_sbk, s_sbn
+                )
                 acc += tl.dot(a, b, out_dtype=tl.float32) * (sa[:, None] * sb[None, :])
             else:
                 # promote to FP32 every BK elements: Hopper's FP8 MMA otherwise accumulates ~14-bit sums over all K
