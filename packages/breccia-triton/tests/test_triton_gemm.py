@@ -174,9 +174,9 @@ def test_every_small_m_tile(tile: tuple[int, int, int, int], mode: str) -> None:
 def test_split_k(split: int, mode: str) -> None:
     """K split over programs whose partials the last one to finish adds in slot order: within tolerance, bitwise
     the same on a second run (the order of arrival must not matter), counters back to zero for the next call, and
-    K blocks that split unevenly (5 blocks over 2, 3 or 4 programs, whose last run is empty; the last block a partial
-    one). Block mode also from M-major activation scales (the layout cuBLAS takes; the kernel loads them a K block
-    ahead, never past the run): the same bits."""
+    K blocks that split unevenly (5 blocks over 2, 3 or 4 programs, over 4 with an empty last run; the last block a
+    partial one). Block mode also from M-major activation scales (the layout cuBLAS takes; the kernel loads them a
+    K block ahead, never past the run): the same bits."""
     from breccia.triton import _gemm
 
     m, k, n = 70, 600, 200
