@@ -90,12 +90,7 @@ def _cell(tag: str, mod: Any, x: Any, st: Any, plans: list[Any], cfg: W.MmaConfi
     """One config's table cell: checked against the FP64 product (NaN-poisoned output), then timed."""
     out = torch.full((x.shape[0], ref.shape[1]), float("nan"), dtype=torch.bfloat16, device="cuda")
     try:
-        mod.launch(
-            x,
-            W._plan(st),
-            out,
-            cfg,
-        )
+        mod.launch(x, W._plan(st), out, cfg)
         torch.cuda.synchronize()
     except Exception as e:  # a config that does not compile or fit is a result
         return f"{tag}: {type(e).__name__} {str(e)[:80]}"

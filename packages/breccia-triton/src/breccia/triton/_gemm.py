@@ -142,12 +142,10 @@ def _gemm_kernel(
             a = tl.load(a_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
             b = tl.load(b_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
             cur = tl.dot(a, b, out_dtype=tl.float32)
-            sa = tl.load(sa_ptr + offs_m * s_sam + (kb - 1) * s_sak, mask=m_ok, other=0.0)
-            sb = tl.load(sb_ptr + (kb - 1) * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
+            sa, sb = _block_scales(sa_ptr, sb_ptr, offs_m, offs_n, m_ok, n_ok, kb - 1, nk, s_sam, s_sak, s_sbk, s_sbn)
             acc += prev * (sa[:, None] * sb[None, :])
             prev = cur
-        sa = tl.load(sa_ptr + offs_m * s_sam + (nk - 1) * s_sak, mask=m_ok, other=0.0)
-        sb = tl.load(sb_ptr + (nk - 1) * s_sbk + (offs_n // 128) * s_sbn, mask=n_ok, other=0.0)
+        sa, sb = _block_scales(sa_ptr, sb_ptr, offs_m, offs_n, m_ok, n_ok, nk - 1, nk, s_sam, s_sak, s_sbk, s_sbn)
         acc += prev * (sa[:, None] * sb[None, :])
     else:
         kb0 = 0
